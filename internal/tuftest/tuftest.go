@@ -1,0 +1,208 @@
+// Package tuftest makes real TUF repositories for tests: fresh in-memory
+// keys, a repository created and signed by tufrepo, bundles built from
+// policy files, and helpers that re-sign metadata the way an attacker
+// holding some keys would.
+package tuftest
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"ward.dev/ward/bundle"
+	"ward.dev/ward/bundle/tufrepo"
+	"ward.dev/ward/bundle/tuflayout"
+)
+
+// NewSigner returns a fresh ECDSA P-256 signer.
+func NewSigner(tb testing.TB) signature.SignerVerifier {
+	tb.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sv, err := signature.LoadECDSASignerVerifier(priv, crypto.SHA256)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return sv
+}
+
+// Clock is a settable clock for tests.
+type Clock struct{ T time.Time }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time { return c.T }
+
+// Repo is a repository in a temporary directory with all its keys.
+type Repo struct {
+	*tufrepo.Repo
+	Dir     string
+	Signers tufrepo.Signers
+	Clock   *Clock
+}
+
+// Options shape NewRepo.
+type Options struct {
+	// Envs defaults to dev, staging, prod.
+	Envs []string
+	// Keys is how many keys each role gets (default 1; root 1).
+	Keys map[string]int
+	// Thresholds per role (default 1).
+	Thresholds map[string]int
+	// Expiry of newly signed metadata; zero fields keep defaults.
+	Expiry tufrepo.Expiry
+}
+
+// NewRepo creates a repository signed with fresh keys.
+func NewRepo(tb testing.TB, o Options) *Repo {
+	tb.Helper()
+	if len(o.Envs) == 0 {
+		o.Envs = []string{"dev", "staging", "prod"}
+	}
+	clock := &Clock{T: time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)}
+	dir := filepath.Join(tb.TempDir(), "tuf")
+	signers := tufrepo.Signers{}
+	for _, role := range append([]string{tuflayout.Root, tuflayout.Targets, tuflayout.Snapshot, tuflayout.Timestamp}, o.Envs...) {
+		n := o.Keys[role]
+		if n < 1 {
+			n = 1
+		}
+		for range n {
+			signers[role] = append(signers[role], NewSigner(tb))
+		}
+	}
+	r := tufrepo.Open(dir, tufrepo.WithClock(clock.Now), tufrepo.WithExpiry(o.Expiry))
+	if err := r.Create(tufrepo.CreateOptions{Envs: o.Envs, Signers: signers, Thresholds: o.Thresholds}); err != nil {
+		tb.Fatal(err)
+	}
+	return &Repo{Repo: r, Dir: dir, Signers: signers, Clock: clock}
+}
+
+// Root returns metadata/1.root.json, the root a client pins.
+func (r *Repo) Root(tb testing.TB) []byte {
+	tb.Helper()
+	data, err := os.ReadFile(filepath.Join(r.Dir, "metadata", "1.root.json"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return data
+}
+
+// Publish builds a bundle of one policy document with content and
+// publishes it to env.
+func (r *Repo) Publish(tb testing.TB, env, content string) *tufrepo.Release {
+	tb.Helper()
+	rel, err := r.Repo.Publish(env, Bundle(tb, map[string]string{"policy.yaml": content}), r.Signers)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return rel
+}
+
+// Bundle builds a bundle of the given policy files (name → content).
+func Bundle(tb testing.TB, files map[string]string) []byte {
+	tb.Helper()
+	dir := tb.TempDir()
+	for name, content := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	b, err := bundle.Build(dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b.Bytes
+}
+
+// Path returns the absolute path of a repository file ("metadata/timestamp.json").
+func (r *Repo) Path(name string) string { return filepath.Join(r.Dir, filepath.FromSlash(name)) }
+
+// Read returns a repository file.
+func (r *Repo) Read(tb testing.TB, name string) []byte {
+	tb.Helper()
+	data, err := os.ReadFile(r.Path(name))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return data
+}
+
+// Write replaces a repository file.
+func (r *Repo) Write(tb testing.TB, name string, data []byte) {
+	tb.Helper()
+	if err := os.MkdirAll(filepath.Dir(r.Path(name)), 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(r.Path(name), data, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// Resign loads a metadata file, lets mutate change it, signs it with the
+// given signers only (as an attacker holding those keys would) and writes
+// it under name. It returns the bytes written.
+func Resign[T metadata.Roles](tb testing.TB, r *Repo, from, name string, empty *metadata.Metadata[T], mutate func(*T), signers ...signature.Signer) []byte {
+	tb.Helper()
+	md, err := empty.FromBytes(r.Read(tb, from))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	mutate(&md.Signed)
+	md.ClearSignatures()
+	for _, s := range signers {
+		if _, err := md.Sign(s); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	data, err := md.ToBytes(true)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r.Write(tb, name, data)
+	return data
+}
+
+// Versions reads the current version of each role from the repository:
+// timestamp, snapshot, targets and each environment.
+func (r *Repo) Versions(tb testing.TB) map[string]int64 {
+	tb.Helper()
+	ts, err := metadata.Timestamp().FromBytes(r.Read(tb, tuflayout.TimestampMetadata))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out := map[string]int64{tuflayout.Timestamp: ts.Signed.Version, tuflayout.Snapshot: ts.Signed.Meta["snapshot.json"].Version}
+	snap, err := metadata.Snapshot().FromBytes(r.Read(tb, tuflayout.VersionedMetadata(tuflayout.Snapshot, out[tuflayout.Snapshot])))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for name, m := range snap.Signed.Meta {
+		out[name[:len(name)-len(".json")]] = m.Version
+	}
+	return out
+}
+
+// Name is VersionedMetadata for a role at the version Versions reports
+// plus delta.
+func (r *Repo) Name(tb testing.TB, role string, delta int64) string {
+	tb.Helper()
+	v := r.Versions(tb)[role]
+	if v == 0 {
+		tb.Fatal(fmt.Sprintf("role %s not found", role))
+	}
+	return tuflayout.VersionedMetadata(role, v+delta)
+}
