@@ -9,8 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
-	"slices"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"ward.dev/ward/bundle"

@@ -14,7 +14,6 @@ import (
 	"ward.dev/ward/bundle/tuflayout"
 )
 
-
 // CreateOptions describe a new repository. Signers holds the keys of every
 // role: root, targets, snapshot, timestamp and each environment in Envs.
 // Thresholds default to 1; a role needs at least its threshold of keys.

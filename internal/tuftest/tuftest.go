@@ -19,8 +19,8 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"ward.dev/ward/bundle"
-	"ward.dev/ward/bundle/tufrepo"
 	"ward.dev/ward/bundle/tuflayout"
+	"ward.dev/ward/bundle/tufrepo"
 )
 
 // NewSigner returns a fresh ECDSA P-256 signer.

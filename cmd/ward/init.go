@@ -1,0 +1,226 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"ward.dev/ward/bundle/keys"
+	"ward.dev/ward/bundle/tufrepo"
+	"ward.dev/ward/bundle/tuflayout"
+	"ward.dev/ward/internal/policyrepo"
+)
+
+type initOptions struct {
+	envs       []string
+	counts     []string
+	thresholds []string
+	policies   string
+	tuf        string
+}
+
+const examplePolicy = `# An ImagePolicy: images matching the globs must be signed by the key below.
+# Field names follow sigstore policy-controller's ClusterImagePolicy.
+apiVersion: policy.ward.dev/v1
+kind: ImagePolicy
+metadata:
+  name: signed-team-images
+spec:
+  mode: enforce            # enforce | warn | audit
+  images:
+    - glob: "registry.example.com/team/**"
+  authorities:
+    - name: team-key
+      key:
+        data: |
+          -----BEGIN PUBLIC KEY-----
+          REPLACE-WITH-YOUR-COSIGN-PUBLIC-KEY
+          -----END PUBLIC KEY-----
+`
+
+func newInitCommand() *cobra.Command {
+	o := initOptions{}
+	cmd := &cobra.Command{
+		Use:   "init [DIR]",
+		Short: "Make a policy repository with a TUF repository and fresh keys",
+		Long: `Make a policy repository in DIR (default: the current folder):
+
+  ward.yaml     where the policies and the TUF repository are, and the keys
+  policies/     the policy documents, with an example
+  tuf/          a TUF repository: root, targets, snapshot, timestamp and one
+                delegated role per environment, signed with fresh keys
+  keys/         the private keys (ECDSA P-256), git-ignored; move the root
+                and targets keys offline, keep snapshot and timestamp in CI
+
+Each role gets one key and threshold 1, except root: 3 keys, threshold 2.
+Set WARD_KEY_PASSWORD to encrypt the new keys (cosign's format).`,
+		Example: `  ward init my-policies
+  ward init --envs dev,prod --keys prod=3 --threshold prod=2 my-policies`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir := "."
+			if len(args) == 1 {
+				dir = args[0]
+			}
+			return o.run(cmd, dir)
+		},
+	}
+	cmd.Flags().StringSliceVar(&o.envs, "envs", []string{"dev", "staging", "prod"}, "environments, in promotion order")
+	cmd.Flags().StringArrayVar(&o.counts, "keys", nil, "how many keys a role gets, ROLE=N (repeatable)")
+	cmd.Flags().StringArrayVar(&o.thresholds, "threshold", nil, "how many of a role's keys must sign, ROLE=N (repeatable)")
+	cmd.Flags().StringVar(&o.policies, "policies", "policies", "policy folder, relative to DIR")
+	cmd.Flags().StringVar(&o.tuf, "tuf", "tuf", "TUF repository folder, relative to DIR")
+	return cmd
+}
+
+func parseRoleInts(flag string, values []string, roles []string) (map[string]int, error) {
+	out := map[string]int{}
+	for _, v := range values {
+		role, n, ok := strings.Cut(v, "=")
+		i, err := strconv.Atoi(n)
+		if !ok || err != nil || i < 1 {
+			return nil, fmt.Errorf("--%s %q: want ROLE=N with N at least 1", flag, v)
+		}
+		if !contains(roles, role) {
+			return nil, fmt.Errorf("--%s %q: unknown role %q (roles: %s)", flag, v, role, strings.Join(roles, ", "))
+		}
+		out[role] = i
+	}
+	return out, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (o *initOptions) run(cmd *cobra.Command, dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, policyrepo.FileName)); err == nil {
+		return fmt.Errorf("%s already has a %s; ward init makes a new policy repository", dir, policyrepo.FileName)
+	}
+	if len(o.envs) == 0 {
+		return errors.New("--envs: at least one environment is needed")
+	}
+	for _, env := range o.envs {
+		if err := tuflayout.ValidateEnv(env); err != nil {
+			return fmt.Errorf("--envs: %w", err)
+		}
+	}
+	roles := append([]string{tuflayout.Root, tuflayout.Targets, tuflayout.Snapshot, tuflayout.Timestamp}, o.envs...)
+	counts, err := parseRoleInts("keys", o.counts, roles)
+	if err != nil {
+		return err
+	}
+	thresholds, err := parseRoleInts("threshold", o.thresholds, roles)
+	if err != nil {
+		return err
+	}
+	if _, ok := counts[tuflayout.Root]; !ok {
+		counts[tuflayout.Root] = 3
+	}
+	if _, ok := thresholds[tuflayout.Root]; !ok {
+		thresholds[tuflayout.Root] = min(2, counts[tuflayout.Root])
+	}
+	for _, role := range roles {
+		if counts[role] == 0 {
+			counts[role] = 1
+		}
+		if thresholds[role] == 0 {
+			thresholds[role] = 1
+		}
+		if thresholds[role] > counts[role] {
+			return fmt.Errorf("role %s: threshold %d is more than its %d key(s)", role, thresholds[role], counts[role])
+		}
+	}
+	tufDir := filepath.Join(dir, o.tuf)
+	if _, err := os.Stat(filepath.Join(tufDir, tuflayout.MetadataDir)); err == nil {
+		return fmt.Errorf("%s already holds a TUF repository", tufDir)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("failed to create %s: %w", dir, err)
+	}
+
+	cfg := policyrepo.Config{
+		APIVersion: policyrepo.APIVersion, Kind: policyrepo.Kind,
+		Policies: o.policies, TUF: o.tuf, Environments: o.envs, Keys: map[string][]string{},
+	}
+	pass := []byte(os.Getenv("WARD_KEY_PASSWORD"))
+	signers := tufrepo.Signers{}
+	for _, role := range roles {
+		for i := range counts[role] {
+			name := role + ".key"
+			if counts[role] > 1 {
+				name = fmt.Sprintf("%s-%d.key", role, i+1)
+			}
+			rel := filepath.ToSlash(filepath.Join("keys", name))
+			if _, err := keys.Generate(filepath.Join(dir, rel), pass); err != nil {
+				return fmt.Errorf("failed to generate a key for %s: %w", role, err)
+			}
+			s, err := keys.Load(cmd.Context(), filepath.Join(dir, rel))
+			if err != nil {
+				return err
+			}
+			signers[role] = append(signers[role], s)
+			cfg.Keys[role] = append(cfg.Keys[role], rel)
+		}
+	}
+	repo := &policyrepo.Repo{Dir: dir, Config: cfg}
+	if err := repo.TUF().Create(tufrepo.CreateOptions{Envs: o.envs, Signers: signers, Thresholds: thresholds}); err != nil {
+		return fmt.Errorf("failed to create the TUF repository: %w", err)
+	}
+	if err := repo.Save(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(repo.PoliciesDir(), 0o755); err != nil {
+		return err
+	}
+	example := filepath.Join(repo.PoliciesDir(), "example-image-policy.yaml")
+	if _, err := os.Stat(example); errors.Is(err, fs.ErrNotExist) {
+		if err := os.WriteFile(example, []byte(examplePolicy), 0o644); err != nil {
+			return err
+		}
+	}
+	if err := ensureGitignore(dir, "keys/"); err != nil {
+		return err
+	}
+
+	p := printer{cmd.OutOrStdout()}
+	p.line("Made a policy repository in %s:", dir)
+	p.line("  %-36s configuration", policyrepo.FileName)
+	p.line("  %-36s an example ImagePolicy", filepath.ToSlash(filepath.Join(o.policies, "example-image-policy.yaml")))
+	p.line("  %-36s TUF repository for %s; pin %s/metadata/1.root.json in the controller", o.tuf+"/", strings.Join(o.envs, ", "), o.tuf)
+	for _, role := range roles {
+		p.line("  %-36s %s: %d key(s), threshold %d", "keys/"+role+"*.key", role, counts[role], thresholds[role])
+	}
+	p.line("  %-36s keeps keys/ out of Git", ".gitignore")
+	p.line("")
+	p.line("Next: edit the policy, commit, then `ward publish --env %s %s`.", o.envs[0], dir)
+	return nil
+}
+
+func ensureGitignore(dir, line string) error {
+	path := filepath.Join(dir, ".gitignore")
+	data, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for l := range strings.SplitSeq(string(data), "\n") {
+		if strings.TrimSpace(l) == line {
+			return nil
+		}
+	}
+	if len(data) > 0 && !strings.HasSuffix(string(data), "\n") {
+		data = append(data, '\n')
+	}
+	return os.WriteFile(path, append(data, []byte(line+"\n")...), 0o644)
+}

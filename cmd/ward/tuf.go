@@ -1,0 +1,143 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"ward.dev/ward/bundle/tufclient"
+)
+
+func newTUFCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "tuf", Short: "TUF tools"}
+	cmd.AddCommand(newTUFClientCommand())
+	return cmd
+}
+
+type tufClientOptions struct {
+	metadataDir string
+	metadataURL string
+}
+
+// newTUFClientCommand speaks the tuf-conformance client protocol over
+// ward's own client code:
+//
+//	client --metadata-dir DIR init TRUSTED_ROOT
+//	client --metadata-dir DIR --metadata-url URL refresh
+//	client --metadata-dir DIR --metadata-url URL --target-name P ... --target-base-url URL --target-dir DIR download
+func newTUFClientCommand() *cobra.Command {
+	o := &tufClientOptions{}
+	cmd := &cobra.Command{
+		Use:   "client",
+		Short: "A TUF client speaking the tuf-conformance protocol, on ward's client code",
+		Long: `A generic TUF client for the tuf-conformance test suite, built on the same
+client code the controller uses. Exit 0 on success, 1 on failure.`,
+	}
+	cmd.PersistentFlags().StringVar(&o.metadataDir, "metadata-dir", "", "folder of trusted metadata (required)")
+	cmd.PersistentFlags().StringVar(&o.metadataURL, "metadata-url", "", "base URL of the repository's metadata")
+
+	initCmd := &cobra.Command{
+		Use:   "init TRUSTED_ROOT",
+		Short: "Trust a root: copy it into the metadata folder",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.metadataDir == "" {
+				return errors.New("--metadata-dir is required")
+			}
+			data, err := os.ReadFile(args[0])
+			if err != nil {
+				return failed(err)
+			}
+			if err := os.MkdirAll(o.metadataDir, 0o700); err != nil {
+				return failed(err)
+			}
+			// Check it is a root signed by its own threshold before trusting it.
+			c, cleanup, err := o.client(data, "")
+			if err != nil {
+				return failed(err)
+			}
+			_ = c
+			cleanup()
+			if err := os.WriteFile(filepath.Join(o.metadataDir, "root.json"), data, 0o600); err != nil {
+				return failed(err)
+			}
+			return nil
+		},
+	}
+	refresh := &cobra.Command{
+		Use:   "refresh",
+		Short: "Update the top-level metadata",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, cleanup, err := o.trusted("")
+			if err != nil {
+				return failed(err)
+			}
+			defer cleanup()
+			if err := c.Refresh(cmd.Context()); err != nil {
+				return failed(err)
+			}
+			return nil
+		},
+	}
+	var names []string
+	var baseURL, targetDir string
+	download := &cobra.Command{
+		Use:   "download",
+		Short: "Refresh, then download and verify each target into --target-dir",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if targetDir == "" || baseURL == "" {
+				return errors.New("--target-dir and --target-base-url are required")
+			}
+			c, cleanup, err := o.trusted(baseURL)
+			if err != nil {
+				return failed(err)
+			}
+			defer cleanup()
+			if err := os.MkdirAll(targetDir, 0o755); err != nil {
+				return failed(err)
+			}
+			if err := c.Download(cmd.Context(), targetDir, names...); err != nil {
+				return failed(err)
+			}
+			return nil
+		},
+	}
+	download.Flags().StringArrayVar(&names, "target-name", nil, "target path (repeatable)")
+	download.Flags().StringVar(&baseURL, "target-base-url", "", "base URL of the targets")
+	download.Flags().StringVar(&targetDir, "target-dir", "", "folder to download targets into")
+	cmd.AddCommand(initCmd, refresh, download)
+	return cmd
+}
+
+func (o *tufClientOptions) trusted(targetsURL string) (*tufclient.Client, func(), error) {
+	if o.metadataDir == "" || o.metadataURL == "" {
+		return nil, nil, errors.New("--metadata-dir and --metadata-url are required")
+	}
+	root, err := os.ReadFile(filepath.Join(o.metadataDir, "root.json"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("no trusted root (run init first): %w", err)
+	}
+	return o.client(root, targetsURL)
+}
+
+// client makes a client whose trusted metadata lives in --metadata-dir; its
+// other state goes to a temporary folder that cleanup removes.
+func (o *tufClientOptions) client(root []byte, targetsURL string) (*tufclient.Client, func(), error) {
+	state, err := os.MkdirTemp("", "ward-tuf-client-")
+	if err != nil {
+		return nil, nil, err
+	}
+	cleanup := func() { os.RemoveAll(state) }
+	f := tufclient.HTTPFetcher{MetadataURL: o.metadataURL, TargetsURL: targetsURL}
+	c, err := tufclient.New(root, f, state, tufclient.WithDirs(o.metadataDir, filepath.Join(state, "targets")))
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return c, cleanup, nil
+}
