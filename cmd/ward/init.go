@@ -12,8 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"ward.dev/ward/bundle/keys"
-	"ward.dev/ward/bundle/tufrepo"
 	"ward.dev/ward/bundle/tuflayout"
+	"ward.dev/ward/bundle/tufrepo"
 	"ward.dev/ward/internal/policyrepo"
 )
 

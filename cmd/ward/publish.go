@@ -9,8 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"ward.dev/ward/bundle"
-	"ward.dev/ward/bundle/tufrepo"
 	"ward.dev/ward/bundle/tuflayout"
+	"ward.dev/ward/bundle/tufrepo"
 )
 
 func printRelease(o *outputOptions, cmd *cobra.Command, verb string, rel *tufrepo.Release) error {

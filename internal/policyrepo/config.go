@@ -17,8 +17,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"ward.dev/ward/bundle/keys"
-	"ward.dev/ward/bundle/tufrepo"
 	"ward.dev/ward/bundle/tuflayout"
+	"ward.dev/ward/bundle/tufrepo"
 )
 
 // FileName is the configuration file at a policy repository's root.
