@@ -61,16 +61,16 @@ and digest. Needs the keys of ENV, snapshot and timestamp (ward.yaml or
 			if _, err := tuf.Current(env); err != nil {
 				return err
 			}
+			signers, err := repo.Signers(cmd.Context(), overrides, env, tuflayout.Snapshot, tuflayout.Timestamp)
+			if err != nil {
+				return err
+			}
 			progress(cmd, "building %s", repo.PoliciesDir())
 			b, err := bundle.Build(repo.PoliciesDir(), buildOptions(allow)...)
 			if err != nil {
 				return err
 			}
 			progress(cmd, "built %s: %d policies, commit %s", b.Digest, len(b.Manifest.Policies), orNone(b.Manifest.Source.Commit))
-			signers, err := repo.Signers(cmd.Context(), overrides, env, tuflayout.Snapshot, tuflayout.Timestamp)
-			if err != nil {
-				return err
-			}
 			rel, err := tuf.Publish(env, b.Bytes, signers)
 			if err != nil {
 				return err

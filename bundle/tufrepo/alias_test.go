@@ -1,0 +1,5 @@
+package tufrepo_test
+
+import "crypto"
+
+type tufrepoPub = crypto.PublicKey
