@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"ward.dev/ward/bundle"
-	"ward.dev/ward/bundle/tufrepo"
 	"ward.dev/ward/bundle/tuflayout"
+	"ward.dev/ward/bundle/tufrepo"
 	"ward.dev/ward/internal/tuftest"
 )
 
