@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -87,21 +88,12 @@ func parseRoleInts(flag string, values []string, roles []string) (map[string]int
 		if !ok || err != nil || i < 1 {
 			return nil, fmt.Errorf("--%s %q: want ROLE=N with N at least 1", flag, v)
 		}
-		if !contains(roles, role) {
+		if !slices.Contains(roles, role) {
 			return nil, fmt.Errorf("--%s %q: unknown role %q (roles: %s)", flag, v, role, strings.Join(roles, ", "))
 		}
 		out[role] = i
 	}
 	return out, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 func (o *initOptions) run(cmd *cobra.Command, dir string) error {

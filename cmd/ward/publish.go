@@ -11,6 +11,7 @@ import (
 	"ward.dev/ward/bundle"
 	"ward.dev/ward/bundle/tuflayout"
 	"ward.dev/ward/bundle/tufrepo"
+	"ward.dev/ward/internal/policyrepo"
 )
 
 func printRelease(o *outputOptions, cmd *cobra.Command, verb string, rel *tufrepo.Release) error {
@@ -30,6 +31,27 @@ func printRelease(o *outputOptions, cmd *cobra.Command, verb string, rel *tufrep
 		}
 		p.line("  expires: %s (role %s v%d)", rel.Expires.Format(time.RFC3339), rel.Env, rel.RoleVersion)
 	})
+}
+
+// release loads the repository, checks that every environment in envs
+// exists, loads the keys of signer (an environment) with snapshot and
+// timestamp, and runs op with them.
+func (ro *repoOptions) release(cmd *cobra.Command, args, envs []string, signer string, op func(*policyrepo.Repo, *tufrepo.Repo, tufrepo.Signers) (*tufrepo.Release, error)) (*tufrepo.Release, error) {
+	repo, overrides, err := ro.load(args)
+	if err != nil {
+		return nil, err
+	}
+	tuf := repo.TUF()
+	for _, env := range envs {
+		if _, err := tuf.Current(env); err != nil {
+			return nil, err
+		}
+	}
+	signers, err := repo.Signers(cmd.Context(), overrides, signer, tuflayout.Snapshot, tuflayout.Timestamp)
+	if err != nil {
+		return nil, err
+	}
+	return op(repo, tuf, signers)
 }
 
 func newPublishCommand() *cobra.Command {
@@ -53,25 +75,15 @@ and digest. Needs the keys of ENV, snapshot and timestamp (ward.yaml or
 			if env == "" {
 				return errors.New("--env is required")
 			}
-			repo, overrides, err := ro.load(args)
-			if err != nil {
-				return err
-			}
-			tuf := repo.TUF()
-			if _, err := tuf.Current(env); err != nil {
-				return err
-			}
-			signers, err := repo.Signers(cmd.Context(), overrides, env, tuflayout.Snapshot, tuflayout.Timestamp)
-			if err != nil {
-				return err
-			}
-			progress(cmd, "building %s", repo.PoliciesDir())
-			b, err := bundle.Build(repo.PoliciesDir(), buildOptions(allow)...)
-			if err != nil {
-				return err
-			}
-			progress(cmd, "built %s: %d policies, commit %s", b.Digest, len(b.Manifest.Policies), orNone(b.Manifest.Source.Commit))
-			rel, err := tuf.Publish(env, b.Bytes, signers)
+			rel, err := ro.release(cmd, args, []string{env}, env, func(repo *policyrepo.Repo, tuf *tufrepo.Repo, signers tufrepo.Signers) (*tufrepo.Release, error) {
+				progress(cmd, "building %s", repo.PoliciesDir())
+				b, err := bundle.Build(repo.PoliciesDir(), buildOptions(allow)...)
+				if err != nil {
+					return nil, err
+				}
+				progress(cmd, "built %s: %d policies, commit %s", b.Digest, len(b.Manifest.Policies), orNone(b.Manifest.Source.Commit))
+				return tuf.Publish(env, b.Bytes, signers)
+			})
 			if err != nil {
 				return err
 			}
@@ -104,21 +116,9 @@ keys of B, snapshot and timestamp.`,
 			if from == "" || to == "" {
 				return errors.New("--from and --to are required")
 			}
-			repo, overrides, err := ro.load(args)
-			if err != nil {
-				return err
-			}
-			tuf := repo.TUF()
-			for _, env := range []string{from, to} {
-				if _, err := tuf.Current(env); err != nil {
-					return err
-				}
-			}
-			signers, err := repo.Signers(cmd.Context(), overrides, to, tuflayout.Snapshot, tuflayout.Timestamp)
-			if err != nil {
-				return err
-			}
-			rel, err := tuf.Promote(from, to, signers)
+			rel, err := ro.release(cmd, args, []string{from, to}, to, func(_ *policyrepo.Repo, tuf *tufrepo.Repo, signers tufrepo.Signers) (*tufrepo.Release, error) {
+				return tuf.Promote(from, to, signers)
+			})
 			if err != nil {
 				return err
 			}
@@ -156,19 +156,9 @@ ward history. The usual way back is a git revert, published as usual.`,
 			if err != nil || n < 1 {
 				return fmt.Errorf("--to-version %q: want a version number such as 3", to)
 			}
-			repo, overrides, err := ro.load(args)
-			if err != nil {
-				return err
-			}
-			tuf := repo.TUF()
-			if _, err := tuf.Current(env); err != nil {
-				return err
-			}
-			signers, err := repo.Signers(cmd.Context(), overrides, env, tuflayout.Snapshot, tuflayout.Timestamp)
-			if err != nil {
-				return err
-			}
-			rel, err := tuf.Rollback(env, n, signers)
+			rel, err := ro.release(cmd, args, []string{env}, env, func(_ *policyrepo.Repo, tuf *tufrepo.Repo, signers tufrepo.Signers) (*tufrepo.Release, error) {
+				return tuf.Rollback(env, n, signers)
+			})
 			if err != nil {
 				return err
 			}

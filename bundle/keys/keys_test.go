@@ -1,0 +1,108 @@
+package keys_test
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/sigstore/sigstore/pkg/signature/kms"
+
+	"ward.dev/ward/bundle/keys"
+)
+
+// testKMS is a KMS provider registered through sigstore's kms package, as
+// cloud providers are; it signs with a key kept in the test.
+type testKMS struct {
+	signature.SignerVerifier
+}
+
+func (testKMS) CreateKey(context.Context, string) (crypto.PublicKey, error) { return nil, nil }
+func (testKMS) CryptoSigner(context.Context, func(error)) (crypto.Signer, crypto.SignerOpts, error) {
+	return nil, nil, errors.New("not supported")
+}
+func (testKMS) SupportedAlgorithms() []string { return nil }
+func (testKMS) DefaultAlgorithm() string      { return "" }
+
+func TestLoadFileAndKMS(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.key")
+	pub, err := keys.Generate(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.Generate(path, nil); err == nil {
+		t.Fatal("Generate overwrote an existing key")
+	}
+	s, err := keys.Load(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := keys.LoadPublic(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.PublicKey()
+	if !got.(interface{ Equal(crypto.PublicKey) bool }).Equal(want) {
+		t.Fatal("public key file does not match the private key")
+	}
+
+	kms.AddProvider("wardtest://", func(context.Context, string, crypto.Hash, ...signature.RPCOption) (kms.SignerVerifier, error) {
+		return testKMS{s}, nil
+	})
+	ks, err := keys.Load(t.Context(), "wardtest://keys/dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := ks.SignMessage(bytes.NewReader([]byte("m")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.VerifySignature(bytes.NewReader(sig), bytes.NewReader([]byte("m"))); err != nil {
+		t.Fatalf("KMS signature does not verify: %v", err)
+	}
+	_, id1, _ := keys.TUFKey(s)
+	_, id2, _ := keys.TUFKey(ks)
+	if id1 != id2 {
+		t.Fatal("same key, different TUF key IDs")
+	}
+	if _, err := keys.Load(t.Context(), "nosuchkms://x"); err == nil {
+		t.Fatal("unknown KMS accepted")
+	}
+}
+
+func TestLoadRefusesBadFiles(t *testing.T) {
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big.key")
+	os.WriteFile(big, make([]byte, keys.MaxKeyFileBytes+1), 0o600)
+	notKey := filepath.Join(dir, "pub.key")
+	keys.Generate(filepath.Join(dir, "x.key"), nil)
+	data, _ := os.ReadFile(filepath.Join(dir, "x.pub"))
+	os.WriteFile(notKey, data, 0o600)
+	enc := filepath.Join(dir, "enc.key")
+	keys.Generate(enc, []byte("pw"))
+	for _, v := range keys.PasswordEnv {
+		t.Setenv(v, "")
+		os.Unsetenv(v)
+	}
+	for name, path := range map[string]string{"oversized": big, "public key": notKey, "missing": filepath.Join(dir, "none.key")} {
+		if _, err := keys.Load(t.Context(), path); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := keys.Load(t.Context(), enc); !errors.Is(err, keys.ErrNoPassword) {
+		t.Errorf("encrypted key without a password: %v", err)
+	}
+	t.Setenv("COSIGN_PASSWORD", "pw")
+	if _, err := keys.Load(t.Context(), enc); err != nil {
+		t.Errorf("encrypted key with COSIGN_PASSWORD: %v", err)
+	}
+	if !strings.HasSuffix(enc, ".key") {
+		t.Fatal()
+	}
+}
