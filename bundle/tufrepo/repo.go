@@ -1,6 +1,7 @@
 package tufrepo
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"ward.dev/ward/bundle/keys"
+	"ward.dev/ward/bundle/tufclient"
 	"ward.dev/ward/bundle/tuflayout"
 )
 
@@ -101,26 +103,18 @@ func (s *state) envNames() []string {
 }
 
 func (r *Repo) read(name string) ([]byte, error) {
-	f, err := os.Open(filepath.Join(r.dir, filepath.FromSlash(name)))
-	if err != nil {
-		return nil, err
+	data, err := tufclient.DirFetcher{Dir: r.dir}.Fetch(context.Background(), name, MaxMetadataBytes)
+	if errors.Is(err, tufclient.ErrNotFound) {
+		return nil, fmt.Errorf("%s: %w", name, fs.ErrNotExist)
 	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxMetadataBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > MaxMetadataBytes {
-		return nil, fmt.Errorf("%s is over %d bytes", name, MaxMetadataBytes)
-	}
-	return data, nil
+	return data, err
 }
 
 func corrupt(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrCorrupt, fmt.Sprintf(format, args...))
 }
 
-// latestRoot returns the highest N of metadata/N.root.json, checking that
+// rootVersions lists the N of every metadata/N.root.json, checking that
 // the chain has no gap.
 func (r *Repo) rootVersions() ([]int64, error) {
 	entries, err := os.ReadDir(filepath.Join(r.dir, tuflayout.MetadataDir))
