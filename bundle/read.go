@@ -146,7 +146,7 @@ func Read(r io.Reader, opts ...ReadOption) (*Contents, error) {
 		return nil, refuse(ErrCorrupt, "", "%v", err)
 	}
 	gz.Multistream(false)
-	budget := &budgetReader{r: bufio.NewReader(gz), left: lim.MaxUncompressedBytes}
+	budget := &budgetReader{r: bufio.NewReader(gz), left: lim.MaxUncompressedBytes, limit: lim.MaxUncompressedBytes}
 	tr := tar.NewReader(budget)
 	var manifest []byte
 	seen := map[string]bool{}
@@ -156,10 +156,7 @@ func Read(r io.Reader, opts ...ReadOption) (*Contents, error) {
 			break
 		}
 		if err != nil {
-			if budget.exceeded {
-				return nil, refuse(ErrTooLarge, "", "uncompressed size is over %d bytes", lim.MaxUncompressedBytes)
-			}
-			return nil, refuse(ErrCorrupt, "", "%v", err)
+			return nil, readErr(err, "")
 		}
 		if n >= lim.MaxEntries {
 			return nil, refuse(ErrTooManyFiles, "", "more than %d entries", lim.MaxEntries)
@@ -180,10 +177,7 @@ func Read(r io.Reader, opts ...ReadOption) (*Contents, error) {
 		}
 		data, err := io.ReadAll(io.LimitReader(tr, hdr.Size+1))
 		if err != nil {
-			if budget.exceeded {
-				return nil, refuse(ErrTooLarge, "", "uncompressed size is over %d bytes", lim.MaxUncompressedBytes)
-			}
-			return nil, refuse(ErrCorrupt, name, "%v", err)
+			return nil, readErr(err, name)
 		}
 		if int64(len(data)) != hdr.Size {
 			return nil, refuse(ErrCorrupt, name, "short entry")
@@ -197,9 +191,6 @@ func Read(r io.Reader, opts ...ReadOption) (*Contents, error) {
 	// Nothing but tar's zero padding may follow the archive inside the gzip
 	// member, and nothing may follow the member.
 	if err := checkTrailer(budget, rawReader); err != nil {
-		if budget.exceeded {
-			return nil, refuse(ErrTooLarge, "", "uncompressed size is over %d bytes", lim.MaxUncompressedBytes)
-		}
 		return nil, err
 	}
 	if manifest == nil {
@@ -260,12 +251,23 @@ func checkEntryName(name string) error {
 	return nil
 }
 
+// readErr turns a failed read into a refusal: a refusal raised below (the
+// uncompressed budget) as it is, anything else as a corrupt archive.
+func readErr(err error, entry string) error {
+	var ee *EntryError
+	if errors.As(err, &ee) {
+		return ee
+	}
+	return refuse(ErrCorrupt, entry, "%v", err)
+}
+
 // budgetReader stops reading once the uncompressed budget is spent, so a
-// gzip bomb costs no more than the budget.
+// gzip bomb costs no more than the budget. Past it, it fails with the
+// refusal itself, which the tar reader passes up unchanged.
 type budgetReader struct {
-	r        io.Reader
-	left     int64
-	exceeded bool
+	r     io.Reader
+	left  int64
+	limit int64
 }
 
 func (b *budgetReader) Read(p []byte) (int, error) {
@@ -274,8 +276,7 @@ func (b *budgetReader) Read(p []byte) (int, error) {
 		var one [1]byte
 		n, err := b.r.Read(one[:])
 		if n > 0 {
-			b.exceeded = true
-			return 0, ErrTooLarge
+			return 0, refuse(ErrTooLarge, "", "uncompressed size is over %d bytes", b.limit)
 		}
 		return 0, err
 	}
@@ -294,7 +295,7 @@ func checkTrailer(rest io.Reader, raw *bytes.Reader) error {
 	const maxPadding = 64 << 10
 	tail, err := io.ReadAll(io.LimitReader(rest, maxPadding+1))
 	if err != nil {
-		return refuse(ErrCorrupt, "", "%v", err)
+		return readErr(err, "")
 	}
 	if len(tail) > maxPadding || bytes.IndexFunc(tail, func(r rune) bool { return r != 0 }) >= 0 {
 		return refuse(ErrCorrupt, "", "data after the end of the archive")

@@ -206,10 +206,7 @@ func TestReadStopsAGzipBomb(t *testing.T) {
 
 func FuzzRead(f *testing.F) {
 	dir := f.TempDir()
-	for name, content := range samplePolicies {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		mkdirWrite(f, p, content)
-	}
+	writeFiles(f, dir, samplePolicies)
 	b, err := bundle.Build(filepath.Join(dir, "policies"))
 	if err != nil {
 		f.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/sigstore/sigstore/pkg/signature"
@@ -101,8 +100,5 @@ func TestLoadRefusesBadFiles(t *testing.T) {
 	t.Setenv("COSIGN_PASSWORD", "pw")
 	if _, err := keys.Load(t.Context(), enc); err != nil {
 		t.Errorf("encrypted key with COSIGN_PASSWORD: %v", err)
-	}
-	if !strings.HasSuffix(enc, ".key") {
-		t.Fatal()
 	}
 }

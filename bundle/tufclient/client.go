@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -79,12 +80,9 @@ func WithDirs(metadataDir, targetsDir string) Option {
 // New returns a client that trusts pinnedRoot (a root.json, any version)
 // and keeps its state in stateDir.
 func New(pinnedRoot []byte, f Fetcher, stateDir string, opts ...Option) (*Client, error) {
-	root, err := metadata.Root().FromBytes(pinnedRoot)
+	root, err := CheckRoot(pinnedRoot)
 	if err != nil {
-		return nil, fmt.Errorf("failed to load pinned root: %w", err)
-	}
-	if err := root.VerifyDelegate(tuflayout.Root, root); err != nil {
-		return nil, fmt.Errorf("pinned root is not signed by its own threshold: %w", err)
+		return nil, err
 	}
 	if f == nil {
 		return nil, errors.New("a fetcher is required")
@@ -110,6 +108,19 @@ func New(pinnedRoot []byte, f Fetcher, stateDir string, opts ...Option) (*Client
 	return c, nil
 }
 
+// CheckRoot parses a root.json and checks that it is signed by its own
+// threshold: what a root must be before anyone pins it.
+func CheckRoot(data []byte) (*metadata.Metadata[metadata.RootType], error) {
+	root, err := metadata.Root().FromBytes(data)
+	if err != nil {
+		return nil, fmt.Errorf("failed to load pinned root: %w", err)
+	}
+	if err := root.VerifyDelegate(tuflayout.Root, root); err != nil {
+		return nil, fmt.Errorf("pinned root is not signed by its own threshold: %w", err)
+	}
+	return root, nil
+}
+
 // trustedRoot returns the root to start from: the persisted root.json when
 // it is at least as new as the pinned one, else the pinned root.
 func (c *Client) trustedRoot() []byte {
@@ -127,6 +138,16 @@ func (c *Client) trustedRoot() []byte {
 // scheme prefixes the pseudo URLs handed to go-tuf's updater; the adapter
 // strips it again.
 const scheme = "ward-repo:/"
+
+// refreshed returns an updater that has refreshed the top-level metadata.
+// The caller holds c.mu.
+func (c *Client) refreshed(ctx context.Context) (*updater.Updater, error) {
+	u, err := c.updater(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return u, u.Refresh()
+}
 
 func (c *Client) updater(ctx context.Context) (*updater.Updater, error) {
 	cfg, err := config.New(scheme+tuflayout.MetadataDir, c.trustedRoot())
@@ -154,11 +175,8 @@ func (c *Client) updater(ctx context.Context) (*updater.Updater, error) {
 func (c *Client) Refresh(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	u, err := c.updater(ctx)
-	if err != nil {
-		return classify("", err)
-	}
-	return classify("", u.Refresh())
+	_, err := c.refreshed(ctx)
+	return classify("", err)
 }
 
 // Download refreshes, then downloads and verifies each target path in
@@ -167,11 +185,8 @@ func (c *Client) Refresh(ctx context.Context) error {
 func (c *Client) Download(ctx context.Context, dir string, paths ...string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	u, err := c.updater(ctx)
+	u, err := c.refreshed(ctx)
 	if err != nil {
-		return classify("", err)
-	}
-	if err := u.Refresh(); err != nil {
 		return classify("", err)
 	}
 	for _, p := range paths {
@@ -179,7 +194,7 @@ func (c *Client) Download(ctx context.Context, dir string, paths ...string) erro
 		if err != nil {
 			return classify("", err)
 		}
-		local := filepath.Join(dir, strings.ReplaceAll(p, "/", "%2F"))
+		local := filepath.Join(dir, url.PathEscape(p))
 		if found, _, _ := u.FindCachedTarget(ti, local); found != "" {
 			continue
 		}
@@ -200,11 +215,8 @@ func (c *Client) Update(ctx context.Context, env string) (*Target, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	u, err := c.updater(ctx)
+	u, err := c.refreshed(ctx)
 	if err != nil {
-		return nil, classify(env, err)
-	}
-	if err := u.Refresh(); err != nil {
 		return nil, classify(env, err)
 	}
 	path := tuflayout.TargetPath(env)

@@ -1,6 +1,7 @@
 package tufclient_test
 
 import (
+	"crypto"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"ward.dev/ward/bundle"
@@ -118,7 +120,7 @@ func TestUpdatePublishPromoteRollback(t *testing.T) {
 	}
 }
 
-func TestUnknownEnvironmentIsNotFound(t *testing.T) {
+func TestMissingEnvironmentOrBundle(t *testing.T) {
 	f := newFixture(t, tuftest.Options{})
 	if _, err := f.client.Update(t.Context(), "qa"); !errors.Is(err, tufclient.ErrInvalid) {
 		t.Fatalf("got %v", err)
@@ -336,7 +338,6 @@ func TestAttackEnvKeySignsAnotherEnv(t *testing.T) {
 		}
 		f.mustUpdate(t, "prod", 1)
 		evil := f.repo.Publish(t, "dev", "evil: true\n")
-		pName := f.repo.Name(t, "prod", 0)
 		pNext := f.repo.Name(t, "prod", 1)
 		tuftest.Resign(t, f.repo, f.repo.Name(t, "dev", 0), pNext, metadata.Targets(), func(tt *metadata.TargetsType) {
 			tt.Version++
@@ -346,7 +347,6 @@ func TestAttackEnvKeySignsAnotherEnv(t *testing.T) {
 			tf.Custom, _ = (&tuflayout.Custom{Version: 2}).Raw()
 			tt.Targets["prod/bundle.tar.gz"] = tf
 		}, f.repo.Signers["dev"]...)
-		_ = pName
 		f.repo.Write(t, tuflayout.TargetFile("prod", strings.TrimPrefix(evil.Digest, "sha256:")), f.repo.Read(t, tuflayout.TargetFile("dev", strings.TrimPrefix(evil.Digest, "sha256:"))))
 		forgeSnapshot(t, f.repo, func(s *metadata.SnapshotType) { s.Meta["prod.json"].Version++ })
 		f.refused(t, "prod", tufclient.ErrSignature)
@@ -400,10 +400,10 @@ func TestRootRotationIsFollowed(t *testing.T) {
 		signers[k] = v
 	}
 	signers["root"] = append(f.repo.Signers["root"][:2:2], newRoot)
-	signers["timestamp"] = []tufrepoSigner{newTS}
+	signers["timestamp"] = []signature.Signer{newTS}
 	rot, err := f.repo.Rotate(map[string]tufrepo.KeyChange{
-		"root":      {Keys: []tufrepoPublicKey{rootPub}, Threshold: 1},
-		"timestamp": {Keys: []tufrepoPublicKey{tsPub}},
+		"root":      {Keys: []crypto.PublicKey{rootPub}, Threshold: 1},
+		"timestamp": {Keys: []crypto.PublicKey{tsPub}},
 	}, signers)
 	if err != nil {
 		t.Fatal(err)

@@ -31,6 +31,18 @@ const (
 // BundleFile is the target file name of an environment's bundle.
 const BundleFile = "bundle.tar.gz"
 
+// TopLevelRoles returns the top-level role names in signing order.
+func TopLevelRoles() []string { return []string{Root, Targets, Snapshot, Timestamp} }
+
+// IsTopLevel reports whether role is root, targets, snapshot or timestamp.
+func IsTopLevel(role string) bool {
+	switch role {
+	case Root, Targets, Snapshot, Timestamp:
+		return true
+	}
+	return false
+}
+
 var envName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$`)
 
 // ValidateEnv checks an environment name: lower-case letters, digits and
@@ -39,8 +51,7 @@ func ValidateEnv(env string) error {
 	if !envName.MatchString(env) {
 		return fmt.Errorf("invalid environment name %q: use lower-case letters, digits and dashes (at most 32)", env)
 	}
-	switch env {
-	case Root, Targets, Snapshot, Timestamp:
+	if IsTopLevel(env) {
 		return fmt.Errorf("invalid environment name %q: it is a TUF top-level role", env)
 	}
 	return nil

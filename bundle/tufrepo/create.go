@@ -56,7 +56,7 @@ func (r *Repo) Create(opts CreateOptions) error {
 
 	root := metadata.Root(now.Add(r.expiry.Root))
 	root.Signed.ConsistentSnapshot = true
-	for _, role := range []string{tuflayout.Root, tuflayout.Targets, tuflayout.Snapshot, tuflayout.Timestamp} {
+	for _, role := range tuflayout.TopLevelRoles() {
 		if err := addKeys(opts.Signers[role], role, threshold(role), func(k *metadata.Key) error { return root.Signed.AddKey(k, role) }); err != nil {
 			return err
 		}

@@ -105,7 +105,7 @@ func (r *Repo) Rotate(changes map[string]KeyChange, signers Signers) (*Rotated, 
 	}
 	now := r.now().UTC()
 	oldRoot := s.root
-	newRoot := metadata.Root(now.Add(r.expiry.Root))
+	newRoot := metadata.Root()
 	newRoot.Signed = oldRoot.Signed
 	newRoot.Signed.Keys = maps.Clone(oldRoot.Signed.Keys)
 	newRoot.Signed.Roles = map[string]*metadata.Role{}
@@ -115,21 +115,23 @@ func (r *Repo) Rotate(changes map[string]KeyChange, signers Signers) (*Rotated, 
 	newRoot.Signed.Version = oldRoot.Signed.Version + 1
 	newRoot.Signed.Expires = now.Add(r.expiry.Root)
 
+	// changed names the targets and environment roles to sign anew.
 	changed := map[string]bool{}
+	var envs []string
 	for _, name := range sortedKeys(changes) {
-		ch := changes[name]
-		switch name {
-		case tuflayout.Root, tuflayout.Targets, tuflayout.Snapshot, tuflayout.Timestamp:
-			if err := changeRootRole(newRoot, name, ch); err != nil {
+		if tuflayout.IsTopLevel(name) {
+			if err := changeRootRole(newRoot, name, changes[name]); err != nil {
 				return nil, err
 			}
-		default:
-			if err := changeEnvRole(s, name, ch); err != nil {
-				return nil, err
-			}
-			changed[tuflayout.Targets] = true
+			// New snapshot and timestamp keys sign below in any case.
+			changed[tuflayout.Targets] = changed[tuflayout.Targets] || name == tuflayout.Targets
+			continue
 		}
-		changed[name] = true
+		if err := changeEnvRole(s, name, changes[name]); err != nil {
+			return nil, err
+		}
+		envs = append(envs, name)
+		changed[name], changed[tuflayout.Targets] = true, true
 	}
 
 	var files []file
@@ -152,27 +154,20 @@ func (r *Repo) Rotate(changes map[string]KeyChange, signers Signers) (*Rotated, 
 	s.root = newRoot
 
 	out := &Rotated{RootVersion: newRoot.Signed.Version, Resigned: []string{tuflayout.Root}}
-	for env := range changed {
-		if env == tuflayout.Root || env == tuflayout.Targets || env == tuflayout.Snapshot || env == tuflayout.Timestamp {
-			continue
-		}
-		s.envs[env].Signed.Version++
-		s.envs[env].Signed.Expires = now.Add(r.expiry.Env)
-	}
 	if changed[tuflayout.Targets] {
 		s.targets.Signed.Version++
 		s.targets.Signed.Expires = now.Add(r.expiry.Targets)
+		out.Resigned = append(out.Resigned, tuflayout.Targets)
+	}
+	for _, env := range envs {
+		s.envs[env].Signed.Version++
+		s.envs[env].Signed.Expires = now.Add(r.expiry.Env)
 	}
 	more, err := r.resign(s, changed, signers, now)
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range sortedKeys(changed) {
-		if name != tuflayout.Root && name != tuflayout.Snapshot && name != tuflayout.Timestamp {
-			out.Resigned = append(out.Resigned, name)
-		}
-	}
-	out.Resigned = append(out.Resigned, tuflayout.Snapshot, tuflayout.Timestamp)
+	out.Resigned = append(append(out.Resigned, envs...), tuflayout.Snapshot, tuflayout.Timestamp)
 	if err := r.commit(append(files, more...)); err != nil {
 		return nil, err
 	}

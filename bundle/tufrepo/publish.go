@@ -70,6 +70,21 @@ func (r *Repo) Current(env string) (*Release, error) {
 	return rel, err
 }
 
+// CheckEnvs loads and verifies the repository once and fails with
+// ErrUnknownEnv unless it has a role for every environment named.
+func (r *Repo) CheckEnvs(envs ...string) error {
+	s, err := r.load()
+	if err != nil {
+		return err
+	}
+	for _, env := range envs {
+		if _, err := s.envRole(env); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Envs lists the repository's environments in delegation order.
 func (r *Repo) Envs() ([]string, error) {
 	s, err := r.load()

@@ -1,6 +1,7 @@
 package tufrepo_test
 
 import (
+	"crypto"
 	"errors"
 	"os"
 	"strings"
@@ -112,7 +113,7 @@ func TestRotateRefusesWithoutTheOldRootThreshold(t *testing.T) {
 	newKey := tuftest.NewSigner(t)
 	pub, _ := newKey.PublicKey()
 	signers := tufrepo.Signers{"root": {r.Signers["root"][0], newKey}, "snapshot": r.Signers["snapshot"], "timestamp": r.Signers["timestamp"]}
-	_, err := r.Rotate(map[string]tufrepo.KeyChange{"root": {Keys: []tufrepoPub{pub}, Threshold: 1}}, signers)
+	_, err := r.Rotate(map[string]tufrepo.KeyChange{"root": {Keys: []crypto.PublicKey{pub}, Threshold: 1}}, signers)
 	if !errors.Is(err, tufrepo.ErrThreshold) || !strings.Contains(err.Error(), "current root keys") {
 		t.Fatalf("got %v", err)
 	}
@@ -120,7 +121,7 @@ func TestRotateRefusesWithoutTheOldRootThreshold(t *testing.T) {
 		t.Fatal("a refused rotation wrote 2.root.json")
 	}
 	signers["root"] = append(signers["root"], r.Signers["root"][1])
-	rot, err := r.Rotate(map[string]tufrepo.KeyChange{"root": {Keys: []tufrepoPub{pub}, Threshold: 1}}, signers)
+	rot, err := r.Rotate(map[string]tufrepo.KeyChange{"root": {Keys: []crypto.PublicKey{pub}, Threshold: 1}}, signers)
 	if err != nil || rot.RootVersion != 2 {
 		t.Fatalf("%+v %v", rot, err)
 	}

@@ -88,12 +88,20 @@ func parseRoleInts(flag string, values []string, roles []string) (map[string]int
 		if !ok || err != nil || i < 1 {
 			return nil, fmt.Errorf("--%s %q: want ROLE=N with N at least 1", flag, v)
 		}
-		if !slices.Contains(roles, role) {
-			return nil, fmt.Errorf("--%s %q: unknown role %q (roles: %s)", flag, v, role, strings.Join(roles, ", "))
+		if err := checkRole(flag, role, roles); err != nil {
+			return nil, err
 		}
 		out[role] = i
 	}
 	return out, nil
+}
+
+// checkRole fails unless role is one of roles, naming the flag.
+func checkRole(flag, role string, roles []string) error {
+	if !slices.Contains(roles, role) {
+		return fmt.Errorf("--%s: unknown role %q (roles: %s)", flag, role, strings.Join(roles, ", "))
+	}
+	return nil
 }
 
 func (o *initOptions) run(cmd *cobra.Command, dir string) error {
@@ -108,7 +116,7 @@ func (o *initOptions) run(cmd *cobra.Command, dir string) error {
 			return fmt.Errorf("--envs: %w", err)
 		}
 	}
-	roles := append([]string{tuflayout.Root, tuflayout.Targets, tuflayout.Snapshot, tuflayout.Timestamp}, o.envs...)
+	roles := append(tuflayout.TopLevelRoles(), o.envs...)
 	counts, err := parseRoleInts("keys", o.counts, roles)
 	if err != nil {
 		return err

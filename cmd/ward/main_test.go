@@ -215,3 +215,40 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("--version %q", out)
 	}
 }
+
+func TestRootRotateWithGivenKeys(t *testing.T) {
+	dir := initRepo(t, "--envs", "dev")
+	mustWard(t, "publish", "--env", "dev", dir)
+	keysDir := t.TempDir()
+	a, b := filepath.Join(keysDir, "a.key"), filepath.Join(keysDir, "b.key")
+	mustWard(t, "keys", "generate", a)
+	mustWard(t, "keys", "generate", b)
+	before, _ := os.ReadFile(filepath.Join(dir, "ward.yaml"))
+
+	// One current root key of the two needed: refused, nothing changed.
+	code, _, errOut := ward(t, "root", "rotate", "--key", "root="+filepath.Join(dir, "keys/root-1.key"), "--set", "root="+a+","+b, "--threshold", "root=2", dir)
+	if code != 2 || !strings.Contains(errOut, "current root keys") {
+		t.Fatalf("rotation without the old threshold: exit %d %q", code, errOut)
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, "ward.yaml")); !bytes.Equal(before, after) {
+		t.Fatal("a refused rotation changed ward.yaml")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "tuf/metadata/2.root.json")); err == nil {
+		t.Fatal("a refused rotation wrote 2.root.json")
+	}
+
+	out := mustWard(t, "root", "rotate", "--set", "root="+a+","+b, "--threshold", "root=2", "--threshold", "dev=1", dir)
+	if !strings.Contains(out, "root v2; signed anew: root, targets, dev, snapshot, timestamp") {
+		t.Fatalf("rotate printed %q", out)
+	}
+	cfg, _ := os.ReadFile(filepath.Join(dir, "ward.yaml"))
+	if !strings.Contains(string(cfg), a) || strings.Contains(string(cfg), "root-1.key") {
+		t.Fatalf("ward.yaml not updated:\n%s", cfg)
+	}
+	// A client pinned to root v1 follows the chain.
+	if v := verifiedJSON(t, "--env", "dev", "--root", filepath.Join(dir, "tuf/metadata/1.root.json"), dir); v.Version != 1 {
+		t.Fatalf("%+v", v)
+	}
+	// The next rotation needs the new root keys, which ward.yaml now lists.
+	mustWard(t, "root", "rotate", dir)
+}

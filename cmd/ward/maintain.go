@@ -3,6 +3,7 @@ package main
 import (
 	"crypto"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -112,7 +113,7 @@ func (o *rotateOptions) run(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	roles := append([]string{tuflayout.Root, tuflayout.Targets, tuflayout.Snapshot, tuflayout.Timestamp}, envs...)
+	roles := append(tuflayout.TopLevelRoles(), envs...)
 	thresholds, err := parseRoleInts("threshold", o.thresholds, roles)
 	if err != nil {
 		return err
@@ -122,13 +123,13 @@ func (o *rotateOptions) run(cmd *cobra.Command, args []string) error {
 		return fmt.Errorf("--set: %w", err)
 	}
 	for role := range newRefs {
-		if !slices.Contains(roles, role) {
-			return fmt.Errorf("--set: unknown role %q (roles: %s)", role, strings.Join(roles, ", "))
+		if err := checkRole("set", role, roles); err != nil {
+			return err
 		}
 	}
 	for _, role := range o.generate {
-		if !slices.Contains(roles, role) {
-			return fmt.Errorf("--generate: unknown role %q (roles: %s)", role, strings.Join(roles, ", "))
+		if err := checkRole("generate", role, roles); err != nil {
+			return err
 		}
 		rel, err := newKeyPath(repo, role)
 		if err != nil {
@@ -145,44 +146,42 @@ func (o *rotateOptions) run(cmd *cobra.Command, args []string) error {
 	for role, n := range thresholds {
 		changes[role] = tufrepo.KeyChange{Threshold: n}
 	}
-	signers := tufrepo.Signers{}
-	current, err := repo.Signers(cmd.Context(), overrides, tuflayout.Root)
+	// New keys are given as on the command line, like --key overrides.
+	newSigners, err := repo.Signers(cmd.Context(), newRefs, slices.Sorted(maps.Keys(newRefs))...)
 	if err != nil {
-		return err
+		return fmt.Errorf("new keys: %w", err)
 	}
-	signers[tuflayout.Root] = current[tuflayout.Root]
-	for role, refs := range newRefs {
+	for role, ss := range newSigners {
 		ch := changes[role]
-		for _, ref := range refs {
-			s, err := keys.Load(cmd.Context(), ref)
-			if err != nil {
-				return fmt.Errorf("new key of %s: %w", role, err)
-			}
+		for _, s := range ss {
 			pub, err := s.PublicKey()
 			if err != nil {
 				return err
 			}
 			ch.Keys = append(ch.Keys, crypto.PublicKey(pub))
-			signers[role] = append(signers[role], s)
 		}
 		changes[role] = ch
 	}
-	// Roles signed anew with their current keys.
-	need := []string{tuflayout.Snapshot, tuflayout.Timestamp}
+	// Current keys: the root's (the old root signs the new one), snapshot's
+	// and timestamp's, and targets' and an environment's when a delegation
+	// changes. A role with new keys signs with those instead, except root,
+	// which needs both.
+	need := []string{tuflayout.Root, tuflayout.Snapshot, tuflayout.Timestamp}
 	for role := range changes {
-		if slices.Contains(envs, role) || role == tuflayout.Targets {
+		if !tuflayout.IsTopLevel(role) || role == tuflayout.Targets {
 			need = append(need, tuflayout.Targets, role)
 		}
 	}
-	for _, role := range need {
-		if _, ok := newRefs[role]; ok || role == tuflayout.Root {
-			continue
-		}
-		cur, err := repo.Signers(cmd.Context(), overrides, role)
-		if err != nil {
-			return err
-		}
-		signers[role] = cur[role]
+	need = slices.DeleteFunc(need, func(role string) bool {
+		_, replaced := newRefs[role]
+		return replaced && role != tuflayout.Root
+	})
+	signers, err := repo.Signers(cmd.Context(), overrides, need...)
+	if err != nil {
+		return err
+	}
+	for role, ss := range newSigners {
+		signers[role] = append(signers[role], ss...)
 	}
 	res, err := tuf.Rotate(changes, signers)
 	if err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -41,11 +40,10 @@ func (ro *repoOptions) release(cmd *cobra.Command, args, envs []string, signer s
 	if err != nil {
 		return nil, err
 	}
+	// Name a wrong environment before asking for keys.
 	tuf := repo.TUF()
-	for _, env := range envs {
-		if _, err := tuf.Current(env); err != nil {
-			return nil, err
-		}
+	if err := tuf.CheckEnvs(envs...); err != nil {
+		return nil, err
 	}
 	signers, err := repo.Signers(cmd.Context(), overrides, signer, tuflayout.Snapshot, tuflayout.Timestamp)
 	if err != nil {
@@ -135,7 +133,7 @@ keys of B, snapshot and timestamp.`,
 func newRollbackCommand() *cobra.Command {
 	var (
 		env string
-		to  string
+		to  int64
 		ro  repoOptions
 		o   outputOptions
 	)
@@ -149,15 +147,11 @@ ward history. The usual way back is a git revert, published as usual.`,
 		Example: "  ward rollback --env prod --to-version 3 .",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if env == "" || to == "" {
-				return errors.New("--env and --to-version are required")
-			}
-			n, err := strconv.ParseInt(to, 10, 64)
-			if err != nil || n < 1 {
-				return fmt.Errorf("--to-version %q: want a version number such as 3", to)
+			if env == "" || to < 1 {
+				return errors.New("--env and --to-version (a version number such as 3) are required")
 			}
 			rel, err := ro.release(cmd, args, []string{env}, env, func(_ *policyrepo.Repo, tuf *tufrepo.Repo, signers tufrepo.Signers) (*tufrepo.Release, error) {
-				return tuf.Rollback(env, n, signers)
+				return tuf.Rollback(env, to, signers)
 			})
 			if err != nil {
 				return err
@@ -166,7 +160,7 @@ ward history. The usual way back is a git revert, published as usual.`,
 		},
 	}
 	cmd.Flags().StringVar(&env, "env", "", "environment to roll back")
-	cmd.Flags().StringVar(&to, "to-version", "", "the earlier bundle version to restore")
+	cmd.Flags().Int64Var(&to, "to-version", 0, "the earlier bundle version to restore")
 	ro.bind(cmd)
 	o.bind(cmd)
 	return cmd

@@ -9,7 +9,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -72,7 +71,7 @@ func NewRepo(tb testing.TB, o Options) *Repo {
 	clock := &Clock{T: time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)}
 	dir := filepath.Join(tb.TempDir(), "tuf")
 	signers := tufrepo.Signers{}
-	for _, role := range append([]string{tuflayout.Root, tuflayout.Targets, tuflayout.Snapshot, tuflayout.Timestamp}, o.Envs...) {
+	for _, role := range append(tuflayout.TopLevelRoles(), o.Envs...) {
 		n := o.Keys[role]
 		if n < 1 {
 			n = 1
@@ -202,7 +201,7 @@ func (r *Repo) Name(tb testing.TB, role string, delta int64) string {
 	tb.Helper()
 	v := r.Versions(tb)[role]
 	if v == 0 {
-		tb.Fatal(fmt.Sprintf("role %s not found", role))
+		tb.Fatalf("role %s not found", role)
 	}
 	return tuflayout.VersionedMetadata(role, v+delta)
 }

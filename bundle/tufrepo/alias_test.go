@@ -1,5 +1,0 @@
-package tufrepo_test
-
-import "crypto"
-
-type tufrepoPub = crypto.PublicKey
