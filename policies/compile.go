@@ -1,0 +1,522 @@
+package policies
+
+import (
+	"bufio"
+	"bytes"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+
+	"ward.dev/ward/bundle"
+)
+
+// WorkloadKinds are the kinds whose images ward checks, in the order the
+// webhook documents them.
+var WorkloadKinds = []string{"Pod", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob", "ReplicationController"}
+
+// Option configures Compile.
+type Option func(*compileOptions)
+
+type compileOptions struct {
+	costLimit uint64
+}
+
+// WithCELCostLimit sets the runtime cost limit of each CEL expression
+// (default DefaultCELCostLimit).
+func WithCELCostLimit(n uint64) Option {
+	return func(o *compileOptions) { o.costLimit = n }
+}
+
+// Compile parses, validates and compiles policy documents into a Set. Every
+// problem found is reported in one *CompileError; nothing is returned
+// unless all documents are valid.
+func Compile(docs []bundle.Document, opts ...Option) (*Set, error) {
+	o := compileOptions{costLimit: DefaultCELCostLimit}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	envs, err := newCELEnvs(o.costLimit)
+	if err != nil {
+		return nil, err
+	}
+	c := &compiler{envs: envs, set: &Set{index: newPatternIndex(), settings: defaultSettings()}}
+	names := map[string]string{} // kind/name → file
+	for _, d := range docs {
+		c.file(d, names)
+	}
+	if len(c.errs) > 0 {
+		return nil, &CompileError{Errs: c.errs}
+	}
+	return c.set, nil
+}
+
+type compiler struct {
+	envs         *celEnvs
+	set          *Set
+	errs         []*FieldError
+	haveSettings bool
+}
+
+// at makes error reports for one document.
+type at struct {
+	c          *compiler
+	file       string
+	doc        int
+	kind, name string
+}
+
+func (a at) fail(field, format string, args ...any) {
+	a.c.errs = append(a.c.errs, &FieldError{File: a.file, Doc: a.doc, Kind: a.kind, Name: a.name, Field: field, Detail: fmt.Sprintf(format, args...)})
+}
+
+func (c *compiler) file(d bundle.Document, names map[string]string) {
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(d.Data)))
+	for n := 1; ; n++ {
+		raw, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		a := at{c: c, file: d.Path, doc: n}
+		if err != nil {
+			a.fail("", "not YAML: %s", oneLine(err.Error()))
+			return
+		}
+		if isBlank(raw) {
+			n--
+			continue
+		}
+		c.document(a, raw, names)
+	}
+}
+
+// decodeErr drops the layers of prefixes YAML-to-JSON decoding adds.
+func decodeErr(err error) string {
+	msg := oneLine(err.Error())
+	for _, p := range []string{"error unmarshaling JSON: ", "while decoding JSON: ", "json: "} {
+		msg = strings.TrimPrefix(msg, p)
+	}
+	return msg
+}
+
+// isBlank reports whether a YAML document holds only comments and space.
+func isBlank(raw []byte) bool {
+	for _, line := range strings.Split(string(raw), "\n") {
+		t := strings.TrimSpace(line)
+		if t != "" && !strings.HasPrefix(t, "#") && t != "---" {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *compiler) document(a at, raw []byte, names map[string]string) {
+	var h header
+	if err := yaml.Unmarshal(raw, &h); err != nil {
+		a.fail("", "not a policy document: %s", oneLine(err.Error()))
+		return
+	}
+	a.kind, a.name = h.Kind, h.Metadata.Name
+	if h.APIVersion != APIVersion {
+		a.fail("apiVersion", "is %q, want %q", h.APIVersion, APIVersion)
+		return
+	}
+	if h.Metadata.Name == "" {
+		a.fail("metadata.name", "is required")
+	} else if msgs := validation.IsDNS1123Subdomain(h.Metadata.Name); len(msgs) > 0 {
+		a.fail("metadata.name", "%s", msgs[0])
+	}
+	key := h.Kind + "/" + h.Metadata.Name
+	if prev, dup := names[key]; dup && h.Metadata.Name != "" {
+		a.fail("metadata.name", "a %s of this name is also in %s", h.Kind, prev)
+	}
+	names[key] = a.file
+	switch h.Kind {
+	case KindImagePolicy:
+		var doc ImagePolicyDoc
+		if err := yaml.UnmarshalStrict(raw, &doc); err != nil {
+			a.fail("", "%s", decodeErr(err))
+			return
+		}
+		c.imagePolicy(a, &doc)
+	case KindValidationPolicy:
+		var doc ValidationPolicyDoc
+		if err := yaml.UnmarshalStrict(raw, &doc); err != nil {
+			a.fail("", "%s", decodeErr(err))
+			return
+		}
+		c.validationPolicy(a, &doc)
+	case KindSettings:
+		var doc SettingsDoc
+		if err := yaml.UnmarshalStrict(raw, &doc); err != nil {
+			a.fail("", "%s", decodeErr(err))
+			return
+		}
+		c.settings(a, &doc)
+	default:
+		a.fail("kind", "is %q, want %s, %s or %s", h.Kind, KindImagePolicy, KindValidationPolicy, KindSettings)
+	}
+}
+
+func checkMode(a at, field string, m Mode) Mode {
+	switch m {
+	case "":
+		return ModeEnforce
+	case ModeEnforce, ModeWarn, ModeAudit:
+		return m
+	}
+	a.fail(field, "is %q, want enforce, warn or audit", m)
+	return ModeEnforce
+}
+
+func (c *compiler) match(a at, m *Match) matcher {
+	var out matcher
+	if m == nil {
+		return out
+	}
+	for i, ns := range m.Namespaces {
+		if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
+			a.fail(fmt.Sprintf("spec.match.namespaces[%d]", i), "%s", msgs[0])
+		}
+	}
+	out.namespaces = m.Namespaces
+	for i, k := range m.Kinds {
+		if !slices.Contains(WorkloadKinds, k) {
+			a.fail(fmt.Sprintf("spec.match.kinds[%d]", i), "is %q, want one of %s", k, strings.Join(WorkloadKinds, ", "))
+		}
+	}
+	out.kinds = m.Kinds
+	if m.NamespaceSelector != nil {
+		sel, err := metav1.LabelSelectorAsSelector(m.NamespaceSelector)
+		if err != nil {
+			a.fail("spec.match.namespaceSelector", "%s", oneLine(err.Error()))
+		} else {
+			out.selector = sel
+		}
+	}
+	return out
+}
+
+func (c *compiler) imagePolicy(a at, doc *ImagePolicyDoc) {
+	s := &doc.Spec
+	p := &ImagePolicy{Name: doc.Metadata.Name, File: a.file, Mode: checkMode(a, "spec.mode", s.Mode), match: c.match(a, s.Match)}
+	if len(s.Images) == 0 {
+		a.fail("spec.images", "at least one glob is required")
+	}
+	for i, img := range s.Images {
+		g, err := normalizeGlob(img.Glob)
+		if err != nil {
+			a.fail(fmt.Sprintf("spec.images[%d].glob", i), "%s", err)
+			continue
+		}
+		p.Globs = append(p.Globs, g)
+	}
+	if len(s.Authorities) == 0 {
+		a.fail("spec.authorities", "at least one authority is required")
+	}
+	seen := map[string]int{}
+	for i, au := range s.Authorities {
+		field := fmt.Sprintf("spec.authorities[%d]", i)
+		ca := c.authority(a, field, au)
+		if ca == nil {
+			continue
+		}
+		if ca.Name == "" {
+			ca.Name = fmt.Sprintf("authority-%d", i)
+		}
+		if j, dup := seen[ca.Name]; dup {
+			a.fail(field+".name", "%q is also the name of authorities[%d]", ca.Name, j)
+		}
+		seen[ca.Name] = i
+		p.Authorities = append(p.Authorities, ca)
+	}
+	p.Threshold = 1
+	if s.Threshold < 0 || s.Threshold > len(s.Authorities) {
+		a.fail("spec.threshold", "is %d, want 1 to %d (the number of authorities)", s.Threshold, len(s.Authorities))
+	} else if s.Threshold > 1 {
+		p.Threshold = s.Threshold
+		// Distinct signers: two authorities with the same key or identity
+		// would let one signer count twice.
+		fps := map[string]string{}
+		for _, au := range p.Authorities {
+			if other, dup := fps[au.signerID]; dup && au.signerID != "" {
+				a.fail("spec.threshold", "authorities %q and %q are the same signer; a threshold counts distinct signers", other, au.Name)
+			}
+			fps[au.signerID] = au.Name
+		}
+	}
+	idx := len(c.set.images)
+	c.set.images = append(c.set.images, p)
+	for _, g := range p.Globs {
+		c.set.index.add(g, idx)
+	}
+}
+
+func (c *compiler) authority(a at, field string, au Authority) *CompiledAuthority {
+	out := &CompiledAuthority{Name: au.Name}
+	n := 0
+	for _, set := range []bool{au.Key != nil, au.Keyless != nil, au.Static != nil} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		a.fail(field, "exactly one of key, keyless and static is required")
+		return nil
+	}
+	h := sha256.New()
+	switch {
+	case au.Key != nil:
+		k := c.key(a, field+".key", au.Key)
+		if k == nil {
+			return nil
+		}
+		out.Key = k
+		out.signerID = "key:" + k.id
+		fmt.Fprintf(h, "key\x00%s\x00%d\x00", k.id, k.Hash)
+	case au.Keyless != nil:
+		kl := c.keyless(a, field+".keyless", au.Keyless)
+		if kl == nil {
+			return nil
+		}
+		out.Keyless = kl
+		out.signerID = "keyless:" + kl.id
+		fmt.Fprintf(h, "keyless\x00%s\x00", kl.id)
+		if au.CTLog == nil {
+			a.fail(field+".ctlog", "is required for keyless: a Fulcio certificate is valid for minutes, so the signing time must come from the transparency log")
+		}
+	case au.Static != nil:
+		switch au.Static.Action {
+		case "pass", "fail":
+			out.Static = au.Static.Action
+		default:
+			a.fail(field+".static.action", "is %q, want pass or fail", au.Static.Action)
+		}
+		fmt.Fprintf(h, "static\x00%s\x00", au.Static.Action)
+		if au.CTLog != nil || len(au.Attestations) > 0 {
+			a.fail(field, "a static authority takes no ctlog or attestations")
+		}
+	}
+	if au.CTLog != nil {
+		if len(au.CTLog.PublicKeys) == 0 {
+			a.fail(field+".ctlog.publicKeys", "at least one Rekor public key is required (verification is offline)")
+		}
+		for i, pemKey := range au.CTLog.PublicKeys {
+			pk, err := cryptoutils.UnmarshalPEMToPublicKey([]byte(pemKey))
+			if err != nil {
+				a.fail(fmt.Sprintf("%s.ctlog.publicKeys[%d]", field, i), "not a PEM public key")
+				continue
+			}
+			out.TLogKeys = append(out.TLogKeys, pk)
+			fmt.Fprintf(h, "tlog\x00%s\x00", keyID(pk))
+		}
+	}
+	for i, at := range au.Attestations {
+		f := fmt.Sprintf("%s.attestations[%d]", field, i)
+		ca := CompiledAttestation{Name: at.Name, PredicateType: at.PredicateType}
+		if at.Name == "" {
+			a.fail(f+".name", "is required")
+		}
+		if at.PredicateType == "" {
+			a.fail(f+".predicateType", "is required")
+		}
+		if at.Policy != nil {
+			if at.Policy.Type != "cel" {
+				a.fail(f+".policy.type", "is %q; ward evaluates only \"cel\"", at.Policy.Type)
+			} else if cond, err := c.envs.compile(c.envs.attestation, at.Policy.Data); err != nil {
+				a.fail(f+".policy.data", "%s", err)
+			} else {
+				ca.Condition = cond
+			}
+		}
+		fmt.Fprintf(h, "att\x00%s\x00%s\x00", at.PredicateType, expr(ca.Condition))
+		out.Attestations = append(out.Attestations, ca)
+	}
+	out.Fingerprint = "sha256:" + hex.EncodeToString(h.Sum(nil))
+	return out
+}
+
+func expr(c *Condition) string {
+	if c == nil {
+		return ""
+	}
+	return c.expr
+}
+
+func keyID(pk crypto.PublicKey) string {
+	der, err := x509.MarshalPKIXPublicKey(pk)
+	if err != nil {
+		return fmt.Sprintf("%T", pk)
+	}
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:])
+}
+
+func (c *compiler) key(a at, field string, k *KeyRef) *PublicKey {
+	out := &PublicKey{Hash: crypto.SHA256}
+	switch k.HashAlgorithm {
+	case "", "sha256":
+	case "sha384":
+		out.Hash = crypto.SHA384
+	case "sha512":
+		out.Hash = crypto.SHA512
+	default:
+		a.fail(field+".hashAlgorithm", "is %q, want sha256, sha384 or sha512", k.HashAlgorithm)
+	}
+	switch {
+	case k.Data != "" && k.KMS != "":
+		a.fail(field, "data and kms are exclusive")
+		return nil
+	case k.Data != "":
+		pk, err := cryptoutils.UnmarshalPEMToPublicKey([]byte(k.Data))
+		if err != nil {
+			a.fail(field+".data", "not a PEM public key")
+			return nil
+		}
+		out.Public = pk
+		out.id = keyID(pk)
+	case k.KMS != "":
+		if !strings.Contains(k.KMS, "://") {
+			a.fail(field+".kms", "is %q, want a KMS URI such as awskms:///alias/name", k.KMS)
+			return nil
+		}
+		out.KMS = k.KMS
+		out.id = "kms:" + k.KMS
+	default:
+		a.fail(field, "data or kms is required")
+		return nil
+	}
+	return out
+}
+
+func (c *compiler) keyless(a at, field string, k *KeylessRef) *Keyless {
+	out := &Keyless{IgnoreSCTUnsafe: k.IgnoreSCTUnsafe}
+	h := sha256.New()
+	if k.CACert == nil || k.CACert.Data == "" {
+		a.fail(field+".ca-cert.data", "the PEM certificates of the Fulcio root (and intermediates) are required")
+	} else {
+		certs, err := cryptoutils.UnmarshalCertificatesFromPEM([]byte(k.CACert.Data))
+		if err != nil || len(certs) == 0 {
+			a.fail(field+".ca-cert.data", "no PEM certificates")
+		}
+		for _, cert := range certs {
+			if cert.IsCA && bytes.Equal(cert.RawIssuer, cert.RawSubject) {
+				out.Roots = append(out.Roots, cert)
+			} else {
+				out.Intermediates = append(out.Intermediates, cert)
+			}
+			sum := sha256.Sum256(cert.Raw)
+			fmt.Fprintf(h, "cert\x00%x\x00", sum)
+		}
+		if len(certs) > 0 && len(out.Roots) == 0 {
+			a.fail(field+".ca-cert.data", "no self-signed root certificate among the %d certificates", len(certs))
+		}
+	}
+	if len(k.Identities) == 0 {
+		a.fail(field+".identities", "at least one identity is required")
+	}
+	for i, id := range k.Identities {
+		f := fmt.Sprintf("%s.identities[%d]", field, i)
+		ci := CompiledIdentity{Issuer: id.Issuer, Subject: id.Subject}
+		if (id.Issuer == "") == (id.IssuerRegExp == "") {
+			a.fail(f, "exactly one of issuer and issuerRegExp is required")
+		}
+		if (id.Subject == "") == (id.SubjectRegExp == "") {
+			a.fail(f, "exactly one of subject and subjectRegExp is required")
+		}
+		var err error
+		if id.IssuerRegExp != "" {
+			if ci.IssuerRegExp, err = regexp.Compile(id.IssuerRegExp); err != nil {
+				a.fail(f+".issuerRegExp", "%s", err)
+			}
+		}
+		if id.SubjectRegExp != "" {
+			if ci.SubjectRegExp, err = regexp.Compile(id.SubjectRegExp); err != nil {
+				a.fail(f+".subjectRegExp", "%s", err)
+			}
+		}
+		fmt.Fprintf(h, "id\x00%s\x00%s\x00%s\x00%s\x00", id.Issuer, id.IssuerRegExp, id.Subject, id.SubjectRegExp)
+		out.Identities = append(out.Identities, ci)
+	}
+	if len(k.SCTPublicKeys) == 0 && !k.IgnoreSCTUnsafe {
+		a.fail(field+".sctPublicKeys", "the certificate transparency log keys are required (or set ignoreSCTUnsafe: true)")
+	}
+	for i, pemKey := range k.SCTPublicKeys {
+		pk, err := cryptoutils.UnmarshalPEMToPublicKey([]byte(pemKey))
+		if err != nil {
+			a.fail(fmt.Sprintf("%s.sctPublicKeys[%d]", field, i), "not a PEM public key")
+			continue
+		}
+		out.SCTKeys = append(out.SCTKeys, pk)
+		fmt.Fprintf(h, "sct\x00%s\x00", keyID(pk))
+	}
+	fmt.Fprintf(h, "ignoresct\x00%t", k.IgnoreSCTUnsafe)
+	out.id = hex.EncodeToString(h.Sum(nil))
+	return out
+}
+
+func (c *compiler) validationPolicy(a at, doc *ValidationPolicyDoc) {
+	s := &doc.Spec
+	p := &ValidationPolicy{Name: doc.Metadata.Name, File: a.file, Mode: checkMode(a, "spec.mode", s.Mode), match: c.match(a, s.Match)}
+	if len(s.Validations) == 0 {
+		a.fail("spec.validations", "at least one validation is required")
+	}
+	for i, v := range s.Validations {
+		cond, err := c.envs.compile(c.envs.validation, v.Expression)
+		if err != nil {
+			a.fail(fmt.Sprintf("spec.validations[%d].expression", i), "%s", err)
+			continue
+		}
+		msg := v.Message
+		if msg == "" {
+			msg = "failed rule: " + v.Expression
+		}
+		p.Rules = append(p.Rules, Rule{Condition: cond, Message: msg})
+	}
+	c.set.validations = append(c.set.validations, p)
+}
+
+func (c *compiler) settings(a at, doc *SettingsDoc) {
+	if c.haveSettings {
+		a.fail("", "a bundle holds at most one Settings document")
+		return
+	}
+	c.haveSettings = true
+	s := defaultSettings()
+	switch doc.Spec.UnmatchedImages {
+	case "", "deny":
+	case "allow":
+		s.AllowUnmatched = true
+	default:
+		a.fail("spec.unmatchedImages", "is %q, want deny or allow", doc.Spec.UnmatchedImages)
+	}
+	s.UnmatchedMode = checkMode(a, "spec.unmatchedMode", doc.Spec.UnmatchedMode)
+	for i, ns := range doc.Spec.ExemptNamespaces {
+		if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
+			a.fail(fmt.Sprintf("spec.exemptNamespaces[%d]", i), "%s", msgs[0])
+		}
+	}
+	s.ExemptNamespaces = doc.Spec.ExemptNamespaces
+	s.Name = doc.Metadata.Name
+	c.set.settings = s
+}
+
+// matcher is a compiled Match.
+type matcher struct {
+	namespaces []string
+	kinds      []string
+	selector   labels.Selector
+}

@@ -1,0 +1,172 @@
+package policies
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+)
+
+// DefaultRegistry is where images without a registry host live.
+const DefaultRegistry = "index.docker.io"
+
+// Repository returns the normalised repository of an image reference, as
+// globs are matched against it: "nginx:1.27" is
+// "index.docker.io/library/nginx", "docker.io/x/y@sha256:…" is
+// "index.docker.io/x/y".
+func Repository(image string) (string, error) {
+	ref, err := name.ParseReference(image)
+	if err != nil {
+		return "", fmt.Errorf("invalid image reference %q: %w", image, err)
+	}
+	return ref.Context().Name(), nil
+}
+
+// normalizeGlob gives a glob the registry host an image without one gets,
+// so "nginx" and "library/*" mean what they would mean in a Pod.
+func normalizeGlob(g string) (string, error) {
+	if g == "" {
+		return "", fmt.Errorf("empty glob")
+	}
+	if strings.ContainsAny(g, "@ \t\n") {
+		return "", fmt.Errorf("glob %q: globs match repositories; digests and spaces are not allowed", g)
+	}
+	if strings.HasSuffix(g, "/") || strings.Contains(g, "//") {
+		return "", fmt.Errorf("glob %q: empty path segment", g)
+	}
+	segs := strings.Split(g, "/")
+	if last := segs[len(segs)-1]; strings.Contains(last, ":") && len(segs) > 1 {
+		return "", fmt.Errorf("glob %q: globs match repositories; a tag is not part of the match", g)
+	}
+	first := segs[0]
+	switch {
+	case strings.ContainsAny(first, "*?"):
+		// A wildcard host ("*.example.com/**", "**"): kept as written.
+	case first == "docker.io":
+		segs[0] = DefaultRegistry
+		if len(segs) == 2 {
+			segs = []string{DefaultRegistry, "library", segs[1]}
+		}
+	case len(segs) > 1 && (strings.ContainsAny(first, ".:") || first == "localhost"):
+		// A registry host.
+	case len(segs) == 1:
+		if strings.Contains(first, ":") {
+			return "", fmt.Errorf("glob %q: globs match repositories; a tag is not part of the match", g)
+		}
+		segs = []string{DefaultRegistry, "library", first}
+	default:
+		segs = append([]string{DefaultRegistry}, segs...)
+	}
+	for i, s := range segs {
+		if strings.Contains(s, "**") && s != "**" {
+			return "", fmt.Errorf("glob %q: ** must be a whole path segment", g)
+		}
+		if i == 0 && s != strings.ToLower(s) {
+			return "", fmt.Errorf("glob %q: registry host must be lower case", g)
+		}
+	}
+	return strings.Join(segs, "/"), nil
+}
+
+// globRegexp compiles a normalised glob: "*" and "?" stay within a path
+// segment, "**" spans segments ("a/**" matches "a/b/c", not "a").
+func globRegexp(g string) *regexp.Regexp {
+	var b strings.Builder
+	b.WriteString("^")
+	segs := strings.Split(g, "/")
+	for i, s := range segs {
+		if i > 0 {
+			b.WriteString("/")
+		}
+		if s == "**" {
+			b.WriteString(".+")
+			continue
+		}
+		for _, r := range s {
+			switch r {
+			case '*':
+				b.WriteString("[^/]*")
+			case '?':
+				b.WriteString("[^/]")
+			default:
+				b.WriteString(regexp.QuoteMeta(string(r)))
+			}
+		}
+	}
+	b.WriteString("$")
+	return regexp.MustCompile(b.String())
+}
+
+// patternIndex finds the globs that match a repository. Globs are stored in
+// a trie of their literal leading path segments; only the globs hanging at
+// the nodes an image's path walks through are tested, so the cost of a
+// lookup follows the depth of the image's path and the number of wildcard
+// globs sharing its prefix, not the number of policies.
+type patternIndex struct {
+	root *trieNode
+}
+
+type trieNode struct {
+	children map[string]*trieNode
+	exact    []int          // policies whose glob is exactly this path
+	wild     []wildcardGlob // globs whose next segment has a wildcard
+}
+
+type wildcardGlob struct {
+	re     *regexp.Regexp
+	policy int
+}
+
+func newPatternIndex() *patternIndex { return &patternIndex{root: &trieNode{}} }
+
+// add files a normalised glob for policy number p.
+func (x *patternIndex) add(glob string, p int) {
+	n := x.root
+	for _, s := range strings.Split(glob, "/") {
+		if strings.ContainsAny(s, "*?") {
+			n.wild = append(n.wild, wildcardGlob{re: globRegexp(glob), policy: p})
+			return
+		}
+		if n.children == nil {
+			n.children = map[string]*trieNode{}
+		}
+		c := n.children[s]
+		if c == nil {
+			c = &trieNode{}
+			n.children[s] = c
+		}
+		n = c
+	}
+	n.exact = append(n.exact, p)
+}
+
+// match calls fn for each policy with a glob matching repo; a policy with
+// several matching globs may be reported more than once.
+func (x *patternIndex) match(repo string, fn func(policy int)) {
+	n := x.root
+	rest := repo
+	for n != nil {
+		for _, w := range n.wild {
+			if w.re.MatchString(repo) {
+				fn(w.policy)
+			}
+		}
+		if rest == "" {
+			for _, p := range n.exact {
+				fn(p)
+			}
+			return
+		}
+		seg := rest
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			seg, rest = rest[:i], rest[i+1:]
+			if rest == "" {
+				return // trailing slash: not a repository
+			}
+		} else {
+			rest = ""
+		}
+		n = n.children[seg]
+	}
+}

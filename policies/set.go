@@ -1,0 +1,204 @@
+package policies
+
+import (
+	"crypto"
+	"crypto/x509"
+	"regexp"
+	"slices"
+
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// Set is an immutable, compiled set of policies. It is safe for concurrent
+// use; the webhook swaps whole Sets, never edits one.
+type Set struct {
+	images      []*ImagePolicy
+	validations []*ValidationPolicy
+	index       *patternIndex
+	settings    Settings
+}
+
+// Empty is a Set with no policies and the default settings: every image is
+// denied, which is what a controller enforces before its first bundle.
+func Empty() *Set {
+	return &Set{index: newPatternIndex(), settings: defaultSettings()}
+}
+
+// ImagePolicy is a compiled ImagePolicy.
+type ImagePolicy struct {
+	Name string
+	// File is the path of the document in the bundle.
+	File string
+	Mode Mode
+	// Globs are the normalised image globs.
+	Globs       []string
+	Authorities []*CompiledAuthority
+	// Threshold is how many distinct authorities must verify (at least 1).
+	Threshold int
+	match     matcher
+}
+
+// CompiledAuthority is a compiled authority. Exactly one of Key, Keyless and
+// Static is set.
+type CompiledAuthority struct {
+	Name    string
+	Key     *PublicKey
+	Keyless *Keyless
+	// Static is "pass" or "fail" for a static authority.
+	Static string
+	// TLogKeys, when set, require a transparency-log entry whose signed
+	// entry timestamp verifies with one of these Rekor keys.
+	TLogKeys     []crypto.PublicKey
+	Attestations []CompiledAttestation
+	// Fingerprint identifies everything that decides whether this
+	// authority accepts an image: key or CA and identities, log keys,
+	// attestation conditions. Verification results are cached by image
+	// digest and Fingerprint, so they survive a policy swap that leaves
+	// the authority unchanged.
+	Fingerprint string
+	signerID    string
+}
+
+// PublicKey is a static verification key: PEM-decoded or a KMS URI that is
+// resolved when the verifier is built.
+type PublicKey struct {
+	Public crypto.PublicKey
+	KMS    string
+	Hash   crypto.Hash
+	id     string
+}
+
+// Keyless trusts Fulcio certificates for given identities.
+type Keyless struct {
+	Roots           []*x509.Certificate
+	Intermediates   []*x509.Certificate
+	Identities      []CompiledIdentity
+	SCTKeys         []crypto.PublicKey
+	IgnoreSCTUnsafe bool
+	id              string
+}
+
+// CompiledIdentity is an issuer and subject, each exact or a regexp.
+type CompiledIdentity struct {
+	Issuer, Subject             string
+	IssuerRegExp, SubjectRegExp *regexp.Regexp
+}
+
+// CompiledAttestation is a required attestation with an optional condition.
+type CompiledAttestation struct {
+	Name          string
+	PredicateType string
+	Condition     *Condition
+}
+
+// ValidationPolicy is a compiled ValidationPolicy.
+type ValidationPolicy struct {
+	Name  string
+	File  string
+	Mode  Mode
+	Rules []Rule
+	match matcher
+}
+
+// Rule is one compiled validation.
+type Rule struct {
+	Condition *Condition
+	Message   string
+}
+
+// Settings are the bundle-wide defaults.
+type Settings struct {
+	// Name of the Settings document, empty when the bundle has none.
+	Name string
+	// AllowUnmatched admits images that no ImagePolicy matches.
+	AllowUnmatched bool
+	// UnmatchedMode is the mode of the verdict on unmatched images.
+	UnmatchedMode Mode
+	// ExemptNamespaces are never checked.
+	ExemptNamespaces []string
+}
+
+func defaultSettings() Settings { return Settings{UnmatchedMode: ModeEnforce} }
+
+// Settings returns the bundle-wide defaults.
+func (s *Set) Settings() Settings { return s.settings }
+
+// ImagePolicies returns every ImagePolicy.
+func (s *Set) ImagePolicies() []*ImagePolicy { return s.images }
+
+// ValidationPolicies returns every ValidationPolicy.
+func (s *Set) ValidationPolicies() []*ValidationPolicy { return s.validations }
+
+// Len is the number of policies (image and validation).
+func (s *Set) Len() int { return len(s.images) + len(s.validations) }
+
+// Exempt reports whether the namespace is exempt from all checks.
+func (s *Set) Exempt(namespace string) bool {
+	return namespace != "" && slices.Contains(s.settings.ExemptNamespaces, namespace)
+}
+
+// UsesNamespaceSelectors reports whether any policy selects namespaces by
+// label, so callers know whether to look the labels up.
+func (s *Set) UsesNamespaceSelectors() bool {
+	for _, p := range s.images {
+		if p.match.selector != nil {
+			return true
+		}
+	}
+	for _, p := range s.validations {
+		if p.match.selector != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// Subject is where a request applies: its namespace (with labels, when a
+// policy selects by label) and the workload kind.
+type Subject struct {
+	Namespace       string
+	NamespaceLabels map[string]string
+	Kind            string
+}
+
+func (m *matcher) matches(s Subject) bool {
+	if len(m.kinds) > 0 && !slices.Contains(m.kinds, s.Kind) {
+		return false
+	}
+	if len(m.namespaces) > 0 && !slices.Contains(m.namespaces, s.Namespace) {
+		return false
+	}
+	if m.selector != nil && !m.selector.Matches(labels.Set(s.NamespaceLabels)) {
+		return false
+	}
+	return true
+}
+
+// MatchImage returns the ImagePolicies that govern the repository (see
+// Repository) for the subject, in bundle order and without duplicates. An
+// empty result means the image is unmatched (see Settings).
+func (s *Set) MatchImage(repository string, subj Subject) []*ImagePolicy {
+	var hits []int
+	s.index.match(repository, func(p int) {
+		if !slices.Contains(hits, p) && s.images[p].match.matches(subj) {
+			hits = append(hits, p)
+		}
+	})
+	slices.Sort(hits)
+	out := make([]*ImagePolicy, len(hits))
+	for i, p := range hits {
+		out[i] = s.images[p]
+	}
+	return out
+}
+
+// MatchValidation returns the ValidationPolicies that apply to the subject.
+func (s *Set) MatchValidation(subj Subject) []*ValidationPolicy {
+	var out []*ValidationPolicy
+	for _, p := range s.validations {
+		if p.match.matches(subj) {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,217 @@
+package policies
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// APIVersion is the apiVersion of every policy document.
+const APIVersion = "policy.ward.dev/v1"
+
+// Kinds of policy document.
+const (
+	KindImagePolicy      = "ImagePolicy"
+	KindValidationPolicy = "ValidationPolicy"
+	KindSettings         = "Settings"
+)
+
+// Mode is what a failing policy does to a request.
+type Mode string
+
+// Modes. Enforce denies; warn admits with an admission warning; audit admits
+// silently and records the failure in logs and metrics.
+const (
+	ModeEnforce Mode = "enforce"
+	ModeWarn    Mode = "warn"
+	ModeAudit   Mode = "audit"
+)
+
+// Stricter reports whether m is stricter than o (enforce > warn > audit).
+func (m Mode) Stricter(o Mode) bool { return m.rank() > o.rank() }
+
+func (m Mode) rank() int {
+	switch m {
+	case ModeEnforce:
+		return 3
+	case ModeWarn:
+		return 2
+	case ModeAudit:
+		return 1
+	}
+	return 0
+}
+
+// TypeMeta and ObjectMeta are the Kubernetes-style header of a document.
+type header struct {
+	APIVersion string     `json:"apiVersion"`
+	Kind       string     `json:"kind"`
+	Metadata   ObjectMeta `json:"metadata"`
+}
+
+// ObjectMeta is the metadata of a policy document. Only the name is used;
+// labels and annotations are allowed for the authors' own bookkeeping.
+type ObjectMeta struct {
+	Name        string            `json:"name"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// ImagePolicyDoc is an ImagePolicy document as written.
+type ImagePolicyDoc struct {
+	APIVersion string          `json:"apiVersion"`
+	Kind       string          `json:"kind"`
+	Metadata   ObjectMeta      `json:"metadata"`
+	Spec       ImagePolicySpec `json:"spec"`
+}
+
+// ImagePolicySpec says which images must be signed by whom.
+type ImagePolicySpec struct {
+	// Mode is enforce (default), warn or audit.
+	Mode Mode `json:"mode,omitempty"`
+	// Images are the globs of the repositories the policy governs.
+	Images []ImagePattern `json:"images"`
+	// Match narrows the policy to namespaces and workload kinds.
+	Match *Match `json:"match,omitempty"`
+	// Authorities: any one that verifies suffices, unless Threshold is set.
+	Authorities []Authority `json:"authorities"`
+	// Threshold is how many distinct authorities (signers) must verify.
+	// Zero means one.
+	Threshold int `json:"threshold,omitempty"`
+}
+
+// ImagePattern is one image glob. "*" matches within a path segment, "**"
+// across segments, "?" one character. Globs match the repository
+// (registry/path), normalised as Docker does: "nginx" is
+// "index.docker.io/library/nginx".
+type ImagePattern struct {
+	Glob string `json:"glob"`
+}
+
+// Match narrows a policy. Empty fields match everything.
+type Match struct {
+	// Namespaces lists namespace names.
+	Namespaces []string `json:"namespaces,omitempty"`
+	// NamespaceSelector selects namespaces by label.
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+	// Kinds lists workload kinds: Pod, Deployment, ReplicaSet, StatefulSet,
+	// DaemonSet, Job, CronJob, ReplicationController.
+	Kinds []string `json:"kinds,omitempty"`
+}
+
+// Authority is one way for an image to be trusted: a key, a keyless
+// identity, or a static verdict. Exactly one of Key, Keyless and Static.
+type Authority struct {
+	Name    string       `json:"name,omitempty"`
+	Key     *KeyRef      `json:"key,omitempty"`
+	Keyless *KeylessRef  `json:"keyless,omitempty"`
+	Static  *StaticRef   `json:"static,omitempty"`
+	CTLog   *TLog        `json:"ctlog,omitempty"`
+	// Attestations, when present, replace the signature check: the
+	// authority is satisfied when each listed attestation is signed by it
+	// and passes its condition (policy-controller's semantics).
+	Attestations []Attestation `json:"attestations,omitempty"`
+}
+
+// KeyRef is a public key: PEM data or a KMS URI. Exactly one.
+type KeyRef struct {
+	Data string `json:"data,omitempty"`
+	KMS  string `json:"kms,omitempty"`
+	// HashAlgorithm is sha256 (default), sha384 or sha512.
+	HashAlgorithm string `json:"hashAlgorithm,omitempty"`
+}
+
+// KeylessRef trusts certificates from a Fulcio CA for given identities.
+type KeylessRef struct {
+	// CACert holds the PEM certificates of the Fulcio root and any
+	// intermediates (policy-controller's "ca-cert").
+	CACert *KeyRef `json:"ca-cert,omitempty"`
+	// Identities: a certificate must match one.
+	Identities []Identity `json:"identities"`
+	// SCTPublicKeys are PEM keys of the certificate transparency logs whose
+	// signed certificate timestamps are accepted.
+	SCTPublicKeys []string `json:"sctPublicKeys,omitempty"`
+	// IgnoreSCTUnsafe accepts certificates without a verified SCT.
+	IgnoreSCTUnsafe bool `json:"ignoreSCTUnsafe,omitempty"`
+}
+
+// Identity is an OIDC issuer and subject, each exact or a regular
+// expression.
+type Identity struct {
+	Issuer        string `json:"issuer,omitempty"`
+	Subject       string `json:"subject,omitempty"`
+	IssuerRegExp  string `json:"issuerRegExp,omitempty"`
+	SubjectRegExp string `json:"subjectRegExp,omitempty"`
+}
+
+// StaticRef is a fixed verdict: pass or fail.
+type StaticRef struct {
+	Action string `json:"action"`
+}
+
+// TLog requires a transparency-log (Rekor) entry for the signature and
+// verifies its signed entry timestamp offline (policy-controller calls
+// this "ctlog").
+type TLog struct {
+	// URL is informational: verification is offline.
+	URL string `json:"url,omitempty"`
+	// PublicKeys are the PEM public keys of the accepted Rekor logs.
+	PublicKeys []string `json:"publicKeys"`
+}
+
+// Attestation requires a signed in-toto statement of PredicateType whose
+// predicate passes Policy.
+type Attestation struct {
+	Name          string             `json:"name"`
+	PredicateType string             `json:"predicateType"`
+	Policy        *AttestationPolicy `json:"policy,omitempty"`
+}
+
+// AttestationPolicy is a condition over an attestation's predicate. Only
+// type "cel" exists: a boolean expression over `predicate` and
+// `predicateType`.
+type AttestationPolicy struct {
+	Type string `json:"type"`
+	Data string `json:"data"`
+}
+
+// ValidationPolicyDoc is a ValidationPolicy document as written.
+type ValidationPolicyDoc struct {
+	APIVersion string               `json:"apiVersion"`
+	Kind       string               `json:"kind"`
+	Metadata   ObjectMeta           `json:"metadata"`
+	Spec       ValidationPolicySpec `json:"spec"`
+}
+
+// ValidationPolicySpec holds CEL rules over the admitted object.
+type ValidationPolicySpec struct {
+	Mode        Mode         `json:"mode,omitempty"`
+	Match       *Match       `json:"match,omitempty"`
+	Validations []Validation `json:"validations"`
+}
+
+// Validation is one CEL rule. The expression sees `object` (the admitted
+// object), `oldObject` (on update, else null) and `request` (namespace,
+// name, operation, kind, userInfo) and must return a bool.
+type Validation struct {
+	Expression string `json:"expression"`
+	Message    string `json:"message,omitempty"`
+}
+
+// SettingsDoc is the optional bundle-wide Settings document.
+type SettingsDoc struct {
+	APIVersion string       `json:"apiVersion"`
+	Kind       string       `json:"kind"`
+	Metadata   ObjectMeta   `json:"metadata"`
+	Spec       SettingsSpec `json:"spec"`
+}
+
+// SettingsSpec holds bundle-wide defaults.
+type SettingsSpec struct {
+	// UnmatchedImages is what happens to an image no ImagePolicy matches:
+	// "deny" (default) or "allow".
+	UnmatchedImages string `json:"unmatchedImages,omitempty"`
+	// UnmatchedMode is the mode of the unmatched-image verdict: enforce
+	// (default), warn or audit.
+	UnmatchedMode Mode `json:"unmatchedMode,omitempty"`
+	// ExemptNamespaces are never checked.
+	ExemptNamespaces []string `json:"exemptNamespaces,omitempty"`
+}
