@@ -109,4 +109,3 @@ func (c *Condition) Eval(ctx context.Context, vars map[string]any) (bool, error)
 	}
 	return b, nil
 }
-

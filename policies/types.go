@@ -100,11 +100,11 @@ type Match struct {
 // Authority is one way for an image to be trusted: a key, a keyless
 // identity, or a static verdict. Exactly one of Key, Keyless and Static.
 type Authority struct {
-	Name    string       `json:"name,omitempty"`
-	Key     *KeyRef      `json:"key,omitempty"`
-	Keyless *KeylessRef  `json:"keyless,omitempty"`
-	Static  *StaticRef   `json:"static,omitempty"`
-	CTLog   *TLog        `json:"ctlog,omitempty"`
+	Name    string      `json:"name,omitempty"`
+	Key     *KeyRef     `json:"key,omitempty"`
+	Keyless *KeylessRef `json:"keyless,omitempty"`
+	Static  *StaticRef  `json:"static,omitempty"`
+	CTLog   *TLog       `json:"ctlog,omitempty"`
 	// Attestations, when present, replace the signature check: the
 	// authority is satisfied when each listed attestation is signed by it
 	// and passes its condition (policy-controller's semantics).
