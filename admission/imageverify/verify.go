@@ -1,0 +1,625 @@
+package imageverify
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/sigstore/cosign/v2/pkg/cosign"
+	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
+	"github.com/sigstore/cosign/v2/pkg/oci"
+	"github.com/sigstore/cosign/v2/pkg/types"
+	sgbundle "github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore-go/pkg/verify"
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/sigstore/sigstore/pkg/signature/kms"
+	sigtuf "github.com/sigstore/sigstore/pkg/tuf"
+
+	"ward.dev/ward/policies"
+)
+
+// Formats of signature, as reported in results.
+const (
+	FormatSigTag = "sig-tag" // legacy cosign "sha256-<hex>.sig" tag
+	FormatBundle = "bundle"  // Sigstore bundle stored as an OCI referrer
+)
+
+// DefaultMaxReferrers bounds how many referrers of one image are read.
+const DefaultMaxReferrers = 32
+
+// Verifier checks images against authorities. It is safe for concurrent
+// use. The zero value is not usable; call New.
+type Verifier struct {
+	transport    http.RoundTripper
+	maxReferrers int
+
+	mu  sync.Mutex
+	kms map[string]signature.Verifier
+}
+
+// Option configures a Verifier.
+type Option func(*verifierOptions)
+
+type verifierOptions struct {
+	roots        *x509.CertPool
+	transport    http.RoundTripper
+	maxBytes     int64
+	maxReferrers int
+}
+
+// WithRootCAs trusts these CAs for registry TLS instead of the system's.
+func WithRootCAs(pool *x509.CertPool) Option { return func(o *verifierOptions) { o.roots = pool } }
+
+// WithTransport sets the HTTP transport to registries (it is still wrapped
+// in the response size bound).
+func WithTransport(rt http.RoundTripper) Option {
+	return func(o *verifierOptions) { o.transport = rt }
+}
+
+// WithMaxResponseBytes bounds each registry response body (default
+// DefaultMaxResponseBytes).
+func WithMaxResponseBytes(n int64) Option { return func(o *verifierOptions) { o.maxBytes = n } }
+
+// WithMaxReferrers bounds how many referrers of an image are read (default
+// DefaultMaxReferrers).
+func WithMaxReferrers(n int) Option { return func(o *verifierOptions) { o.maxReferrers = n } }
+
+// New makes a Verifier.
+func New(opts ...Option) *Verifier {
+	o := verifierOptions{maxBytes: DefaultMaxResponseBytes, maxReferrers: DefaultMaxReferrers}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	var rt http.RoundTripper
+	if o.transport != nil {
+		rt = &boundedTransport{next: o.transport, max: o.maxBytes}
+	} else {
+		rt = newTransport(o.roots, o.maxBytes)
+	}
+	return &Verifier{transport: rt, maxReferrers: o.maxReferrers, kms: map[string]signature.Verifier{}}
+}
+
+func (v *Verifier) remoteOptions(ctx context.Context, kc authn.Keychain) []remote.Option {
+	if kc == nil {
+		kc = authn.NewMultiKeychain() // anonymous
+	}
+	return []remote.Option{
+		remote.WithContext(ctx), remote.WithTransport(v.transport), remote.WithAuthFromKeychain(kc),
+		// A webhook has seconds: one quick retry, then give up.
+		remote.WithRetryBackoff(remote.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 2}),
+	}
+}
+
+// Resolve returns the digest an image reference names; a digest reference
+// is returned as is, a tag is resolved with the registry.
+func (v *Verifier) Resolve(ctx context.Context, ref name.Reference, kc authn.Keychain) (name.Digest, error) {
+	if d, ok := ref.(name.Digest); ok {
+		return d, nil
+	}
+	desc, err := remote.Head(ref, v.remoteOptions(ctx, kc)...)
+	if err != nil {
+		return name.Digest{}, fmt.Errorf("%w: failed to resolve %s: %s", ErrUnavailable, ref, brief(err))
+	}
+	return ref.Context().Digest(desc.Digest.String()), nil
+}
+
+// Result says who signed an image, as an authority required.
+type Result struct {
+	// Signers describe what verified: "key sha256:…" or
+	// "subject … from issuer …".
+	Signers []string
+	// Formats lists the formats in which a verified signature was found.
+	Formats []string
+}
+
+// Verify checks one authority for one image digest. Static authorities
+// are the caller's business (they need no registry). The error wraps one of
+// ErrNoSignatures, ErrNoMatch, ErrAttestation, ErrUnavailable or ErrConfig
+// and is one line.
+func (v *Verifier) Verify(ctx context.Context, img name.Digest, a *policies.CompiledAuthority, kc authn.Keychain) (*Result, error) {
+	if a.Static != "" {
+		return nil, fmt.Errorf("%w: static authority %q needs no verification", ErrConfig, a.Name)
+	}
+	opts, err := v.checkOpts(ctx, a, kc)
+	if err != nil {
+		return nil, err
+	}
+	if len(a.Attestations) > 0 {
+		return v.verifyAttestations(ctx, img, a, opts)
+	}
+	return v.verifySignatures(ctx, img, opts)
+}
+
+// checkSet is the cosign options for one identity (keyless) or one key.
+type checkSet struct {
+	co       *cosign.CheckOpts
+	describe string // for results when the signature carries no certificate
+}
+
+func (v *Verifier) checkOpts(ctx context.Context, a *policies.CompiledAuthority, kc authn.Keychain) ([]checkSet, error) {
+	base := cosign.CheckOpts{
+		RegistryClientOpts: []ociremote.Option{ociremote.WithRemoteOptions(v.remoteOptions(ctx, kc)...)},
+		IgnoreTlog:         len(a.TLogKeys) == 0,
+		MaxWorkers:         4,
+	}
+	var rekorLogs map[string]*root.TransparencyLog
+	if len(a.TLogKeys) > 0 {
+		keys := cosign.NewTrustedTransparencyLogPubKeys()
+		rekorLogs = map[string]*root.TransparencyLog{}
+		for _, k := range a.TLogKeys {
+			pemKey, err := cryptoutils.MarshalPublicKeyToPEM(k)
+			if err != nil {
+				return nil, fmt.Errorf("%w: authority %q: Rekor key: %s", ErrConfig, a.Name, err)
+			}
+			if err := keys.AddTransparencyLogPubKey(pemKey, sigtuf.Active); err != nil {
+				return nil, fmt.Errorf("%w: authority %q: Rekor key: %s", ErrConfig, a.Name, err)
+			}
+			id, err := logID(k)
+			if err != nil {
+				return nil, fmt.Errorf("%w: authority %q: Rekor key: %s", ErrConfig, a.Name, err)
+			}
+			rekorLogs[hex.EncodeToString(id)] = &root.TransparencyLog{ID: id, HashFunc: crypto.SHA256, PublicKey: k, SignatureHashFunc: crypto.SHA256}
+		}
+		base.RekorPubKeys = &keys
+	}
+	switch {
+	case a.Key != nil:
+		sv, err := v.keyVerifier(ctx, a)
+		if err != nil {
+			return nil, err
+		}
+		co := base
+		co.SigVerifier = sv
+		tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, nil, nil, nil, rekorLogs)
+		if err != nil {
+			return nil, fmt.Errorf("%w: authority %q: %s", ErrConfig, a.Name, err)
+		}
+		co.TrustedMaterial = tr
+		return []checkSet{{co: &co, describe: "key " + keyFingerprint(a)}}, nil
+	case a.Keyless != nil:
+		kl := a.Keyless
+		roots, inter := x509.NewCertPool(), x509.NewCertPool()
+		var cas []root.CertificateAuthority
+		for _, r := range kl.Roots {
+			roots.AddCert(r)
+			cas = append(cas, &root.FulcioCertificateAuthority{Root: r, Intermediates: kl.Intermediates})
+		}
+		for _, c := range kl.Intermediates {
+			inter.AddCert(c)
+		}
+		var ctLogs map[string]*root.TransparencyLog
+		var ctKeys *cosign.TrustedTransparencyLogPubKeys
+		if len(kl.SCTKeys) > 0 {
+			ctLogs = map[string]*root.TransparencyLog{}
+			keys := cosign.NewTrustedTransparencyLogPubKeys()
+			for _, k := range kl.SCTKeys {
+				pemKey, err := cryptoutils.MarshalPublicKeyToPEM(k)
+				if err != nil {
+					return nil, fmt.Errorf("%w: authority %q: CT log key: %s", ErrConfig, a.Name, err)
+				}
+				if err := keys.AddTransparencyLogPubKey(pemKey, sigtuf.Active); err != nil {
+					return nil, fmt.Errorf("%w: authority %q: CT log key: %s", ErrConfig, a.Name, err)
+				}
+				id, err := logID(k)
+				if err != nil {
+					return nil, fmt.Errorf("%w: authority %q: CT log key: %s", ErrConfig, a.Name, err)
+				}
+				ctLogs[hex.EncodeToString(id)] = &root.TransparencyLog{ID: id, HashFunc: crypto.SHA256, PublicKey: k, SignatureHashFunc: crypto.SHA256}
+			}
+			ctKeys = &keys
+		}
+		tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, cas, ctLogs, nil, rekorLogs)
+		if err != nil {
+			return nil, fmt.Errorf("%w: authority %q: %s", ErrConfig, a.Name, err)
+		}
+		var out []checkSet
+		for _, id := range kl.Identities {
+			co := base
+			co.RootCerts, co.IntermediateCerts = roots, inter
+			co.IgnoreSCT = kl.IgnoreSCTUnsafe
+			co.CTLogPubKeys = ctKeys
+			co.TrustedMaterial = tr
+			ci := cosign.Identity{Issuer: id.Issuer, Subject: id.Subject}
+			if id.IssuerRegExp != nil {
+				ci.IssuerRegExp = id.IssuerRegExp.String()
+			}
+			if id.SubjectRegExp != nil {
+				ci.SubjectRegExp = id.SubjectRegExp.String()
+			}
+			co.Identities = []cosign.Identity{ci}
+			out = append(out, checkSet{co: &co, describe: "keyless"})
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("%w: authority %q has no key or keyless identity", ErrConfig, a.Name)
+}
+
+// logID is the RFC 6962 log ID of a key: the SHA-256 of its DER encoding.
+func logID(k crypto.PublicKey) ([]byte, error) {
+	der, err := x509.MarshalPKIXPublicKey(k)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256Sum(der)
+	return sum[:], nil
+}
+
+func keyFingerprint(a *policies.CompiledAuthority) string {
+	if a.Key.KMS != "" {
+		return a.Key.KMS
+	}
+	id, err := logID(a.Key.Public)
+	if err != nil {
+		return a.Name
+	}
+	return "sha256:" + hex.EncodeToString(id)[:16]
+}
+
+func (v *Verifier) keyVerifier(ctx context.Context, a *policies.CompiledAuthority) (signature.Verifier, error) {
+	if a.Key.KMS == "" {
+		sv, err := signature.LoadVerifier(a.Key.Public, a.Key.Hash)
+		if err != nil {
+			return nil, fmt.Errorf("%w: authority %q: %s", ErrConfig, a.Name, err)
+		}
+		return sv, nil
+	}
+	cacheKey := fmt.Sprintf("%s\x00%d", a.Key.KMS, a.Key.Hash)
+	v.mu.Lock()
+	sv, ok := v.kms[cacheKey]
+	v.mu.Unlock()
+	if ok {
+		return sv, nil
+	}
+	s, err := kms.Get(ctx, a.Key.KMS, a.Key.Hash)
+	if err != nil {
+		return nil, fmt.Errorf("%w: authority %q: failed to load KMS key: %s", ErrConfig, a.Name, brief(err))
+	}
+	v.mu.Lock()
+	v.kms[cacheKey] = s
+	v.mu.Unlock()
+	return s, nil
+}
+
+// verifySignatures accepts a signature in either format; both are looked at.
+func (v *Verifier) verifySignatures(ctx context.Context, img name.Digest, sets []checkSet) (*Result, error) {
+	res := &Result{}
+	var reasons []string
+	unavailable, found := false, false
+	for _, cs := range sets {
+		co := *cs.co
+		co.ClaimVerifier = cosign.SimpleClaimVerifier
+		sigs, _, err := cosign.VerifyImageSignatures(ctx, img, &co)
+		switch {
+		case err == nil:
+			found = true
+			res.add(FormatSigTag, describeSigs(sigs, cs.describe)...)
+		case isNoSignatures(err):
+		case isNoMatch(err):
+			found = true
+			reasons = append(reasons, FormatSigTag+": "+brief(err))
+		default:
+			unavailable = true
+			reasons = append(reasons, FormatSigTag+": "+brief(err))
+		}
+		signers, n, err := v.verifyBundles(ctx, img, cs, func(st statement) bool {
+			return st.PredicateType == types.CosignSignPredicateType || st.PredicateType == ""
+		})
+		if n > 0 {
+			found = true
+		}
+		if err != nil {
+			if errors.Is(err, ErrUnavailable) {
+				unavailable = true
+			}
+			reasons = append(reasons, FormatBundle+": "+brief(err))
+		}
+		res.add(FormatBundle, signers...)
+	}
+	if len(res.Signers) > 0 {
+		return res, nil
+	}
+	switch {
+	case unavailable:
+		return nil, fmt.Errorf("%w: %s", ErrUnavailable, strings.Join(reasons, "; "))
+	case !found:
+		return nil, fmt.Errorf("%w for %s in either format (no .sig tag, no Sigstore bundle referrer)", ErrNoSignatures, img.DigestStr())
+	}
+	return nil, fmt.Errorf("%w: %s", ErrNoMatch, strings.Join(dedupe(reasons), "; "))
+}
+
+func (r *Result) add(format string, signers ...string) {
+	if len(signers) == 0 {
+		return
+	}
+	for _, s := range signers {
+		if !contains(r.Signers, s) {
+			r.Signers = append(r.Signers, s)
+		}
+	}
+	if !contains(r.Formats, format) {
+		r.Formats = append(r.Formats, format)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func dedupe(list []string) []string {
+	var out []string
+	for _, s := range list {
+		if !contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func describeSigs(sigs []oci.Signature, fallback string) []string {
+	var out []string
+	for _, s := range sigs {
+		cert, err := s.Cert()
+		if err != nil || cert == nil {
+			out = append(out, fallback)
+			continue
+		}
+		out = append(out, describeCert(cert))
+	}
+	return out
+}
+
+func describeCert(cert *x509.Certificate) string {
+	sans := cryptoutils.GetSubjectAlternateNames(cert)
+	subject := strings.Join(sans, ",")
+	ext := cosign.CertExtensions{Cert: cert}
+	issuer := ext.GetIssuer()
+	return fmt.Sprintf("subject %s from issuer %s", subject, issuer)
+}
+
+func isNoSignatures(err error) bool {
+	var none *cosign.ErrNoSignaturesFound
+	var tag *cosign.ErrImageTagNotFound
+	return errors.As(err, &none) || errors.As(err, &tag)
+}
+
+func isNoMatch(err error) bool {
+	var nm *cosign.ErrNoMatchingSignatures
+	var na *cosign.ErrNoMatchingAttestations
+	return errors.As(err, &nm) || errors.As(err, &na)
+}
+
+// statement is the part of an in-toto statement ward reads.
+type statement struct {
+	PredicateType string         `json:"predicateType"`
+	Predicate     map[string]any `json:"predicate"`
+}
+
+// verifyBundles reads the image's referrers, keeps the Sigstore bundles
+// whose statement want accepts, and verifies each against the digest. It
+// returns the signers that verified, how many candidate bundles were seen,
+// and why the others failed.
+func (v *Verifier) verifyBundles(ctx context.Context, img name.Digest, cs checkSet, want func(statement) bool) ([]string, int, error) {
+	stmts, n, err := v.bundleStatements(ctx, img, cs, want)
+	var signers []string
+	for _, s := range stmts {
+		signers = append(signers, s.signer)
+	}
+	return signers, n, err
+}
+
+type verifiedStatement struct {
+	statement
+	signer string
+}
+
+func (v *Verifier) bundleStatements(ctx context.Context, img name.Digest, cs checkSet, want func(statement) bool) ([]verifiedStatement, int, error) {
+	opts := cs.co.RegistryClientOpts
+	index, err := ociremote.Referrers(img, "", opts...)
+	if err != nil {
+		return nil, 0, unavailable("failed to list referrers: " + brief(err))
+	}
+	digestBytes, err := hex.DecodeString(img.DigestStr()[len("sha256:"):])
+	if err != nil || !strings.HasPrefix(img.DigestStr(), "sha256:") {
+		return nil, 0, fmt.Errorf("%w: unsupported digest %s", ErrNoMatch, img.DigestStr())
+	}
+	policy := verify.WithArtifactDigest("sha256", digestBytes)
+	var out []verifiedStatement
+	var reasons []string
+	seen := 0
+	for i, desc := range index.Manifests {
+		if i >= v.maxReferrers {
+			reasons = append(reasons, fmt.Sprintf("only the first %d referrers were read", v.maxReferrers))
+			break
+		}
+		ref := img.Context().Digest(desc.Digest.String())
+		b, err := ociremote.Bundle(ref, opts...)
+		if err != nil {
+			if isTransport(err) {
+				return nil, seen, unavailable(fmt.Sprintf("failed to read referrer %s: %s", desc.Digest, brief(err)))
+			}
+			continue // not a Sigstore bundle
+		}
+		st, err := bundleStatement(b)
+		if err != nil {
+			reasons = append(reasons, err.Error())
+			continue
+		}
+		if !want(st) {
+			continue
+		}
+		seen++
+		vr, err := cosign.VerifyNewBundle(ctx, cs.co, policy, b)
+		if err != nil {
+			reasons = append(reasons, brief(err))
+			continue
+		}
+		signer := cs.describe
+		if vr.Signature != nil && vr.Signature.Certificate != nil {
+			c := vr.Signature.Certificate
+			signer = fmt.Sprintf("subject %s from issuer %s", c.SubjectAlternativeName, c.Extensions.Issuer)
+		}
+		if vr.Statement != nil {
+			// The verified statement is authoritative.
+			if pm := vr.Statement.GetPredicate(); pm != nil {
+				st.Predicate = pm.AsMap()
+			}
+			st.PredicateType = vr.Statement.GetPredicateType()
+		}
+		out = append(out, verifiedStatement{statement: st, signer: signer})
+	}
+	if len(out) == 0 && len(reasons) > 0 {
+		return nil, seen, fmt.Errorf("%s", strings.Join(dedupe(reasons), "; "))
+	}
+	return out, seen, nil
+}
+
+// bundleStatement reads the unverified statement of a DSSE bundle, to
+// select bundles by predicate type; a message-signature bundle has none.
+func bundleStatement(b *sgbundle.Bundle) (statement, error) {
+	env, err := b.Envelope()
+	if err != nil || env == nil {
+		return statement{}, nil // message signature
+	}
+	var st statement
+	raw, err := env.RawEnvelope().DecodeB64Payload()
+	if err != nil {
+		return statement{}, fmt.Errorf("bundle payload is not base64")
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return statement{}, fmt.Errorf("bundle payload is not an in-toto statement")
+	}
+	return st, nil
+}
+
+// verifyAttestations requires each of the authority's attestations to be
+// present (in either format), signed by the authority, and to pass its
+// condition.
+func (v *Verifier) verifyAttestations(ctx context.Context, img name.Digest, a *policies.CompiledAuthority, sets []checkSet) (*Result, error) {
+	var all []verifiedStatement
+	var reasons []string
+	unavailable := false
+	for _, cs := range sets {
+		co := *cs.co
+		co.ClaimVerifier = cosign.IntotoSubjectClaimVerifier
+		atts, _, err := cosign.VerifyImageAttestations(ctx, img, &co)
+		switch {
+		case err == nil:
+			for _, att := range atts {
+				st, err := legacyStatement(att)
+				if err != nil {
+					reasons = append(reasons, err.Error())
+					continue
+				}
+				signer := describeSigs([]oci.Signature{att}, cs.describe)[0]
+				all = append(all, verifiedStatement{statement: st, signer: signer})
+			}
+		case isNoSignatures(err), isNoMatch(err):
+			if isNoMatch(err) {
+				reasons = append(reasons, FormatSigTag+": "+brief(err))
+			}
+		default:
+			unavailable = true
+			reasons = append(reasons, FormatSigTag+": "+brief(err))
+		}
+		stmts, _, err := v.bundleStatements(ctx, img, cs, func(st statement) bool {
+			return st.PredicateType != "" && st.PredicateType != types.CosignSignPredicateType
+		})
+		if err != nil {
+			if errors.Is(err, ErrUnavailable) {
+				unavailable = true
+			}
+			reasons = append(reasons, FormatBundle+": "+brief(err))
+		}
+		all = append(all, stmts...)
+	}
+	res := &Result{}
+	for _, want := range a.Attestations {
+		ok, why := false, fmt.Sprintf("no verified %s attestation", want.PredicateType)
+		for _, st := range all {
+			if st.PredicateType != want.PredicateType {
+				continue
+			}
+			if want.Condition == nil {
+				ok = true
+			} else {
+				pass, err := want.Condition.Eval(ctx, map[string]any{"predicate": st.Predicate, "predicateType": st.PredicateType})
+				switch {
+				case err != nil:
+					why = fmt.Sprintf("attestation %q: %s", want.Name, brief(err))
+				case !pass:
+					why = fmt.Sprintf("attestation %q: condition %s is false", want.Name, want.Condition.Expression())
+				default:
+					ok = true
+				}
+			}
+			if ok {
+				res.add("attestation:"+want.Name, st.signer)
+				break
+			}
+		}
+		if !ok {
+			if unavailable {
+				return nil, fmt.Errorf("%w: %s", ErrUnavailable, strings.Join(dedupe(reasons), "; "))
+			}
+			if len(reasons) > 0 && len(all) == 0 {
+				why += " (" + strings.Join(dedupe(reasons), "; ") + ")"
+			}
+			return nil, fmt.Errorf("%w: %s", ErrAttestation, why)
+		}
+	}
+	return res, nil
+}
+
+// legacyStatement decodes the in-toto statement of a verified legacy
+// attestation (a DSSE envelope in the layer payload).
+func legacyStatement(att oci.Signature) (statement, error) {
+	p, err := att.Payload()
+	if err != nil {
+		return statement{}, fmt.Errorf("attestation payload: %s", brief(err))
+	}
+	var env struct {
+		Payload string `json:"payload"`
+	}
+	if err := json.Unmarshal(p, &env); err != nil {
+		return statement{}, fmt.Errorf("attestation is not a DSSE envelope")
+	}
+	raw, err := base64.StdEncoding.DecodeString(env.Payload)
+	if err != nil {
+		return statement{}, fmt.Errorf("attestation payload is not base64")
+	}
+	var st statement
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return statement{}, fmt.Errorf("attestation is not an in-toto statement")
+	}
+	return st, nil
+}
+
+// brief is an error as one line of bounded length, for reasons that end up
+// in admission responses.
+func brief(err error) string {
+	s := strings.Join(strings.Fields(err.Error()), " ")
+	const max = 300
+	if len(s) > max {
+		s = s[:max] + "…"
+	}
+	return s
+}

@@ -1,0 +1,149 @@
+// Package workload finds the container images in an admitted object: a Pod
+// or any object with a Pod template (Deployment, ReplicaSet, StatefulSet,
+// DaemonSet, Job, CronJob, ReplicationController), across containers,
+// initContainers and ephemeralContainers. It decodes only the fields a
+// decision needs.
+package workload
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ErrUnsupportedKind is returned for a kind that carries no Pod spec.
+var ErrUnsupportedKind = errors.New("unsupported kind")
+
+// Container is one container's image and where it sits in the object.
+type Container struct {
+	// Field is containers, initContainers or ephemeralContainers.
+	Field string
+	Index int
+	Name  string
+	Image string
+	// Path is the JSON pointer of the image field, for patches.
+	Path string
+}
+
+// Workload is what a decision needs from an admitted object.
+type Workload struct {
+	Kind      string
+	Name      string
+	Namespace string
+	// Containers in spec order: init containers, containers, ephemeral.
+	Containers []Container
+	// PullSecrets are the names of the Pod's image pull secrets.
+	PullSecrets []string
+	// ServiceAccount is the Pod's service account ("default" if unset).
+	ServiceAccount string
+}
+
+// Images returns the distinct images of the workload in order.
+func (w *Workload) Images() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, c := range w.Containers {
+		if !seen[c.Image] {
+			seen[c.Image] = true
+			out = append(out, c.Image)
+		}
+	}
+	return out
+}
+
+// podSpecPath is where each kind keeps its Pod spec, as JSON pointer
+// segments.
+var podSpecPath = map[string][]string{
+	"Pod":                   {"spec"},
+	"Deployment":            {"spec", "template", "spec"},
+	"ReplicaSet":            {"spec", "template", "spec"},
+	"StatefulSet":           {"spec", "template", "spec"},
+	"DaemonSet":             {"spec", "template", "spec"},
+	"Job":                   {"spec", "template", "spec"},
+	"ReplicationController": {"spec", "template", "spec"},
+	"CronJob":               {"spec", "jobTemplate", "spec", "template", "spec"},
+}
+
+// Supported reports whether the kind carries a Pod spec.
+func Supported(kind string) bool { _, ok := podSpecPath[kind]; return ok }
+
+type container struct {
+	Name  string `json:"name"`
+	Image string `json:"image"`
+}
+
+type podSpec struct {
+	Containers          []container `json:"containers"`
+	InitContainers      []container `json:"initContainers"`
+	EphemeralContainers []container `json:"ephemeralContainers"`
+	ImagePullSecrets    []struct {
+		Name string `json:"name"`
+	} `json:"imagePullSecrets"`
+	ServiceAccountName string `json:"serviceAccountName"`
+}
+
+type metadata struct {
+	Name         string `json:"name"`
+	GenerateName string `json:"generateName"`
+	Namespace    string `json:"namespace"`
+}
+
+// Extract decodes the Pod spec of an object of the given kind. Fields
+// other than the Pod spec's containers, pull secrets and service account
+// are skipped, not decoded.
+func Extract(kind string, raw []byte) (*Workload, error) {
+	path, ok := podSpecPath[kind]
+	if !ok {
+		return nil, fmt.Errorf("%w %q: want one of Pod, Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob, ReplicationController", ErrUnsupportedKind, kind)
+	}
+	var top struct {
+		Metadata metadata        `json:"metadata"`
+		Spec     json.RawMessage `json:"spec"`
+	}
+	if err := json.Unmarshal(raw, &top); err != nil {
+		return nil, fmt.Errorf("failed to decode %s: %w", kind, err)
+	}
+	cur := top.Spec
+	for _, seg := range path[1:] {
+		var m map[string]json.RawMessage
+		if len(cur) > 0 {
+			if err := json.Unmarshal(cur, &m); err != nil {
+				return nil, fmt.Errorf("failed to decode %s: %w", kind, err)
+			}
+		}
+		cur = m[seg]
+	}
+	var spec podSpec
+	if len(cur) > 0 && string(cur) != "null" {
+		if err := json.Unmarshal(cur, &spec); err != nil {
+			return nil, fmt.Errorf("failed to decode the pod spec of %s: %w", kind, err)
+		}
+	}
+	name := top.Metadata.Name
+	if name == "" {
+		name = top.Metadata.GenerateName
+	}
+	w := &Workload{Kind: kind, Name: name, Namespace: top.Metadata.Namespace, ServiceAccount: spec.ServiceAccountName}
+	if w.ServiceAccount == "" {
+		w.ServiceAccount = "default"
+	}
+	prefix := "/" + strings.Join(path, "/")
+	for _, f := range []struct {
+		field string
+		list  []container
+	}{{"initContainers", spec.InitContainers}, {"containers", spec.Containers}, {"ephemeralContainers", spec.EphemeralContainers}} {
+		for i, c := range f.list {
+			w.Containers = append(w.Containers, Container{
+				Field: f.field, Index: i, Name: c.Name, Image: c.Image,
+				Path: fmt.Sprintf("%s/%s/%d/image", prefix, f.field, i),
+			})
+		}
+	}
+	for _, s := range spec.ImagePullSecrets {
+		if s.Name != "" {
+			w.PullSecrets = append(w.PullSecrets, s.Name)
+		}
+	}
+	return w, nil
+}
