@@ -1,0 +1,161 @@
+package admission
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"ward.dev/ward/admission/imageverify"
+)
+
+// Cache defaults.
+const (
+	DefaultPositiveTTL = 5 * time.Minute
+	DefaultNegativeTTL = 30 * time.Second
+	DefaultDigestTTL   = 30 * time.Second
+	DefaultCacheSize   = 10_000
+)
+
+// Cache remembers verification results by image digest and authority
+// fingerprint, and tag→digest resolutions briefly. Identical concurrent
+// lookups run once. Results of registry trouble are never cached: the
+// next request asks again.
+type Cache struct {
+	positive, negative, digestTTL time.Duration
+	max                           int
+	now                           func() time.Time
+
+	mu      sync.Mutex
+	results map[string]cacheEntry
+	digests map[string]digestEntry
+	group   singleflight.Group
+
+	hits, misses uint64
+}
+
+type cacheEntry struct {
+	res     *imageverify.Result
+	err     error
+	expires time.Time
+}
+
+type digestEntry struct {
+	digest  string
+	expires time.Time
+}
+
+// CacheOption configures a Cache.
+type CacheOption func(*Cache)
+
+// WithTTLs sets how long verified and refused results are kept (zero keeps
+// nothing of that kind).
+func WithTTLs(positive, negative time.Duration) CacheOption {
+	return func(c *Cache) { c.positive, c.negative = positive, negative }
+}
+
+// WithDigestTTL sets how long a tag's digest is kept.
+func WithDigestTTL(d time.Duration) CacheOption { return func(c *Cache) { c.digestTTL = d } }
+
+// WithCacheSize bounds the number of entries of each kind.
+func WithCacheSize(n int) CacheOption { return func(c *Cache) { c.max = n } }
+
+// WithCacheClock sets the clock (tests).
+func WithCacheClock(now func() time.Time) CacheOption { return func(c *Cache) { c.now = now } }
+
+// NewCache makes a Cache.
+func NewCache(opts ...CacheOption) *Cache {
+	c := &Cache{positive: DefaultPositiveTTL, negative: DefaultNegativeTTL, digestTTL: DefaultDigestTTL, max: DefaultCacheSize, now: time.Now,
+		results: map[string]cacheEntry{}, digests: map[string]digestEntry{}}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// Stats returns the hit and miss counts of verification lookups.
+func (c *Cache) Stats() (hits, misses uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hits, c.misses
+}
+
+// verify returns the cached result for (digest, fingerprint) or runs fn
+// once for all concurrent callers.
+func (c *Cache) verify(ctx context.Context, digest, fingerprint string, fn func(context.Context) (*imageverify.Result, error)) (*imageverify.Result, error) {
+	key := digest + "|" + fingerprint
+	now := c.now()
+	c.mu.Lock()
+	if e, ok := c.results[key]; ok && now.Before(e.expires) {
+		c.hits++
+		c.mu.Unlock()
+		return e.res, e.err
+	}
+	c.misses++
+	c.mu.Unlock()
+	ch := c.group.DoChan(key, func() (any, error) {
+		// Detached from the first caller's cancellation, bounded by its
+		// deadline, so one client giving up does not fail the others.
+		vctx := context.WithoutCancel(ctx)
+		if dl, ok := ctx.Deadline(); ok {
+			var cancel context.CancelFunc
+			vctx, cancel = context.WithDeadline(vctx, dl)
+			defer cancel()
+		}
+		res, err := fn(vctx)
+		ttl := c.positive
+		if err != nil {
+			ttl = c.negative
+			if errors.Is(err, imageverify.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+				ttl = 0
+			}
+		}
+		if ttl > 0 {
+			c.mu.Lock()
+			c.evictLocked(len(c.results), func() { clear(c.results) })
+			c.results[key] = cacheEntry{res: res, err: err, expires: c.now().Add(ttl)}
+			c.mu.Unlock()
+		}
+		return res, err
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*imageverify.Result), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// evictLocked empties a full map. Crude but bounded: a full cache is rare
+// (10,000 distinct image×authority pairs within a TTL) and refills fast.
+func (c *Cache) evictLocked(n int, clearFn func()) {
+	if n >= c.max {
+		clearFn()
+	}
+}
+
+// digest returns a cached tag→digest resolution.
+func (c *Cache) digest(ref string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.digests[ref]
+	if !ok || !c.now().Before(e.expires) {
+		return "", false
+	}
+	return e.digest, true
+}
+
+func (c *Cache) storeDigest(ref, digest string) {
+	if c.digestTTL <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.evictLocked(len(c.digests), func() { clear(c.digests) })
+	c.digests[ref] = digestEntry{digest: digest, expires: c.now().Add(c.digestTTL)}
+}

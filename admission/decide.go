@@ -1,0 +1,428 @@
+package admission
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"ward.dev/ward/admission/imageverify"
+	"ward.dev/ward/admission/workload"
+	"ward.dev/ward/policies"
+)
+
+// KeychainFunc returns the registry credentials for a workload: its pull
+// secrets and its service account's.
+type KeychainFunc func(ctx context.Context, namespace, serviceAccount string, pullSecrets []string) (authn.Keychain, error)
+
+// NamespaceLabelsFunc returns a namespace's labels, for policies that
+// select namespaces by label.
+type NamespaceLabelsFunc func(ctx context.Context, namespace string) (map[string]string, error)
+
+// Verifier is what the decider needs of imageverify.Verifier.
+type Verifier interface {
+	Resolve(ctx context.Context, ref name.Reference, kc authn.Keychain) (name.Digest, error)
+	Verify(ctx context.Context, img name.Digest, a *policies.CompiledAuthority, kc authn.Keychain) (*imageverify.Result, error)
+}
+
+// Decider makes admission decisions. It is safe for concurrent use.
+type Decider struct {
+	verifier Verifier
+	cache    *Cache
+	keychain KeychainFunc
+	nsLabels NamespaceLabelsFunc
+}
+
+// DeciderOption configures a Decider.
+type DeciderOption func(*Decider)
+
+// WithCache sets the verification cache (default NewCache()).
+func WithCache(c *Cache) DeciderOption { return func(d *Decider) { d.cache = c } }
+
+// WithKeychain sets where registry credentials come from (default: the
+// Docker config of the process, authn.DefaultKeychain).
+func WithKeychain(f KeychainFunc) DeciderOption { return func(d *Decider) { d.keychain = f } }
+
+// WithNamespaceLabels sets how namespace labels are looked up. Without it,
+// a policy with a namespaceSelector sees no labels.
+func WithNamespaceLabels(f NamespaceLabelsFunc) DeciderOption {
+	return func(d *Decider) { d.nsLabels = f }
+}
+
+// NewDecider makes a Decider that verifies with v.
+func NewDecider(v Verifier, opts ...DeciderOption) *Decider {
+	d := &Decider{verifier: v}
+	for _, o := range opts {
+		o(d)
+	}
+	if d.cache == nil {
+		d.cache = NewCache()
+	}
+	if d.keychain == nil {
+		d.keychain = func(context.Context, string, string, []string) (authn.Keychain, error) {
+			return authn.DefaultKeychain, nil
+		}
+	}
+	return d
+}
+
+// Cache returns the decider's verification cache.
+func (d *Decider) Cache() *Cache { return d.cache }
+
+// Request is what a decision is about.
+type Request struct {
+	// Kind is the workload kind (Pod, Deployment, …).
+	Kind      string
+	Namespace string
+	Name      string
+	// Operation is CREATE, UPDATE, …
+	Operation string
+	Object    []byte
+	OldObject []byte
+	// UserInfo is passed to ValidationPolicies as request.userInfo.
+	UserInfo map[string]any
+}
+
+// Failure is one policy failing for one image or object.
+type Failure struct {
+	Mode   policies.Mode `json:"mode"`
+	Policy string        `json:"policy"`
+	// Image is empty for a ValidationPolicy failure.
+	Image string `json:"image,omitempty"`
+	// Authority names the authority that failed, when one did.
+	Authority string `json:"authority,omitempty"`
+	Reason    string `json:"reason"`
+}
+
+func (f Failure) String() string {
+	var b strings.Builder
+	if f.Image != "" {
+		fmt.Fprintf(&b, "image %s: ", f.Image)
+	}
+	if f.Policy != "" {
+		fmt.Fprintf(&b, "policy %s", f.Policy)
+		if f.Authority != "" {
+			fmt.Fprintf(&b, ", authority %s", f.Authority)
+		}
+		b.WriteString(": ")
+	}
+	b.WriteString(f.Reason)
+	return b.String()
+}
+
+// ImageResult is the outcome for one image of the workload.
+type ImageResult struct {
+	Image string `json:"image"`
+	// Digest is the verified or resolved digest ("sha256:…"), when known.
+	Digest   string   `json:"digest,omitempty"`
+	Policies []string `json:"policies,omitempty"`
+	// Signers are the signers that satisfied the policies.
+	Signers []string `json:"signers,omitempty"`
+	Allowed bool     `json:"allowed"`
+}
+
+// Patch is a JSON patch operation pinning an image to its digest.
+type Patch struct {
+	Op    string `json:"op"`
+	Path  string `json:"path"`
+	Value string `json:"value"`
+}
+
+// Decision is the outcome of a request.
+type Decision struct {
+	Allowed bool `json:"allowed"`
+	// Failures of enforce-mode policies (deny), warn-mode (warnings) and
+	// audit-mode (logged only).
+	Failures []Failure     `json:"failures,omitempty"`
+	Images   []ImageResult `json:"images,omitempty"`
+	Patches  []Patch       `json:"patches,omitempty"`
+	Bundle   Provenance    `json:"bundle"`
+	// Policies are the names of the policies that took part.
+	Policies []string `json:"policies,omitempty"`
+	// Exempt is true when the namespace is exempt.
+	Exempt bool `json:"exempt,omitempty"`
+}
+
+// Message is the deny message: every enforce-mode failure, and the bundle
+// version, in one line.
+func (d *Decision) Message() string {
+	var parts []string
+	for _, f := range d.Failures {
+		if f.Mode == policies.ModeEnforce {
+			parts = append(parts, f.String())
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("ward denied the request (bundle %s): %s", d.Bundle.label(), strings.Join(parts, "; "))
+}
+
+// Warnings are the warn-mode failures, one per admission warning.
+func (d *Decision) Warnings() []string {
+	var out []string
+	for _, f := range d.Failures {
+		if f.Mode == policies.ModeWarn {
+			out = append(out, "ward (warn): "+f.String())
+		}
+	}
+	return out
+}
+
+// Audits are the audit-mode failures.
+func (d *Decision) Audits() []Failure {
+	var out []Failure
+	for _, f := range d.Failures {
+		if f.Mode == policies.ModeAudit {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// Annotations are the provenance annotations of the decision.
+func (d *Decision) Annotations() map[string]string {
+	p := strings.Join(d.Policies, ",")
+	switch {
+	case d.Exempt:
+		p = "exempt"
+	case p == "":
+		p = "none"
+	}
+	return d.Bundle.annotations(p)
+}
+
+func (p Provenance) label() string {
+	if p.Version == 0 && p.Digest == "" {
+		return "none loaded"
+	}
+	s := fmt.Sprintf("v%d", p.Version)
+	if p.Env != "" {
+		s = p.Env + " " + s
+	}
+	return s
+}
+
+// ErrBadRequest marks a request ward cannot decode: the webhook answers 400.
+var ErrBadRequest = errors.New("bad request")
+
+// Decide runs the whole decision for one request against one state.
+func (d *Decider) Decide(ctx context.Context, st *State, req Request) (*Decision, error) {
+	set := st.Set
+	dec := &Decision{Allowed: true, Bundle: st.Provenance}
+	if set.Exempt(req.Namespace) {
+		dec.Exempt = true
+		return dec, nil
+	}
+	wl, err := workload.Extract(req.Kind, req.Object)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrBadRequest, err)
+	}
+	subj := policies.Subject{Namespace: req.Namespace, Kind: req.Kind}
+	if set.UsesNamespaceSelectors() && d.nsLabels != nil && req.Namespace != "" {
+		labels, err := d.nsLabels(ctx, req.Namespace)
+		if err != nil {
+			return nil, fmt.Errorf("failed to read the labels of namespace %s: %w", req.Namespace, err)
+		}
+		subj.NamespaceLabels = labels
+	}
+	var kc authn.Keychain
+	keychain := func() (authn.Keychain, error) {
+		if kc != nil {
+			return kc, nil
+		}
+		var err error
+		kc, err = d.keychain(ctx, req.Namespace, wl.ServiceAccount, wl.PullSecrets)
+		return kc, err
+	}
+	pinned := map[string]string{}
+	for _, img := range wl.Images() {
+		res, pin := d.image(ctx, set, subj, img, keychain, dec)
+		dec.Images = append(dec.Images, res)
+		if pin != "" {
+			pinned[img] = pin
+		}
+	}
+	for _, c := range wl.Containers {
+		if pin, ok := pinned[c.Image]; ok && pin != c.Image {
+			dec.Patches = append(dec.Patches, Patch{Op: "replace", Path: c.Path, Value: pin})
+		}
+	}
+	if err := d.validations(ctx, set, subj, req, dec); err != nil {
+		return nil, err
+	}
+	for _, f := range dec.Failures {
+		if f.Mode == policies.ModeEnforce {
+			dec.Allowed = false
+		}
+	}
+	return dec, nil
+}
+
+// image decides one image and returns its result and, when verified, the
+// digest-pinned reference.
+func (d *Decider) image(ctx context.Context, set *policies.Set, subj policies.Subject, img string, keychain func() (authn.Keychain, error), dec *Decision) (ImageResult, string) {
+	res := ImageResult{Image: img}
+	fail := func(mode policies.Mode, policy, authority, reason string) {
+		dec.Failures = append(dec.Failures, Failure{Mode: mode, Policy: policy, Image: img, Authority: authority, Reason: reason})
+	}
+	ref, err := name.ParseReference(img)
+	if err != nil {
+		fail(policies.ModeEnforce, "", "", fmt.Sprintf("invalid image reference: %s", oneLine(err)))
+		return res, ""
+	}
+	matched := set.MatchImage(ref.Context().Name(), subj)
+	if len(matched) == 0 {
+		s := set.Settings()
+		if s.AllowUnmatched {
+			res.Allowed = true
+			return res, ""
+		}
+		fail(s.UnmatchedMode, "", "", fmt.Sprintf("no ImagePolicy matches %s and the bundle denies unmatched images", ref.Context().Name()))
+		return res, ""
+	}
+	strictest := policies.ModeAudit
+	for _, p := range matched {
+		res.Policies = append(res.Policies, p.Name)
+		if !slices.Contains(dec.Policies, p.Name) {
+			dec.Policies = append(dec.Policies, p.Name)
+		}
+		if p.Mode.Stricter(strictest) {
+			strictest = p.Mode
+		}
+	}
+	kc, err := keychain()
+	if err != nil {
+		fail(strictest, strings.Join(res.Policies, ","), "", fmt.Sprintf("failed to get registry credentials: %s", oneLine(err)))
+		return res, ""
+	}
+	digest, err := d.resolve(ctx, ref, kc)
+	if err != nil {
+		fail(strictest, strings.Join(res.Policies, ","), "", oneLine(err))
+		return res, ""
+	}
+	res.Digest = digest.DigestStr()
+	allOK := true
+	for _, p := range matched {
+		signers, authority, reason := d.policy(ctx, p, digest, kc)
+		if reason != "" {
+			allOK = false
+			fail(p.Mode, p.Name, authority, reason)
+			continue
+		}
+		for _, s := range signers {
+			if !slices.Contains(res.Signers, s) {
+				res.Signers = append(res.Signers, s)
+			}
+		}
+	}
+	res.Allowed = allOK
+	if !allOK {
+		return res, ""
+	}
+	return res, digest.String()
+}
+
+func (d *Decider) resolve(ctx context.Context, ref name.Reference, kc authn.Keychain) (name.Digest, error) {
+	if dg, ok := ref.(name.Digest); ok {
+		return dg, nil
+	}
+	key := ref.Name()
+	if dg, ok := d.cache.digest(key); ok {
+		return ref.Context().Digest(dg), nil
+	}
+	dg, err := d.verifier.Resolve(ctx, ref, kc)
+	if err != nil {
+		return name.Digest{}, err
+	}
+	d.cache.storeDigest(key, dg.DigestStr())
+	return dg, nil
+}
+
+// policy checks one ImagePolicy: at least Threshold of its authorities
+// must verify. It returns the signers, or the failing authority and why.
+func (d *Decider) policy(ctx context.Context, p *policies.ImagePolicy, digest name.Digest, kc authn.Keychain) ([]string, string, string) {
+	var signers, reasons, names []string
+	passed := 0
+	for _, a := range p.Authorities {
+		if passed >= p.Threshold {
+			break
+		}
+		if a.Static != "" {
+			if a.Static == "pass" {
+				passed++
+				signers = append(signers, "static pass ("+a.Name+")")
+			} else {
+				reasons = append(reasons, a.Name+": static fail")
+				names = append(names, a.Name)
+			}
+			continue
+		}
+		res, err := d.cache.verify(ctx, digest.String(), a.Fingerprint, func(ctx context.Context) (*imageverify.Result, error) {
+			return d.verifier.Verify(ctx, digest, a, kc)
+		})
+		if err != nil {
+			reasons = append(reasons, fmt.Sprintf("%s: %s", a.Name, oneLine(err)))
+			names = append(names, a.Name)
+			continue
+		}
+		passed++
+		signers = append(signers, res.Signers...)
+	}
+	if passed >= p.Threshold {
+		return signers, "", ""
+	}
+	reason := strings.Join(reasons, "; ")
+	if p.Threshold > 1 {
+		reason = fmt.Sprintf("%d of %d required signers verified: %s", passed, p.Threshold, reason)
+	}
+	if len(names) == 1 {
+		// The authority is named in the failure itself.
+		reason = strings.TrimPrefix(reason, names[0]+": ")
+		return nil, names[0], reason
+	}
+	return nil, strings.Join(names, ","), reason
+}
+
+func (d *Decider) validations(ctx context.Context, set *policies.Set, subj policies.Subject, req Request, dec *Decision) error {
+	vps := set.MatchValidation(subj)
+	if len(vps) == 0 {
+		return nil
+	}
+	var obj, old any
+	if err := json.Unmarshal(req.Object, &obj); err != nil {
+		return fmt.Errorf("%w: object: %s", ErrBadRequest, err)
+	}
+	if len(req.OldObject) > 0 {
+		if err := json.Unmarshal(req.OldObject, &old); err != nil {
+			return fmt.Errorf("%w: oldObject: %s", ErrBadRequest, err)
+		}
+	}
+	request := map[string]any{
+		"namespace": req.Namespace, "name": req.Name, "operation": req.Operation,
+		"kind": map[string]any{"kind": req.Kind}, "userInfo": req.UserInfo,
+	}
+	vars := map[string]any{"object": obj, "oldObject": old, "request": request}
+	for _, vp := range vps {
+		if !slices.Contains(dec.Policies, vp.Name) {
+			dec.Policies = append(dec.Policies, vp.Name)
+		}
+		for _, r := range vp.Rules {
+			ok, err := r.Condition.Eval(ctx, vars)
+			switch {
+			case err != nil:
+				dec.Failures = append(dec.Failures, Failure{Mode: vp.Mode, Policy: vp.Name, Reason: fmt.Sprintf("%s: %s", r.Message, oneLine(err))})
+			case !ok:
+				dec.Failures = append(dec.Failures, Failure{Mode: vp.Mode, Policy: vp.Name, Reason: r.Message})
+			}
+		}
+	}
+	return nil
+}
+
+func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }

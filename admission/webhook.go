@@ -1,0 +1,162 @@
+package admission
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"gomodules.xyz/jsonpatch/v2"
+	admissionv1 "k8s.io/api/admission/v1"
+	ctrladmission "sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"ward.dev/ward/admission/workload"
+)
+
+// DefaultDecisionTimeout is how long a decision may take: under the API
+// server's default webhook timeout of 10 s, so that a slow registry gives a
+// clear deny instead of a webhook timeout.
+const DefaultDecisionTimeout = 8 * time.Second
+
+// Paths the webhook serves.
+const (
+	PathValidate = "/validate"
+	PathMutate   = "/mutate"
+)
+
+// Webhook serves admission decisions over HTTP.
+type Webhook struct {
+	decider  *Decider
+	policies *Policies
+	timeout  time.Duration
+	log      logr.Logger
+	metrics  *Metrics
+}
+
+// WebhookOption configures a Webhook.
+type WebhookOption func(*Webhook)
+
+// WithDecisionTimeout bounds each decision (default DefaultDecisionTimeout).
+func WithDecisionTimeout(d time.Duration) WebhookOption { return func(w *Webhook) { w.timeout = d } }
+
+// WithLogger sets the logger for decisions that deny, warn or audit.
+func WithLogger(l logr.Logger) WebhookOption { return func(w *Webhook) { w.log = l } }
+
+// WithMetrics records decisions in m.
+func WithMetrics(m *Metrics) WebhookOption { return func(w *Webhook) { w.metrics = m } }
+
+// NewWebhook serves decisions of d over the policies in p.
+func NewWebhook(d *Decider, p *Policies, opts ...WebhookOption) *Webhook {
+	w := &Webhook{decider: d, policies: p, timeout: DefaultDecisionTimeout, log: logr.Discard()}
+	for _, o := range opts {
+		o(w)
+	}
+	return w
+}
+
+// Register adds /validate and /mutate to mux.
+func (w *Webhook) Register(mux *http.ServeMux) {
+	mux.Handle(PathValidate, w.Validator())
+	mux.Handle(PathMutate, w.Mutator())
+}
+
+// Validator is the validating handler: the verdict, warnings and audit
+// annotations.
+func (w *Webhook) Validator() http.Handler {
+	return &ctrladmission.Webhook{Handler: ctrladmission.HandlerFunc(w.validate), RecoverPanic: ptr(true)}
+}
+
+// Mutator is the mutating handler: it pins verified images to their digest
+// and never denies (the validating handler does).
+func (w *Webhook) Mutator() http.Handler {
+	return &ctrladmission.Webhook{Handler: ctrladmission.HandlerFunc(w.mutate), RecoverPanic: ptr(true)}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// decide runs a decision for an admission request, or returns the
+// response itself when there is nothing to decide (a deletion, a kind
+// without Pods) or the request cannot be decided (bad input).
+func (w *Webhook) decide(ctx context.Context, req ctrladmission.Request) (dec *Decision, resp *ctrladmission.Response) {
+	kind := req.Kind.Kind
+	if req.UID == "" && kind == "" {
+		r := ctrladmission.Errored(http.StatusBadRequest, errors.New("the AdmissionReview has no request"))
+		return nil, &r
+	}
+	if req.Operation == admissionv1.Delete || req.Operation == admissionv1.Connect || !workload.Supported(kind) || len(req.Object.Raw) == 0 {
+		r := ctrladmission.Allowed("")
+		return nil, &r
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.timeout)
+	defer cancel()
+	st := w.policies.Load()
+	userInfo := map[string]any{"username": req.UserInfo.Username, "groups": toAny(req.UserInfo.Groups)}
+	dec, err := w.decider.Decide(ctx, st, Request{
+		Kind: kind, Namespace: req.Namespace, Name: req.Name, Operation: string(req.Operation),
+		Object: req.Object.Raw, OldObject: req.OldObject.Raw, UserInfo: userInfo,
+	})
+	if err != nil {
+		code := int32(http.StatusInternalServerError)
+		if errors.Is(err, ErrBadRequest) {
+			code = http.StatusBadRequest
+		}
+		r := ctrladmission.Errored(code, err)
+		return nil, &r
+	}
+	return dec, nil
+}
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
+func (w *Webhook) validate(ctx context.Context, req ctrladmission.Request) ctrladmission.Response {
+	start := time.Now()
+	dec, early := w.decide(ctx, req)
+	if early != nil {
+		w.metrics.observe("validate", outcomeOf(nil, early), time.Since(start))
+		return *early
+	}
+	var resp ctrladmission.Response
+	if dec.Allowed {
+		resp = ctrladmission.Allowed("")
+	} else {
+		resp = ctrladmission.Denied(dec.Message())
+	}
+	resp = resp.WithWarnings(dec.Warnings()...)
+	resp.AuditAnnotations = map[string]string{}
+	for k, v := range dec.Annotations() {
+		resp.AuditAnnotations[strings.TrimPrefix(k, "ward.dev/")] = v
+	}
+	log := w.log.WithValues("kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name, "uid", req.UID,
+		"bundleVersion", dec.Bundle.Version, "bundleDigest", dec.Bundle.Digest)
+	for _, f := range dec.Failures {
+		log.Info("policy failed", "mode", f.Mode, "policy", f.Policy, "image", f.Image, "authority", f.Authority, "reason", f.Reason)
+	}
+	w.metrics.observe("validate", outcomeOf(dec, nil), time.Since(start))
+	return resp
+}
+
+func (w *Webhook) mutate(ctx context.Context, req ctrladmission.Request) ctrladmission.Response {
+	start := time.Now()
+	dec, early := w.decide(ctx, req)
+	if early != nil {
+		w.metrics.observe("mutate", outcomeOf(nil, early), time.Since(start))
+		return *early
+	}
+	w.metrics.observe("mutate", outcomeOf(dec, nil), time.Since(start))
+	if !dec.Allowed || len(dec.Patches) == 0 {
+		return ctrladmission.Allowed("")
+	}
+	ops := make([]jsonpatch.JsonPatchOperation, len(dec.Patches))
+	for i, p := range dec.Patches {
+		ops[i] = jsonpatch.JsonPatchOperation{Operation: p.Op, Path: p.Path, Value: p.Value}
+	}
+	return ctrladmission.Patched("images pinned to their verified digests", ops...)
+}

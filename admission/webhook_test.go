@@ -1,0 +1,353 @@
+package admission_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+
+	"ward.dev/ward/admission"
+	"ward.dev/ward/admission/imageverify"
+	"ward.dev/ward/bundle"
+	"ward.dev/ward/internal/signtest"
+	"ward.dev/ward/policies"
+)
+
+// fixture is a registry with signed and unsigned images, a policy set and a
+// webhook served over HTTPS.
+type fixture struct {
+	host         string
+	signedTag    string // signed in the legacy format, by tag
+	bundleSigned string // signed in the bundle format, by digest
+	unsigned     string
+	warnImage    string
+	auditImage   string
+	signedDigest string
+	srv          *httptest.Server
+	policies     *admission.Policies
+	decider      *admission.Decider
+}
+
+func indentPEM(pem string) string {
+	return "        " + strings.ReplaceAll(strings.TrimSpace(pem), "\n", "\n        ")
+}
+
+func compile(t testing.TB, docs ...string) *policies.Set {
+	t.Helper()
+	var in []bundle.Document
+	for i, d := range docs {
+		in = append(in, bundle.Document{Path: fmt.Sprintf("policies/%d.yaml", i), Data: []byte(d)})
+	}
+	set, err := policies.Compile(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+func keyPolicy(name, glob, mode, pem string) string {
+	return fmt.Sprintf(`apiVersion: policy.ward.dev/v1
+kind: ImagePolicy
+metadata: {name: %s}
+spec:
+  mode: %s
+  images: [{glob: %q}]
+  authorities:
+  - name: ci-key
+    key:
+      data: |
+%s
+`, name, mode, glob, indentPEM(pem))
+}
+
+func newFixture(t testing.TB) *fixture {
+	t.Helper()
+	f := &fixture{host: signtest.Registry(t, true)}
+	key := signtest.NewKey(t)
+	d := signtest.PushImage(t, f.host+"/team/app:v1")
+	signtest.SignLegacy(t, d, key)
+	f.signedTag, f.signedDigest = f.host+"/team/app:v1", d.DigestStr()
+	b := signtest.PushImage(t, f.host+"/team/tool:v1")
+	signtest.SignBundle(t, b, key)
+	f.bundleSigned = b.String()
+	f.unsigned = signtest.PushImage(t, f.host+"/team/unsigned:v1").String()
+	f.warnImage = signtest.PushImage(t, f.host+"/warn/app:v1").String()
+	f.auditImage = signtest.PushImage(t, f.host+"/audit/app:v1").String()
+	set := compile(t,
+		keyPolicy("team-signed", f.host+"/team/**", "enforce", key.PEM),
+		keyPolicy("warn-signed", f.host+"/warn/**", "warn", key.PEM),
+		keyPolicy("audit-signed", f.host+"/audit/**", "audit", key.PEM),
+		`apiVersion: policy.ward.dev/v1
+kind: ImagePolicy
+metadata: {name: library-static}
+spec:
+  images: [{glob: nginx}]
+  authorities: [{static: {action: pass}}]
+`,
+		`apiVersion: policy.ward.dev/v1
+kind: ValidationPolicy
+metadata: {name: run-as-non-root}
+spec:
+  mode: enforce
+  match: {kinds: [Deployment]}
+  validations:
+  - expression: "!has(object.spec.template.spec.hostNetwork) || !object.spec.template.spec.hostNetwork"
+    message: Deployments may not use the host network
+`)
+	f.policies = &admission.Policies{}
+	f.policies.Store(&admission.State{Set: set, Provenance: admission.Provenance{Env: "prod", Version: 7, Digest: "sha256:" + strings.Repeat("b", 64), Commit: strings.Repeat("c", 40)}})
+	f.decider = admission.NewDecider(imageverify.New())
+	mux := http.NewServeMux()
+	admission.NewWebhook(f.decider, f.policies).Register(mux)
+	f.srv = httptest.NewTLSServer(mux)
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+// object builds a workload of the given kind with the images in the given
+// container fields.
+func object(kind string, containers, initContainers, ephemeral []string, extra map[string]any) map[string]any {
+	list := func(images []string) []any {
+		var out []any
+		for i, img := range images {
+			out = append(out, map[string]any{"name": fmt.Sprintf("c%d", i), "image": img})
+		}
+		return out
+	}
+	spec := map[string]any{"containers": list(containers)}
+	if len(initContainers) > 0 {
+		spec["initContainers"] = list(initContainers)
+	}
+	if len(ephemeral) > 0 {
+		spec["ephemeralContainers"] = list(ephemeral)
+	}
+	for k, v := range extra {
+		spec[k] = v
+	}
+	template := map[string]any{"metadata": map[string]any{"labels": map[string]any{"app": "x"}}, "spec": spec}
+	var top map[string]any
+	switch kind {
+	case "Pod":
+		top = map[string]any{"spec": spec}
+	case "CronJob":
+		top = map[string]any{"spec": map[string]any{"schedule": "* * * * *", "jobTemplate": map[string]any{"spec": map[string]any{"template": template}}}}
+	default:
+		top = map[string]any{"spec": map[string]any{"template": template}}
+	}
+	top["apiVersion"], top["kind"] = apiVersion(kind), kind
+	top["metadata"] = map[string]any{"name": "w", "namespace": "apps"}
+	return top
+}
+
+func apiVersion(kind string) string {
+	switch kind {
+	case "Pod", "ReplicationController":
+		return "v1"
+	case "Job", "CronJob":
+		return "batch/v1"
+	}
+	return "apps/v1"
+}
+
+func review(t testing.TB, kind string, obj map[string]any) []byte {
+	t.Helper()
+	raw, err := json.Marshal(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	group, version, _ := strings.Cut(apiVersion(kind), "/")
+	if version == "" {
+		group, version = "", group
+	}
+	ar := admissionv1.AdmissionReview{
+		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
+		Request: &admissionv1.AdmissionRequest{
+			UID:       types.UID("uid-" + kind),
+			Kind:      metav1.GroupVersionKind{Group: group, Version: version, Kind: kind},
+			Resource:  metav1.GroupVersionResource{Group: group, Version: version, Resource: strings.ToLower(kind) + "s"},
+			Namespace: "apps", Name: "w", Operation: admissionv1.Create,
+			Object: runtime.RawExtension{Raw: raw},
+		},
+	}
+	b, err := json.Marshal(ar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func (f *fixture) post(t testing.TB, path string, body []byte) *admissionv1.AdmissionResponse {
+	t.Helper()
+	resp, err := f.srv.Client().Post(f.srv.URL+path, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var ar admissionv1.AdmissionReview
+	if err := json.Unmarshal(b, &ar); err != nil || ar.Response == nil {
+		t.Fatalf("status %d, body %q: %v", resp.StatusCode, b, err)
+	}
+	return ar.Response
+}
+
+func TestWebhookEveryWorkloadKind(t *testing.T) {
+	f := newFixture(t)
+	for _, kind := range policies.WorkloadKinds {
+		t.Run(kind, func(t *testing.T) {
+			allowed := f.post(t, admission.PathValidate, review(t, kind, object(kind, []string{f.signedTag}, []string{f.bundleSigned}, nil, nil)))
+			if !allowed.Allowed {
+				t.Fatalf("signed images denied: %v", allowed.Result)
+			}
+			want := map[string]string{"bundle-version": "7", "bundle-digest": "sha256:" + strings.Repeat("b", 64), "bundle-commit": strings.Repeat("c", 40), "policy": "team-signed"}
+			if kind == "Deployment" {
+				want["policy"] = "team-signed,run-as-non-root"
+			}
+			for k, v := range want {
+				if allowed.AuditAnnotations[k] != v {
+					t.Errorf("audit annotation %s = %q, want %q", k, allowed.AuditAnnotations[k], v)
+				}
+			}
+			denied := f.post(t, admission.PathValidate, review(t, kind, object(kind, []string{f.signedTag}, []string{f.unsigned}, nil, nil)))
+			if denied.Allowed {
+				t.Fatal("unsigned init container image allowed")
+			}
+			msg := denied.Result.Message
+			for _, part := range []string{f.unsigned, "policy team-signed", "authority ci-key", "no signatures found", "bundle prod v7"} {
+				if !strings.Contains(msg, part) {
+					t.Errorf("deny message %q lacks %q", msg, part)
+				}
+			}
+			if denied.AuditAnnotations["bundle-version"] != "7" {
+				t.Errorf("deny lacks provenance: %v", denied.AuditAnnotations)
+			}
+			mutated := f.post(t, admission.PathMutate, review(t, kind, object(kind, []string{f.signedTag}, nil, nil, nil)))
+			var patch []map[string]any
+			if err := json.Unmarshal(mutated.Patch, &patch); err != nil || len(patch) != 1 {
+				t.Fatalf("patch = %s (%v)", mutated.Patch, err)
+			}
+			wantPath := map[string]string{"Pod": "/spec/containers/0/image", "CronJob": "/spec/jobTemplate/spec/template/spec/containers/0/image"}[kind]
+			if wantPath == "" {
+				wantPath = "/spec/template/spec/containers/0/image"
+			}
+			if patch[0]["path"] != wantPath || patch[0]["value"] != f.host+"/team/app@"+f.signedDigest {
+				t.Errorf("patch = %v, want %s → %s@%s", patch[0], wantPath, f.host+"/team/app", f.signedDigest)
+			}
+		})
+	}
+}
+
+func TestWebhookModesAndCases(t *testing.T) {
+	f := newFixture(t)
+	tests := []struct {
+		name    string
+		kind    string
+		obj     map[string]any
+		allowed bool
+		warning string
+		message string
+	}{
+		{"ephemeral container unsigned", "Pod", object("Pod", []string{f.signedTag}, nil, []string{f.unsigned}, nil), false, "", "ephemeral"},
+		{"warn mode admits with a warning", "Pod", object("Pod", []string{f.warnImage}, nil, nil, nil), true, "policy warn-signed", ""},
+		{"audit mode admits silently", "Pod", object("Pod", []string{f.auditImage}, nil, nil, nil), true, "", ""},
+		{"unmatched image denied by default", "Pod", object("Pod", []string{f.host + "/elsewhere/app@sha256:" + strings.Repeat("1", 64)}, nil, nil, nil), false, "", "no ImagePolicy matches"},
+		{"image without registry host", "Pod", object("Pod", []string{"nginx@sha256:" + strings.Repeat("2", 64)}, nil, nil, nil), true, "", ""},
+		{"invalid image reference", "Pod", object("Pod", []string{"UPPER/case:tag"}, nil, nil, nil), false, "", "invalid image reference"},
+		{"validation policy", "Deployment", object("Deployment", []string{f.signedTag}, nil, nil, map[string]any{"hostNetwork": true}), false, "", "may not use the host network"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := f.post(t, admission.PathValidate, review(t, tc.kind, tc.obj))
+			if r.Allowed != tc.allowed {
+				t.Fatalf("allowed = %t, want %t (%v)", r.Allowed, tc.allowed, r.Result)
+			}
+			if tc.message != "" && (r.Result == nil || !strings.Contains(r.Result.Message, tc.message)) {
+				if tc.message != "ephemeral" || !strings.Contains(r.Result.Message, f.unsigned) {
+					t.Errorf("message = %v, want it to contain %q", r.Result, tc.message)
+				}
+			}
+			if got := strings.Join(r.Warnings, "\n"); (tc.warning == "") != (got == "") || !strings.Contains(got, tc.warning) {
+				t.Errorf("warnings = %q, want %q", got, tc.warning)
+			}
+		})
+	}
+}
+
+func TestWebhookBadRequests(t *testing.T) {
+	f := newFixture(t)
+	huge := review(t, "Pod", object("Pod", []string{strings.Repeat("a", 8<<20)}, nil, nil, nil))
+	for _, tc := range []struct {
+		name string
+		body []byte
+		code int32
+	}{
+		{"not JSON", []byte("{nope"), http.StatusBadRequest},
+		{"no request", []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`), http.StatusBadRequest},
+		{"object not a pod", []byte(strings.Replace(string(review(t, "Pod", object("Pod", []string{f.signedTag}, nil, nil, nil))), `"containers":[`, `"containers":{"x":[`, 1)), http.StatusBadRequest},
+		{"over the size limit", huge, http.StatusRequestEntityTooLarge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := f.srv.Client().Post(f.srv.URL+admission.PathValidate, "application/json", bytes.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var ar admissionv1.AdmissionReview
+			if err := json.NewDecoder(resp.Body).Decode(&ar); err != nil {
+				t.Fatalf("status %d: %v", resp.StatusCode, err)
+			}
+			if ar.Response == nil || ar.Response.Allowed || ar.Response.Result == nil || ar.Response.Result.Code != tc.code {
+				t.Fatalf("response = %+v, want a %d error", ar.Response, tc.code)
+			}
+		})
+	}
+}
+
+// A swap of the policy set while requests are in flight never blocks them,
+// and each request sees one whole set.
+func TestWebhookSwapUnderLoad(t *testing.T) {
+	f := newFixture(t)
+	allowAll := compile(t, "apiVersion: policy.ward.dev/v1\nkind: Settings\nmetadata: {name: s}\nspec: {unmatchedImages: allow}\n")
+	denyAll := policies.Empty()
+	body := review(t, "Pod", object("Pod", []string{f.host + "/other/app@sha256:" + strings.Repeat("3", 64)}, nil, nil, nil))
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			set := denyAll
+			if i%2 == 0 {
+				set = allowAll
+			}
+			f.policies.Store(&admission.State{Set: set, Provenance: admission.Provenance{Version: int64(i + 1)}})
+		}
+	}()
+	for range 50 {
+		r := f.post(t, admission.PathValidate, body)
+		v := r.AuditAnnotations["bundle-version"]
+		var n int
+		fmt.Sscan(v, &n)
+		// Odd versions deny, even allow: the verdict must match the version.
+		if (n%2 == 1) != r.Allowed {
+			t.Fatalf("bundle v%d: allowed = %t", n, r.Allowed)
+		}
+	}
+	close(stop)
+	wg.Wait()
+}
