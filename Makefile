@@ -10,7 +10,7 @@ FUZZTIME ?= 10s
 # count: with a time limit its run stalled here after ~20 inputs (cause not
 # yet found; a single input takes ~2 ms), while 2000 inputs by count take
 # about 8 s.
-FUZZ_TARGETS := ./bundle:FuzzRead ./bundle/tufclient:FuzzUpdateMetadata:2000x ./bundle/tuflayout:FuzzParseCustom ./policies:FuzzCompile:20000x
+FUZZ_TARGETS := ./bundle:FuzzRead ./bundle/tufclient:FuzzUpdateMetadata:2000x ./bundle/tuflayout:FuzzParseCustom ./policies:FuzzCompile:20000x ./admission:FuzzValidate:20000x
 
 .PHONY: help build test unit vet fmt lint fuzz bench demo verify tidy
 

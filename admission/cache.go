@@ -96,6 +96,14 @@ func (c *Cache) verify(ctx context.Context, digest, fingerprint string, fn func(
 	c.misses++
 	c.mu.Unlock()
 	ch := c.group.DoChan(key, func() (any, error) {
+		// A lookup that finished between our miss and this call stored
+		// its result: use it.
+		c.mu.Lock()
+		if e, ok := c.results[key]; ok && c.now().Before(e.expires) {
+			c.mu.Unlock()
+			return e.res, e.err
+		}
+		c.mu.Unlock()
 		// Detached from the first caller's cancellation, bounded by its
 		// deadline, so one client giving up does not fail the others.
 		vctx := context.WithoutCancel(ctx)

@@ -351,3 +351,5 @@ func TestWebhookSwapUnderLoad(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+func testKey(t testing.TB) string { return signtest.NewKey(t).PEM }
