@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/url"
 	"os"
 	"path"
@@ -111,6 +112,22 @@ func Build(dir string, opts ...BuildOption) (*Built, error) {
 	}
 	sum := sha256.Sum256(data)
 	return &Built{Bytes: data, Digest: "sha256:" + hex.EncodeToString(sum[:]), Manifest: m}, nil
+}
+
+// ReadPolicyDir returns the policy documents below dir as a bundle would
+// hold them (paths "policies/<relative path>", sorted), without building
+// one: for checking a working tree before it is committed.
+func ReadPolicyDir(dir string) ([]Document, error) {
+	files, err := readPolicyFolder(dir)
+	if err != nil {
+		return nil, err
+	}
+	names := slices.Sorted(maps.Keys(files))
+	out := make([]Document, 0, len(names))
+	for _, n := range names {
+		out = append(out, Document{Path: PoliciesDir + "/" + n, Data: files[n]})
+	}
+	return out, nil
 }
 
 // readPolicyFolder returns the policy documents below dir keyed by their

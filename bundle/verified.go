@@ -55,10 +55,14 @@ func (v *Verified) Manifest() Manifest { return v.contents.Manifest }
 
 // Policies returns the policy documents in manifest order: path and bytes.
 // Callers must not modify the bytes.
-func (v *Verified) Policies() []Document {
-	out := make([]Document, 0, len(v.contents.Manifest.Policies))
-	for _, p := range v.contents.Manifest.Policies {
-		out = append(out, Document{Path: p.Path, Data: v.contents.Files[p.Path]})
+func (v *Verified) Policies() []Document { return v.contents.Policies() }
+
+// Policies returns the policy documents in manifest order: path and bytes.
+// Callers must not modify the bytes.
+func (c *Contents) Policies() []Document {
+	out := make([]Document, 0, len(c.Manifest.Policies))
+	for _, p := range c.Manifest.Policies {
+		out = append(out, Document{Path: p.Path, Data: c.Files[p.Path]})
 	}
 	return out
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ward.dev/ward/bundle"
+	"ward.dev/ward/policies"
 	"ward.dev/ward/internal/policyrepo"
 )
 
@@ -69,7 +70,7 @@ out, or the bundle would claim a commit it does not hold
 			if err != nil {
 				return err
 			}
-			b, err := bundle.Build(folder, buildOptions(allow)...)
+			b, err := buildChecked(folder, allow)
 			if err != nil {
 				return err
 			}
@@ -161,4 +162,22 @@ ward verify for that.`,
 		},
 	}
 	return cmd
+}
+
+// buildChecked builds a bundle and compiles its policies as the controller
+// will, so that nothing is built or signed that the controller would
+// refuse to enforce.
+func buildChecked(folder string, allowUncommitted bool) (*bundle.Built, error) {
+	b, err := bundle.Build(folder, buildOptions(allowUncommitted)...)
+	if err != nil {
+		return nil, err
+	}
+	c, err := bundle.Read(bytes.NewReader(b.Bytes))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := policies.Compile(c.Policies()); err != nil {
+		return nil, fmt.Errorf("the policies of %s do not compile: %w", folder, err)
+	}
+	return b, nil
 }

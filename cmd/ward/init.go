@@ -26,7 +26,10 @@ type initOptions struct {
 	tuf        string
 }
 
-const examplePolicy = `# An ImagePolicy: images matching the globs must be signed by the key below.
+// examplePolicy is written with the public key of keys/cosign.key, the
+// image-signing key init makes.
+const examplePolicy = `# An ImagePolicy: images matching the globs must be signed by the key below
+# (keys/cosign.pub; sign with: cosign sign --key keys/cosign.key IMAGE).
 # Field names follow sigstore policy-controller's ClusterImagePolicy.
 apiVersion: policy.ward.dev/v1
 kind: ImagePolicy
@@ -40,9 +43,30 @@ spec:
     - name: team-key
       key:
         data: |
-          -----BEGIN PUBLIC KEY-----
-          REPLACE-WITH-YOUR-COSIGN-PUBLIC-KEY
-          -----END PUBLIC KEY-----
+%s
+`
+
+// exampleTest is a PolicyTest that needs no registry: an image no policy
+// matches is denied.
+const exampleTest = `# Policy test cases, run by ` + "`ward test`" + `.
+apiVersion: policy.ward.dev/v1
+kind: PolicyTest
+metadata:
+  name: example
+spec:
+  namespace: apps
+  cases:
+    - name: images no policy covers are denied
+      object:
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: stray}
+        spec:
+          containers:
+            - name: app
+              image: docker.io/library/busybox@sha256:0000000000000000000000000000000000000000000000000000000000000000
+      expect: denied
+      reason: no ImagePolicy matches
 `
 
 func newInitCommand() *cobra.Command {
@@ -53,11 +77,13 @@ func newInitCommand() *cobra.Command {
 		Long: `Make a policy repository in DIR (default: the current folder):
 
   ward.yaml     where the policies and the TUF repository are, and the keys
-  policies/     the policy documents, with an example
+  policies/     the policy documents, with an example trusting keys/cosign.pub
+  tests/        policy test cases for ` + "`ward test`" + `
   tuf/          a TUF repository: root, targets, snapshot, timestamp and one
                 delegated role per environment, signed with fresh keys
   keys/         the private keys (ECDSA P-256), git-ignored; move the root
-                and targets keys offline, keep snapshot and timestamp in CI
+                and targets keys offline, keep snapshot and timestamp in CI;
+                cosign.key signs images (cosign sign --key keys/cosign.key)
 
 Each role gets one key and threshold 1, except root: 3 keys, threshold 2.
 Set WARD_KEY_PASSWORD to encrypt the new keys (cosign's format).`,
@@ -184,11 +210,21 @@ func (o *initOptions) run(cmd *cobra.Command, dir string) error {
 	if err := os.MkdirAll(repo.PoliciesDir(), 0o755); err != nil {
 		return err
 	}
+	pubPath, err := keys.Generate(filepath.Join(dir, "keys", "cosign.key"), pass)
+	if err != nil {
+		return fmt.Errorf("failed to generate the image-signing key: %w", err)
+	}
+	pub, err := os.ReadFile(pubPath)
+	if err != nil {
+		return err
+	}
 	example := filepath.Join(repo.PoliciesDir(), "example-image-policy.yaml")
-	if _, err := os.Stat(example); errors.Is(err, fs.ErrNotExist) {
-		if err := os.WriteFile(example, []byte(examplePolicy), 0o644); err != nil {
-			return err
-		}
+	indented := "          " + strings.ReplaceAll(strings.TrimSpace(string(pub)), "\n", "\n          ")
+	if err := writeIfAbsent(example, fmt.Sprintf(examplePolicy, indented)); err != nil {
+		return err
+	}
+	if err := writeIfAbsent(filepath.Join(repo.TestsDir(), "example-test.yaml"), exampleTest); err != nil {
+		return err
 	}
 	if err := ensureGitignore(dir, "keys/"); err != nil {
 		return err
@@ -198,6 +234,8 @@ func (o *initOptions) run(cmd *cobra.Command, dir string) error {
 	p.line("Made a policy repository in %s:", dir)
 	p.line("  %-36s configuration", policyrepo.FileName)
 	p.line("  %-36s an example ImagePolicy", filepath.ToSlash(filepath.Join(o.policies, "example-image-policy.yaml")))
+	p.line("  %-36s a policy test case (ward test)", "tests/example-test.yaml")
+	p.line("  %-36s image-signing key (cosign format); the example policy trusts it", "keys/cosign.key")
 	p.line("  %-36s TUF repository for %s; pin %s/metadata/1.root.json in the controller", o.tuf+"/", strings.Join(o.envs, ", "), o.tuf)
 	for _, role := range roles {
 		p.line("  %-36s %s: %d key(s), threshold %d", "keys/"+role+"*.key", role, counts[role], thresholds[role])
@@ -206,6 +244,17 @@ func (o *initOptions) run(cmd *cobra.Command, dir string) error {
 	p.line("")
 	p.line("Next: edit the policy, commit, then `ward publish --env %s %s`.", o.envs[0], dir)
 	return nil
+}
+
+// writeIfAbsent writes a new file, keeping one that exists.
+func writeIfAbsent(path, content string) error {
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(content), 0o644)
 }
 
 func ensureGitignore(dir, line string) error {

@@ -88,6 +88,8 @@ The authoring flow:
 		newTimestampCommand(),
 		newRootRotateCommand(),
 		newVerifyCommand(),
+		newCheckCommand(),
+		newTestCommand(),
 		newTUFCommand(),
 		newVersionCommand(),
 	)

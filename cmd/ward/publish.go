@@ -7,7 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"ward.dev/ward/bundle"
 	"ward.dev/ward/bundle/tuflayout"
 	"ward.dev/ward/bundle/tufrepo"
 	"ward.dev/ward/internal/policyrepo"
@@ -75,7 +74,7 @@ and digest. Needs the keys of ENV, snapshot and timestamp (ward.yaml or
 			}
 			rel, err := ro.release(cmd, args, []string{env}, env, func(repo *policyrepo.Repo, tuf *tufrepo.Repo, signers tufrepo.Signers) (*tufrepo.Release, error) {
 				progress(cmd, "building %s", repo.PoliciesDir())
-				b, err := bundle.Build(repo.PoliciesDir(), buildOptions(allow)...)
+				b, err := buildChecked(repo.PoliciesDir(), allow)
 				if err != nil {
 					return nil, err
 				}

@@ -79,33 +79,9 @@ func (o *verifyOptions) run(cmd *cobra.Command, args []string) error {
 		}
 		repoDir = repo.TUFDir()
 	}
-	rootPath := o.root
-	if rootPath == "" {
-		rootPath = filepath.Join(repoDir, "metadata", "1.root.json")
-		progress(cmd, "trusting %s; pass --root with the root your cluster pins", rootPath)
-	}
-	root, err := os.ReadFile(rootPath)
-	if err != nil {
-		return fmt.Errorf("failed to read the pinned root: %w", err)
-	}
-	state := o.stateDir
-	if state == "" {
-		if state, err = os.MkdirTemp("", "ward-verify-"); err != nil {
-			return err
-		}
-		defer os.RemoveAll(state)
-	}
-	client, err := tufclient.New(root, tufclient.DirFetcher{Dir: repoDir}, state)
+	b, target, err := verifyEnv(cmd, repoDir, o.root, o.stateDir, o.env)
 	if err != nil {
 		return err
-	}
-	target, err := client.Update(cmd.Context(), o.env)
-	if err != nil {
-		return failed(err)
-	}
-	b, err := bundle.Open(target)
-	if err != nil {
-		return failed(err)
 	}
 	if o.save != "" {
 		if err := os.WriteFile(o.save, target.Bytes(), 0o644); err != nil {
@@ -126,4 +102,36 @@ func (o *verifyOptions) run(cmd *cobra.Command, args []string) error {
 		p.line("  policies: %d", v.Policies)
 		p.line("  expires:  %s (role %s v%d)", v.Expires.Format(time.RFC3339), v.Env, v.RoleVersion)
 	})
+}
+
+// verifyEnv runs the controller's TUF client over a repository folder and
+// opens ENV's bundle. A verification failure is a negative verdict (exit 1).
+func verifyEnv(cmd *cobra.Command, repoDir, rootPath, stateDir, env string) (*bundle.Verified, *tufclient.Target, error) {
+	if rootPath == "" {
+		rootPath = filepath.Join(repoDir, "metadata", "1.root.json")
+		progress(cmd, "trusting %s; pass --root with the root your cluster pins", rootPath)
+	}
+	root, err := os.ReadFile(rootPath)
+	if err != nil {
+		return nil, nil, fmt.Errorf("failed to read the pinned root: %w", err)
+	}
+	if stateDir == "" {
+		if stateDir, err = os.MkdirTemp("", "ward-verify-"); err != nil {
+			return nil, nil, err
+		}
+		defer os.RemoveAll(stateDir)
+	}
+	client, err := tufclient.New(root, tufclient.DirFetcher{Dir: repoDir}, stateDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	target, err := client.Update(cmd.Context(), env)
+	if err != nil {
+		return nil, nil, failed(err)
+	}
+	b, err := bundle.Open(target)
+	if err != nil {
+		return nil, nil, failed(err)
+	}
+	return b, target, nil
 }

@@ -36,6 +36,9 @@ type Config struct {
 	Kind       string `json:"kind"`
 	// Policies is the folder of policy documents, relative to ward.yaml.
 	Policies string `json:"policies"`
+	// Tests is the folder of policy test cases (PolicyTest documents) run
+	// by `ward test`, relative to ward.yaml; default "tests".
+	Tests string `json:"tests,omitempty"`
 	// TUF is the TUF repository: a folder relative to ward.yaml.
 	TUF string `json:"tuf"`
 	// Environments lists the environments in promotion order.
@@ -108,6 +111,14 @@ func (r *Repo) PoliciesDir() string { return r.abs(r.Config.Policies) }
 
 // TUFDir is the absolute TUF repository folder.
 func (r *Repo) TUFDir() string { return r.abs(r.Config.TUF) }
+
+// TestsDir is the absolute path of the policy test folder.
+func (r *Repo) TestsDir() string {
+	if r.Config.Tests == "" {
+		return r.abs("tests")
+	}
+	return r.abs(r.Config.Tests)
+}
 
 func (r *Repo) abs(p string) string {
 	if filepath.IsAbs(p) {

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"ward.dev/ward/admission"
+	"ward.dev/ward/admission/imageverify"
+	"ward.dev/ward/bundle"
+	"ward.dev/ward/internal/policyrepo"
+	"ward.dev/ward/policies"
+)
+
+// policySourceOptions says where the offline commands take their policies
+// from: a bundle file, an environment of a TUF repository (verified as the
+// controller verifies it), or a folder of policy files.
+type policySourceOptions struct {
+	bundleFile  string
+	repo        string
+	env         string
+	root        string
+	stateDir    string
+	policiesDir string
+}
+
+func (o *policySourceOptions) bind(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&o.bundleFile, "bundle", "", "policy bundle file (integrity-checked, not signature-checked)")
+	f.StringVar(&o.repo, "repo", "", "policy repository (with ward.yaml) or TUF repository folder; use with --env")
+	f.StringVar(&o.env, "env", "", "environment whose current bundle to verify and use (with --repo)")
+	f.StringVar(&o.root, "root", "", "pinned root.json for --repo (default: the repository's metadata/1.root.json)")
+	f.StringVar(&o.stateDir, "state-dir", "", "TUF client state folder for --repo (default: a fresh temporary one)")
+	f.StringVar(&o.policiesDir, "policies", "", "folder of policy files (a working tree, before it is published)")
+}
+
+// load compiles the chosen policies into an admission state.
+func (o *policySourceOptions) load(cmd *cobra.Command) (*admission.State, error) {
+	n := 0
+	for _, set := range []bool{o.bundleFile != "", o.repo != "" || o.env != "", o.policiesDir != ""} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return nil, errors.New("choose the policies with one of --bundle FILE, --repo DIR --env ENV, or --policies DIR")
+	}
+	var docs []bundle.Document
+	var prov admission.Provenance
+	switch {
+	case o.bundleFile != "":
+		f, err := os.Open(o.bundleFile)
+		if err != nil {
+			return nil, fmt.Errorf("failed to read the bundle: %w", err)
+		}
+		defer f.Close()
+		c, err := bundle.Read(f)
+		if err != nil {
+			return nil, fmt.Errorf("failed to read %s: %w", o.bundleFile, err)
+		}
+		docs = c.Policies()
+		prov = admission.Provenance{Digest: c.Digest, Commit: c.Manifest.Source.Commit}
+	case o.policiesDir != "":
+		var err error
+		if docs, err = bundle.ReadPolicyDir(o.policiesDir); err != nil {
+			return nil, err
+		}
+	default:
+		if o.repo == "" || o.env == "" {
+			return nil, errors.New("--repo and --env go together")
+		}
+		tufDir := o.repo
+		if repo, err := policyrepo.Load(o.repo); err == nil {
+			tufDir = repo.TUFDir()
+		} else if !errors.Is(err, policyrepo.ErrNoConfig) {
+			return nil, err
+		} else if _, err := os.Stat(filepath.Join(o.repo, "metadata")); err != nil {
+			return nil, fmt.Errorf("%s is neither a policy repository (ward.yaml) nor a TUF repository (metadata/)", o.repo)
+		}
+		b, _, err := verifyEnv(cmd, tufDir, o.root, o.stateDir, o.env)
+		if err != nil {
+			return nil, err
+		}
+		docs = b.Policies()
+		prov = admission.Provenance{Env: b.Env(), Version: b.Version(), Digest: b.Digest(), Commit: b.Commit()}
+	}
+	set, err := policies.Compile(docs)
+	if err != nil {
+		return nil, err
+	}
+	return &admission.State{Set: set, Provenance: prov}, nil
+}
+
+// registryOptions are the offline commands' registry settings.
+type registryOptions struct {
+	caFile  string
+	timeout time.Duration
+}
+
+func (o *registryOptions) bind(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&o.caFile, "registry-ca", "", "PEM file of CAs to trust for registry TLS (default: the system's)")
+	cmd.Flags().DurationVar(&o.timeout, "timeout", 30*time.Second, "time limit for each object's decision")
+}
+
+// deciderWith makes the webhook's decider with the Docker config's
+// registry credentials.
+func (o *registryOptions) deciderWith(nsLabels admission.NamespaceLabelsFunc) (*admission.Decider, error) {
+	var opts []imageverify.Option
+	if o.caFile != "" {
+		pemData, err := os.ReadFile(o.caFile)
+		if err != nil {
+			return nil, fmt.Errorf("failed to read --registry-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pemData) {
+			return nil, fmt.Errorf("--registry-ca %s holds no PEM certificates", o.caFile)
+		}
+		opts = append(opts, imageverify.WithRootCAs(pool))
+	}
+	return admission.NewDecider(imageverify.New(opts...), admission.WithNamespaceLabels(nsLabels)), nil
+}
