@@ -11,8 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"ward.dev/ward/bundle"
-	"ward.dev/ward/policies"
 	"ward.dev/ward/internal/policyrepo"
+	"ward.dev/ward/policies"
 )
 
 func newBundleCommand() *cobra.Command {

@@ -59,15 +59,15 @@ verify).`,
 
 // checkResult is one object's outcome.
 type checkResult struct {
-	Source   string              `json:"source"`
-	Kind     string              `json:"kind"`
-	Namespace string             `json:"namespace,omitempty"`
-	Name     string              `json:"name"`
-	Skipped  bool                `json:"skipped,omitempty"`
-	Allowed  bool                `json:"allowed"`
-	Message  string              `json:"message,omitempty"`
-	Warnings []string            `json:"warnings,omitempty"`
-	Decision *admission.Decision `json:"decision,omitempty"`
+	Source    string              `json:"source"`
+	Kind      string              `json:"kind"`
+	Namespace string              `json:"namespace,omitempty"`
+	Name      string              `json:"name"`
+	Skipped   bool                `json:"skipped,omitempty"`
+	Allowed   bool                `json:"allowed"`
+	Message   string              `json:"message,omitempty"`
+	Warnings  []string            `json:"warnings,omitempty"`
+	Decision  *admission.Decision `json:"decision,omitempty"`
 }
 
 type checkReport struct {

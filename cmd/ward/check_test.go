@@ -1,0 +1,159 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"ward.dev/ward/internal/signtest"
+)
+
+// signedRepo is a committed policy repository whose policy trusts a fresh
+// key for <registry>/team/**, with dev published, and a registry holding a
+// signed and an unsigned image.
+type signedRepo struct {
+	dir, signed, unsigned string
+}
+
+func newSignedRepo(t *testing.T) signedRepo {
+	t.Helper()
+	host := signtest.Registry(t, true)
+	key := signtest.NewKey(t)
+	signed := signtest.PushImage(t, host+"/team/app:v1")
+	signtest.SignBundle(t, signed, key)
+	unsigned := signtest.PushImage(t, host+"/team/other:v1")
+	dir := initRepo(t)
+	policy := fmt.Sprintf(`apiVersion: policy.ward.dev/v1
+kind: ImagePolicy
+metadata: {name: team-signed}
+spec:
+  images: [{glob: "%s/team/**"}]
+  authorities:
+  - name: release-key
+    key:
+      data: |
+        %s
+`, host, strings.ReplaceAll(strings.TrimSpace(key.PEM), "\n", "\n        "))
+	if err := os.WriteFile(filepath.Join(dir, "policies", "example-image-policy.yaml"), []byte(policy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gitCommit(t, dir, "trust the release key")
+	mustWard(t, "publish", "--env", "dev", dir)
+	return signedRepo{dir: dir, signed: host + "/team/app:v1", unsigned: unsigned.String()}
+}
+
+func deployment(name, image string) string {
+	return fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: %s, namespace: apps}
+spec:
+  selector: {matchLabels: {app: %s}}
+  template:
+    metadata: {labels: {app: %s}}
+    spec:
+      containers: [{name: app, image: %q}]
+`, name, name, name, image)
+}
+
+func writeFile(t *testing.T, path, content string) string {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestCheck(t *testing.T) {
+	r := newSignedRepo(t)
+	tmp := t.TempDir()
+	good := writeFile(t, filepath.Join(tmp, "good.yaml"), deployment("web", r.signed)+"---\napiVersion: v1\nkind: Service\nmetadata: {name: web}\n")
+	bad := writeFile(t, filepath.Join(tmp, "bad.yaml"), deployment("job", r.unsigned))
+	bundleFile := filepath.Join(tmp, "b.tgz")
+	mustWard(t, "bundle", "build", r.dir, "-o", bundleFile)
+
+	sources := map[string][]string{
+		"repo and env":  {"--repo", r.dir, "--env", "dev"},
+		"bundle file":   {"--bundle", bundleFile},
+		"policy folder": {"--policies", filepath.Join(r.dir, "policies")},
+	}
+	for name, src := range sources {
+		t.Run(name, func(t *testing.T) {
+			code, out, errOut := ward(t, append([]string{"check", "-f", good}, src...)...)
+			if code != 0 || !strings.Contains(out, "ALLOWED  Deployment apps/web") || !strings.Contains(out, "SKIPPED  Service") {
+				t.Fatalf("signed: exit %d\n%s%s", code, out, errOut)
+			}
+			code, out, errOut = ward(t, append([]string{"check", "-f", good, "-f", bad}, src...)...)
+			if code != 1 || !strings.Contains(out, "DENIED   Deployment apps/job") || !strings.Contains(out, "no signatures found") {
+				t.Fatalf("unsigned: exit %d\n%s%s", code, out, errOut)
+			}
+		})
+	}
+	t.Run("json", func(t *testing.T) {
+		code, out, _ := ward(t, "check", "-f", bad, "--repo", r.dir, "--env", "dev", "-o", "json")
+		var rep checkReport
+		if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 1 {
+			t.Fatalf("exit %d, %v: %s", code, err, out)
+		}
+		if rep.Allowed || rep.Bundle.Version != 1 || rep.Bundle.Env != "dev" || len(rep.Results) != 1 || rep.Results[0].Decision.Failures[0].Authority != "release-key" {
+			t.Fatalf("report = %+v", rep)
+		}
+	})
+	t.Run("bad input", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"check", "-f", good},
+			{"check", "-f", good, "--bundle", bundleFile, "--policies", r.dir},
+			{"check", "--bundle", bundleFile},
+			{"check", "-f", filepath.Join(tmp, "missing.yaml"), "--bundle", bundleFile},
+			{"check", "-f", writeFile(t, filepath.Join(tmp, "garbage.yaml"), "kind: [\n"), "--bundle", bundleFile},
+		} {
+			code, _, errOut := ward(t, args...)
+			if code != 2 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.HasPrefix(errOut, "ward: ") {
+				t.Errorf("ward %s: exit %d, stderr %q", strings.Join(args, " "), code, errOut)
+			}
+		}
+	})
+}
+
+func TestPolicyTests(t *testing.T) {
+	r := newSignedRepo(t)
+	writeFile(t, filepath.Join(r.dir, "tests", "manifests", "signed.yaml"), deployment("web", r.signed))
+	writeFile(t, filepath.Join(r.dir, "tests", "manifests", "unsigned.yaml"), deployment("job", r.unsigned))
+	writeFile(t, filepath.Join(r.dir, "tests", "team-test.yaml"), `apiVersion: policy.ward.dev/v1
+kind: PolicyTest
+metadata: {name: team}
+spec:
+  cases:
+  - name: signed is admitted
+    manifest: manifests/signed.yaml
+    expect: allowed
+  - name: unsigned is denied
+    manifest: manifests/unsigned.yaml
+    expect: denied
+    reason: no signatures found
+`)
+	out := mustWard(t, "test", r.dir)
+	if !strings.Contains(out, "3 passed, 0 failed") {
+		t.Fatalf("output:\n%s", out)
+	}
+	mustWard(t, "test", r.dir, "--repo", r.dir, "--env", "dev")
+
+	writeFile(t, filepath.Join(r.dir, "tests", "wrong-test.yaml"), `apiVersion: policy.ward.dev/v1
+kind: PolicyTest
+metadata: {name: wrong}
+spec:
+  cases:
+  - name: expects the unsigned image to pass
+    manifest: manifests/unsigned.yaml
+    expect: allowed
+`)
+	code, out, errOut := ward(t, "test", r.dir)
+	if code != 1 || !strings.Contains(out, "FAIL  tests/wrong-test.yaml: wrong / expects the unsigned image to pass: Deployment job: expected allowed, got denied") || !strings.Contains(errOut, "1 of 4 policy test cases failed") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+}
