@@ -172,7 +172,7 @@ func (v *Verifier) checkOpts(ctx context.Context, a *policies.CompiledAuthority,
 			if err != nil {
 				return nil, fmt.Errorf("%w: authority %q: Rekor key: %s", ErrConfig, a.Name, err)
 			}
-			rekorLogs[hex.EncodeToString(id)] = &root.TransparencyLog{ID: id, HashFunc: crypto.SHA256, PublicKey: k, SignatureHashFunc: crypto.SHA256}
+			rekorLogs[hex.EncodeToString(id)] = &root.TransparencyLog{ID: id, HashFunc: crypto.SHA256, PublicKey: k, SignatureHashFunc: crypto.SHA256, ValidityPeriodStart: logValidFrom}
 		}
 		base.RekorPubKeys = &keys
 	}
@@ -218,7 +218,7 @@ func (v *Verifier) checkOpts(ctx context.Context, a *policies.CompiledAuthority,
 				if err != nil {
 					return nil, fmt.Errorf("%w: authority %q: CT log key: %s", ErrConfig, a.Name, err)
 				}
-				ctLogs[hex.EncodeToString(id)] = &root.TransparencyLog{ID: id, HashFunc: crypto.SHA256, PublicKey: k, SignatureHashFunc: crypto.SHA256}
+				ctLogs[hex.EncodeToString(id)] = &root.TransparencyLog{ID: id, HashFunc: crypto.SHA256, PublicKey: k, SignatureHashFunc: crypto.SHA256, ValidityPeriodStart: logValidFrom}
 			}
 			ctKeys = &keys
 		}
@@ -247,6 +247,10 @@ func (v *Verifier) checkOpts(ctx context.Context, a *policies.CompiledAuthority,
 	}
 	return nil, fmt.Errorf("%w: authority %q has no key or keyless identity", ErrConfig, a.Name)
 }
+
+// logValidFrom is when a log key given in a policy became valid: the
+// policy names no period, so any time (sigstore-go requires a start).
+var logValidFrom = time.Unix(1, 0)
 
 // logID is the RFC 6962 log ID of a key: the SHA-256 of its DER encoding.
 func logID(k crypto.PublicKey) ([]byte, error) {
