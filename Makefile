@@ -12,7 +12,7 @@ FUZZTIME ?= 10s
 # about 8 s.
 FUZZ_TARGETS := ./bundle:FuzzRead ./bundle/tufclient:FuzzUpdateMetadata:2000x ./bundle/tuflayout:FuzzParseCustom ./policies:FuzzCompile:20000x ./admission:FuzzValidate:20000x
 
-.PHONY: help build test unit vet fmt lint fuzz bench demo verify tidy
+.PHONY: help setup build test unit vet fmt lint fuzz bench demo verify tidy
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -20,7 +20,10 @@ help: ## Show the targets
 build: ## Build bin/ward
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ward
 
-test: vet unit fuzz ## Everything CI runs: vet, unit tests with -race, a short fuzz run of each target
+setup: ## Install what tests need (docker-registry via apt) when missing
+	@./hack/setup.sh
+
+test: setup vet unit fuzz ## Everything CI runs: vet, unit and integration tests with -race, a short fuzz run of each target
 	@echo "make test: all passed"
 
 unit: ## Unit and integration tests with -race

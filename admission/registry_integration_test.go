@@ -1,0 +1,86 @@
+package admission_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"ward.dev/ward/admission"
+	"ward.dev/ward/admission/imageverify"
+	"ward.dev/ward/internal/registrytest"
+	"ward.dev/ward/internal/signtest"
+)
+
+// TestRealRegistry runs the webhook against Debian's docker-registry with
+// TLS and htpasswd auth. It has no referrers API, so bundles are found
+// through the tag-schema fallback. Credentials come from the Pod's image
+// pull secret.
+func TestRealRegistry(t *testing.T) {
+	reg := registrytest.Start(t)
+	opts := []remote.Option{remote.WithAuth(&authn.Basic{Username: reg.Username, Password: reg.Password}), remote.WithTransport(reg.Transport())}
+	key := signtest.NewKey(t)
+	legacy := signtest.PushImage(t, reg.Host+"/team/app:v1", opts...)
+	signtest.SignLegacy(t, legacy, key, opts...)
+	bundled := signtest.PushImage(t, reg.Host+"/team/tool:v1", opts...)
+	signtest.SignBundle(t, bundled, key, opts...)
+	unsigned := signtest.PushImage(t, reg.Host+"/team/unsigned:v1", opts...)
+
+	dockerConfig, _ := json.Marshal(map[string]any{"auths": map[string]any{reg.Host: map[string]string{"username": reg.Username, "password": reg.Password}}})
+	client := fake.NewSimpleClientset(
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: "apps"}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "regcred", Namespace: "apps"}, Type: corev1.SecretTypeDockerConfigJson, Data: map[string][]byte{corev1.DockerConfigJsonKey: dockerConfig}},
+	)
+	p := &admission.Policies{}
+	p.Store(&admission.State{Set: compile(t, keyPolicy("team", reg.Host+"/team/**", "enforce", key.PEM)), Provenance: admission.Provenance{Version: 1}})
+	serve := func(v *imageverify.Verifier) *fixture {
+		mux := http.NewServeMux()
+		admission.NewWebhook(admission.NewDecider(v, admission.WithKeychain(admission.PullSecretKeychain(client))), p).Register(mux)
+		srv := httptest.NewTLSServer(mux)
+		t.Cleanup(srv.Close)
+		return &fixture{srv: srv}
+	}
+	// A fresh webhook (and cache) per case: verification results are cached
+	// by digest and authority, whoever asked.
+	trusting := func() *fixture { return serve(imageverify.New(imageverify.WithRootCAs(reg.CAPool))) }
+	untrusting := func() *fixture { return serve(imageverify.New()) }
+	withSecret := map[string]any{"imagePullSecrets": []any{map[string]any{"name": "regcred"}}}
+
+	tests := []struct {
+		name    string
+		f       func() *fixture
+		images  []string
+		extra   map[string]any
+		allowed bool
+		reason  string
+	}{
+		{"signed in both formats, by tag, with the pull secret", trusting, []string{reg.Host + "/team/app:v1", reg.Host + "/team/tool:v1"}, withSecret, true, ""},
+		{"signed, by digest", trusting, []string{legacy.String(), bundled.String()}, withSecret, true, ""},
+		{"unsigned", trusting, []string{unsigned.String()}, withSecret, false, "no signatures found"},
+		{"no pull secret", trusting, []string{legacy.String()}, nil, false, "UNAUTHORIZED"},
+		{"registry CA not trusted", untrusting, []string{legacy.String()}, withSecret, false, "certificate signed by unknown authority"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := tc.f().post(t, admission.PathValidate, review(t, "Deployment", object("Deployment", tc.images, nil, nil, tc.extra)))
+			if r.Allowed != tc.allowed {
+				t.Fatalf("allowed = %t, want %t: %v", r.Allowed, tc.allowed, r.Result)
+			}
+			if tc.reason != "" && !strings.Contains(r.Result.Message, tc.reason) {
+				t.Errorf("message %q lacks %q", r.Result.Message, tc.reason)
+			}
+		})
+	}
+	// The mutating webhook pins the tags it verified.
+	r := trusting().post(t, admission.PathMutate, review(t, "Pod", object("Pod", []string{reg.Host + "/team/tool:v1"}, nil, nil, withSecret)))
+	if !strings.Contains(string(r.Patch), bundled.DigestStr()) {
+		t.Errorf("patch = %s, want the digest %s", r.Patch, bundled.DigestStr())
+	}
+}
