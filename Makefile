@@ -44,8 +44,8 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 10s)
 	  echo "fuzz $$pkg $$name for $$ft"; \
 	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $$ft $$pkg; done
 
-bench: ## Benchmarks (verify + unpack of 10, 1,000 and 10,000 policies)
-	$(GO) test -run '^$$' -bench . -benchmem ./bundle/...
+bench: ## Benchmarks: bundle verify + unpack, glob matching, admission decisions (10, 1,000, 10,000 policies)
+	$(GO) test -run '^$$' -bench . -benchmem ./bundle/... ./policies/... ./admission/...
 
 demo: build ## The authoring flow end to end (the full demo comes with the controller)
 	./hack/demo.sh $(BIN)

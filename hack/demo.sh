@@ -20,7 +20,7 @@ fail() { printf '   \033[31mFAILED\033[0m %s\n' "$*"; exit 1; }
 say() { step=$((step + 1)); printf '\n%d. %s\n' "$step" "$*"; }
 run() { printf '   $ %s\n' "$*"; "$@" 2>&1 | sed 's/^/     /'; return "${PIPESTATUS[0]}"; }
 
-echo "ward authoring demo in $work (the admission and sync parts come with the controller)"
+echo "ward authoring demo in $work (the webhook in a cluster and the sync loop come with the controller)"
 
 say "ward init: a policy repository, a TUF repository and fresh keys"
 run "$WARD" init policies || fail "init"
@@ -61,6 +61,27 @@ say "a client pins root v1 and verifies staging, as the controller will"
 mkdir -p ../client && cp tuf/metadata/1.root.json ../client/pinned-root.json
 run "$WARD" verify --env staging --root ../client/pinned-root.json --state-dir ../client/state || fail "verify"
 ok "verified through the pinned root; trusted metadata kept in ../client/state"
+
+say "the webhook's decision, offline: ward check against what staging enforces"
+cat > ../deploy.yaml <<'YAML'
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: stray, namespace: apps}
+spec:
+  selector: {matchLabels: {app: stray}}
+  template:
+    metadata: {labels: {app: stray}}
+    spec:
+      containers:
+      - name: app
+        image: docker.io/library/busybox@sha256:0000000000000000000000000000000000000000000000000000000000000000
+YAML
+run "$WARD" check -f ../deploy.yaml --repo . --env staging --root ../client/pinned-root.json
+rc=$?
+[ "$rc" = 1 ] || fail "check exited $rc, want 1 (denied)"
+ok "denied: no ImagePolicy covers docker.io/library/busybox, and bundles deny unmatched images"
+run "$WARD" test || fail "ward test"
+ok "the policy test cases in tests/ pass"
 
 say "roll dev back: the bundle of v1 re-signed as v3"
 cp tuf/metadata/timestamp.json ../old-timestamp.json

@@ -2,31 +2,15 @@ package keys_test
 
 import (
 	"bytes"
-	"context"
 	"crypto"
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/sigstore/sigstore/pkg/signature"
-	"github.com/sigstore/sigstore/pkg/signature/kms"
-
 	"ward.dev/ward/bundle/keys"
+	"ward.dev/ward/internal/signtest"
 )
-
-// testKMS is a KMS provider registered through sigstore's kms package, as
-// cloud providers are; it signs with a key kept in the test.
-type testKMS struct {
-	signature.SignerVerifier
-}
-
-func (testKMS) CreateKey(context.Context, string) (crypto.PublicKey, error) { return nil, nil }
-func (testKMS) CryptoSigner(context.Context, func(error)) (crypto.Signer, crypto.SignerOpts, error) {
-	return nil, nil, errors.New("not supported")
-}
-func (testKMS) SupportedAlgorithms() []string { return nil }
-func (testKMS) DefaultAlgorithm() string      { return "" }
 
 func TestLoadFileAndKMS(t *testing.T) {
 	dir := t.TempDir()
@@ -51,9 +35,7 @@ func TestLoadFileAndKMS(t *testing.T) {
 		t.Fatal("public key file does not match the private key")
 	}
 
-	kms.AddProvider("wardtest://", func(context.Context, string, crypto.Hash, ...signature.RPCOption) (kms.SignerVerifier, error) {
-		return testKMS{s}, nil
-	})
+	signtest.RegisterKMS("wardtest://", s)
 	ks, err := keys.Load(t.Context(), "wardtest://keys/dev")
 	if err != nil {
 		t.Fatal(err)
