@@ -97,6 +97,9 @@ type Failure struct {
 	// Authority names the authority that failed, when one did.
 	Authority string `json:"authority,omitempty"`
 	Reason    string `json:"reason"`
+	// Bundle names the failing policy's bundle when several sources are
+	// combined.
+	Bundle string `json:"bundle,omitempty"`
 }
 
 func (f Failure) String() string {
@@ -106,6 +109,9 @@ func (f Failure) String() string {
 	}
 	if f.Policy != "" {
 		fmt.Fprintf(&b, "policy %s", f.Policy)
+		if f.Bundle != "" {
+			fmt.Fprintf(&b, " (%s)", f.Bundle)
+		}
 		if f.Authority != "" {
 			fmt.Fprintf(&b, ", authority %s", f.Authority)
 		}
@@ -141,7 +147,8 @@ type Decision struct {
 	Failures []Failure     `json:"failures,omitempty"`
 	Images   []ImageResult `json:"images,omitempty"`
 	Patches  []Patch       `json:"patches,omitempty"`
-	Bundle   Provenance    `json:"bundle"`
+	// Bundles are the bundles the decision was made with.
+	Bundles []Provenance `json:"bundles"`
 	// Policies are the names of the policies that took part.
 	Policies []string `json:"policies,omitempty"`
 	// Exempt is true when the namespace is exempt.
@@ -160,7 +167,7 @@ func (d *Decision) Message() string {
 	if len(parts) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("ward denied the request (bundle %s): %s", d.Bundle.label(), strings.Join(parts, "; "))
+	return fmt.Sprintf("ward denied the request (%s): %s", bundleLabels(d.Bundles), strings.Join(parts, "; "))
 }
 
 // Warnings are the warn-mode failures, one per admission warning.
@@ -194,18 +201,21 @@ func (d *Decision) Annotations() map[string]string {
 	case p == "":
 		p = "none"
 	}
-	return d.Bundle.annotations(p)
+	return annotations(d.Bundles, p)
 }
 
-func (p Provenance) label() string {
-	if p.Version == 0 && p.Digest == "" {
-		return "none loaded"
+func bundleLabels(bs []Provenance) string {
+	if len(bs) == 0 {
+		return "bundle none loaded"
 	}
-	s := fmt.Sprintf("v%d", p.Version)
-	if p.Env != "" {
-		s = p.Env + " " + s
+	labels := make([]string, len(bs))
+	for i, b := range bs {
+		labels[i] = b.Label()
 	}
-	return s
+	if len(bs) == 1 {
+		return "bundle " + labels[0]
+	}
+	return "bundles " + strings.Join(labels, ", ")
 }
 
 // ErrBadRequest marks a request ward cannot decode: the webhook answers 400.
@@ -214,7 +224,7 @@ var ErrBadRequest = errors.New("bad request")
 // Decide runs the whole decision for one request against one state.
 func (d *Decider) Decide(ctx context.Context, st *State, req Request) (*Decision, error) {
 	set := st.Set
-	dec := &Decision{Allowed: true, Bundle: st.Provenance}
+	dec := &Decision{Allowed: true, Bundles: st.Bundles}
 	if set.Exempt(req.Namespace) {
 		dec.Exempt = true
 		return dec, nil
@@ -242,7 +252,7 @@ func (d *Decider) Decide(ctx context.Context, st *State, req Request) (*Decision
 	}
 	pinned := map[string]string{}
 	for _, img := range wl.Images() {
-		res, pin := d.image(ctx, set, subj, img, keychain, dec)
+		res, pin := d.image(ctx, st, subj, img, keychain, dec)
 		dec.Images = append(dec.Images, res)
 		if pin != "" {
 			pinned[img] = pin
@@ -253,7 +263,7 @@ func (d *Decider) Decide(ctx context.Context, st *State, req Request) (*Decision
 			dec.Patches = append(dec.Patches, Patch{Op: "replace", Path: c.Path, Value: pin})
 		}
 	}
-	if err := d.validations(ctx, set, subj, req, dec); err != nil {
+	if err := d.validations(ctx, st, subj, req, dec); err != nil {
 		return nil, err
 	}
 	for _, f := range dec.Failures {
@@ -266,7 +276,8 @@ func (d *Decider) Decide(ctx context.Context, st *State, req Request) (*Decision
 
 // image decides one image and returns its result and, when verified, the
 // digest-pinned reference.
-func (d *Decider) image(ctx context.Context, set *policies.Set, subj policies.Subject, img string, keychain func() (authn.Keychain, error), dec *Decision) (ImageResult, string) {
+func (d *Decider) image(ctx context.Context, st *State, subj policies.Subject, img string, keychain func() (authn.Keychain, error), dec *Decision) (ImageResult, string) {
+	set := st.Set
 	res := ImageResult{Image: img}
 	fail := func(mode policies.Mode, policy, authority, reason string) {
 		dec.Failures = append(dec.Failures, Failure{Mode: mode, Policy: policy, Image: img, Authority: authority, Reason: reason})
@@ -313,6 +324,7 @@ func (d *Decider) image(ctx context.Context, set *policies.Set, subj policies.Su
 		if reason != "" {
 			allOK = false
 			fail(p.Mode, p.Name, authority, reason)
+			dec.Failures[len(dec.Failures)-1].Bundle = st.originLabel(p.Origin)
 			continue
 		}
 		for _, s := range signers {
@@ -389,8 +401,8 @@ func (d *Decider) policy(ctx context.Context, p *policies.ImagePolicy, digest na
 	return nil, strings.Join(names, ","), reason
 }
 
-func (d *Decider) validations(ctx context.Context, set *policies.Set, subj policies.Subject, req Request, dec *Decision) error {
-	vps := set.MatchValidation(subj)
+func (d *Decider) validations(ctx context.Context, st *State, subj policies.Subject, req Request, dec *Decision) error {
+	vps := st.Set.MatchValidation(subj)
 	if len(vps) == 0 {
 		return nil
 	}
@@ -416,9 +428,9 @@ func (d *Decider) validations(ctx context.Context, set *policies.Set, subj polic
 			ok, err := r.Condition.Eval(ctx, vars)
 			switch {
 			case err != nil:
-				dec.Failures = append(dec.Failures, Failure{Mode: vp.Mode, Policy: vp.Name, Reason: fmt.Sprintf("%s: %s", r.Message, oneLine(err))})
+				dec.Failures = append(dec.Failures, Failure{Mode: vp.Mode, Policy: vp.Name, Reason: fmt.Sprintf("%s: %s", r.Message, oneLine(err)), Bundle: st.originLabel(vp.Origin)})
 			case !ok:
-				dec.Failures = append(dec.Failures, Failure{Mode: vp.Mode, Policy: vp.Name, Reason: r.Message})
+				dec.Failures = append(dec.Failures, Failure{Mode: vp.Mode, Policy: vp.Name, Reason: r.Message, Bundle: st.originLabel(vp.Origin)})
 			}
 		}
 	}

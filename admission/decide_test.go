@@ -27,7 +27,7 @@ spec:
   - name: other
     key: {data: %q}
 `, host, release.PEM, security.PEM, other.PEM)
-	st := &admission.State{Set: compile(t, policy), Provenance: admission.Provenance{Version: 3}}
+	st := admission.NewState(compile(t, policy), admission.Provenance{Version: 3})
 	d := admission.NewDecider(imageverify.New())
 	one := signtest.PushImage(t, host+"/app:one")
 	signtest.SignLegacy(t, one, release)
@@ -67,5 +67,48 @@ func TestEveryMatchingPolicyMustPass(t *testing.T) {
 	}
 	if dec.Allowed || !strings.Contains(dec.Message(), "policy everything") || strings.Contains(dec.Message(), "policy team") {
 		t.Fatalf("allowed=%t message=%q", dec.Allowed, dec.Message())
+	}
+}
+
+func staticPolicy(name, glob, action string) string {
+	return fmt.Sprintf("apiVersion: policy.ward.dev/v1\nkind: ImagePolicy\nmetadata: {name: %s}\nspec:\n  images: [{glob: %q}]\n  authorities: [{static: {action: %s}}]\n", name, glob, action)
+}
+
+const allowUnmatched = "apiVersion: policy.ward.dev/v1\nkind: Settings\nmetadata: {name: s}\nspec: {unmatchedImages: allow, exemptNamespaces: [tools, kube-system]}\n"
+
+// Sources combine: a deny from any wins; unmatched means matched by none.
+func TestCombinedSources(t *testing.T) {
+	platform := admission.NewState(compile(t, staticPolicy("base", "reg.example.com/**", "pass"), staticPolicy("no-legacy", "reg.example.com/legacy/**", "fail")), admission.Provenance{Source: "platform", Env: "prod", Version: 4})
+	team := admission.NewState(compile(t, staticPolicy("team", "reg.example.com/team/**", "pass"), allowUnmatched), admission.Provenance{Source: "team", Env: "prod", Version: 9})
+	st := admission.Combine(platform, team)
+	d := admission.NewDecider(&countingVerifier{})
+	digest := "@sha256:" + strings.Repeat("a", 64)
+	tests := []struct {
+		image, ns string
+		allowed   bool
+		message   string
+	}{
+		{"reg.example.com/team/app" + digest, "apps", true, ""},
+		{"reg.example.com/other/app" + digest, "apps", true, ""},
+		{"reg.example.com/legacy/app" + digest, "apps", false, "policy no-legacy (platform: prod v4), authority authority-0: static fail"},
+		{"other.example.com/app" + digest, "apps", false, "no ImagePolicy matches"},
+		{"other.example.com/app" + digest, "tools", false, "no ImagePolicy matches"},
+	}
+	for _, tc := range tests {
+		req := podRequest(tc.image)
+		req.Namespace = tc.ns
+		dec, err := d.Decide(t.Context(), st, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dec.Allowed != tc.allowed || !strings.Contains(dec.Message(), tc.message) {
+			t.Errorf("%s in %s: allowed=%t message=%q", tc.image, tc.ns, dec.Allowed, dec.Message())
+		}
+		if !tc.allowed && !strings.Contains(dec.Message(), "(bundles platform: prod v4, team: prod v9)") {
+			t.Errorf("message %q does not name both bundles", dec.Message())
+		}
+		if got := dec.Annotations()[admission.AnnotationBundleVersion]; got != "4,9" {
+			t.Errorf("bundle-version annotation = %q", got)
+		}
 	}
 }

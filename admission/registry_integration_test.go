@@ -39,7 +39,7 @@ func TestRealRegistry(t *testing.T) {
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "regcred", Namespace: "apps"}, Type: corev1.SecretTypeDockerConfigJson, Data: map[string][]byte{corev1.DockerConfigJsonKey: dockerConfig}},
 	)
 	p := &admission.Policies{}
-	p.Store(&admission.State{Set: compile(t, keyPolicy("team", reg.Host+"/team/**", "enforce", key.PEM)), Provenance: admission.Provenance{Version: 1}})
+	p.Store(admission.NewState(compile(t, keyPolicy("team", reg.Host+"/team/**", "enforce", key.PEM)), admission.Provenance{Version: 1}))
 	serve := func(v *imageverify.Verifier) *fixture {
 		mux := http.NewServeMux()
 		admission.NewWebhook(admission.NewDecider(v, admission.WithKeychain(admission.PullSecretKeychain(client))), p).Register(mux)

@@ -1,7 +1,9 @@
 package admission
 
 import (
+	"fmt"
 	"strconv"
+	"strings"
 	"sync/atomic"
 
 	"ward.dev/ward/policies"
@@ -17,10 +19,41 @@ type Provenance struct {
 	Commit  string `json:"commit"`
 }
 
-// State is an immutable policy set with its provenance.
+// State is an immutable policy set with the provenance of the bundles it
+// was compiled from: Bundles[i] is the bundle of the policies whose Origin
+// is i.
 type State struct {
-	Set        *policies.Set
-	Provenance Provenance
+	Set     *policies.Set
+	Bundles []Provenance
+}
+
+// NewState is the state of one bundle's policies.
+func NewState(set *policies.Set, p Provenance) *State {
+	return &State{Set: set, Bundles: []Provenance{p}}
+}
+
+// Combine merges the states of several sources (see policies.Merge): a
+// deny from any of them wins.
+func Combine(states ...*State) *State {
+	sets := make([]*policies.Set, len(states))
+	var bundles []Provenance
+	for i, st := range states {
+		sets[i] = st.Set
+		p := Provenance{}
+		if len(st.Bundles) > 0 {
+			p = st.Bundles[0]
+		}
+		bundles = append(bundles, p)
+	}
+	return &State{Set: policies.Merge(sets...), Bundles: bundles}
+}
+
+// bundle returns the provenance of origin i.
+func (s *State) bundle(i int) Provenance {
+	if i >= 0 && i < len(s.Bundles) {
+		return s.Bundles[i]
+	}
+	return Provenance{}
 }
 
 // Policies holds the active State. The zero value enforces the empty set:
@@ -55,15 +88,47 @@ const (
 	AnnotationPolicy        = "ward.dev/policy"
 )
 
-func (p Provenance) annotations(policy string) map[string]string {
-	v := ""
-	if p.Version > 0 {
-		v = strconv.FormatInt(p.Version, 10)
+// annotations are the provenance annotations of bundles, each value a
+// comma-separated list in source order.
+func annotations(bundles []Provenance, policy string) map[string]string {
+	var versions, digests, commits []string
+	for _, p := range bundles {
+		v := ""
+		if p.Version > 0 {
+			v = strconv.FormatInt(p.Version, 10)
+		}
+		versions, digests, commits = append(versions, v), append(digests, p.Digest), append(commits, p.Commit)
 	}
 	return map[string]string{
-		AnnotationBundleVersion: v,
-		AnnotationBundleDigest:  p.Digest,
-		AnnotationBundleCommit:  p.Commit,
+		AnnotationBundleVersion: strings.Join(versions, ","),
+		AnnotationBundleDigest:  strings.Join(digests, ","),
+		AnnotationBundleCommit:  strings.Join(commits, ","),
 		AnnotationPolicy:        policy,
 	}
+}
+
+// Label is how a bundle is named in messages: "prod v7", or "none loaded".
+func (p Provenance) Label() string {
+	if p.Version == 0 && p.Digest == "" {
+		return "none loaded"
+	}
+	s := fmt.Sprintf("v%d", p.Version)
+	if p.Version == 0 {
+		s = p.Digest
+	}
+	if p.Env != "" {
+		s = p.Env + " " + s
+	}
+	if p.Source != "" {
+		s = p.Source + ": " + s
+	}
+	return s
+}
+
+// originLabel names the bundle of origin i when several are combined.
+func (s *State) originLabel(i int) string {
+	if len(s.Bundles) < 2 {
+		return ""
+	}
+	return s.bundle(i).Label()
 }

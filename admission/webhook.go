@@ -135,7 +135,7 @@ func (w *Webhook) validate(ctx context.Context, req ctrladmission.Request) ctrla
 		resp.AuditAnnotations[strings.TrimPrefix(k, "ward.dev/")] = v
 	}
 	log := w.log.WithValues("kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name, "uid", req.UID,
-		"bundleVersion", dec.Bundle.Version, "bundleDigest", dec.Bundle.Digest)
+		"bundles", bundleLabels(dec.Bundles))
 	for _, f := range dec.Failures {
 		log.Info("policy failed", "mode", f.Mode, "policy", f.Policy, "image", f.Image, "authority", f.Authority, "reason", f.Reason)
 	}

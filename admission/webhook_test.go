@@ -105,7 +105,7 @@ spec:
     message: Deployments may not use the host network
 `)
 	f.policies = &admission.Policies{}
-	f.policies.Store(&admission.State{Set: set, Provenance: admission.Provenance{Env: "prod", Version: 7, Digest: "sha256:" + strings.Repeat("b", 64), Commit: strings.Repeat("c", 40)}})
+	f.policies.Store(admission.NewState(set, admission.Provenance{Env: "prod", Version: 7, Digest: "sha256:" + strings.Repeat("b", 64), Commit: strings.Repeat("c", 40)}))
 	f.decider = admission.NewDecider(imageverify.New())
 	mux := http.NewServeMux()
 	admission.NewWebhook(f.decider, f.policies).Register(mux)
@@ -335,7 +335,7 @@ func TestWebhookSwapUnderLoad(t *testing.T) {
 			if i%2 == 0 {
 				set = allowAll
 			}
-			f.policies.Store(&admission.State{Set: set, Provenance: admission.Provenance{Version: int64(i + 1)}})
+			f.policies.Store(admission.NewState(set, admission.Provenance{Version: int64(i + 1)}))
 		}
 	}()
 	for range 50 {

@@ -35,7 +35,10 @@ type ImagePolicy struct {
 	Authorities []*CompiledAuthority
 	// Threshold is how many distinct authorities must verify (at least 1).
 	Threshold int
-	match     matcher
+	// Origin is the index of the source set this policy came from (see
+	// Merge); 0 for a set that was not merged.
+	Origin int
+	match  matcher
 }
 
 // CompiledAuthority is a compiled authority. Exactly one of Key, Keyless and
@@ -97,7 +100,9 @@ type ValidationPolicy struct {
 	File  string
 	Mode  Mode
 	Rules []Rule
-	match matcher
+	// Origin: see ImagePolicy.Origin.
+	Origin int
+	match  matcher
 }
 
 // Rule is one compiled validation.
@@ -198,6 +203,51 @@ func (s *Set) MatchValidation(subj Subject) []*ValidationPolicy {
 	for _, p := range s.validations {
 		if p.match.matches(subj) {
 			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Merge combines the sets of several sources into one, in order. Each
+// policy's Origin is the index of the set it came from. A deny from any
+// source wins: every matching policy of every set must pass; an image is
+// unmatched only if no set matches it, and is then allowed only if every
+// set allows unmatched images; a namespace is exempt only if every set
+// exempts it.
+func Merge(sets ...*Set) *Set {
+	if len(sets) == 1 {
+		return sets[0]
+	}
+	out := &Set{index: newPatternIndex(), settings: Settings{AllowUnmatched: len(sets) > 0, UnmatchedMode: ModeAudit}}
+	if len(sets) == 0 {
+		return Empty()
+	}
+	for i, s := range sets {
+		for _, p := range s.images {
+			cp := *p
+			cp.Origin = i
+			idx := len(out.images)
+			out.images = append(out.images, &cp)
+			for _, g := range cp.Globs {
+				out.index.add(g, idx)
+			}
+		}
+		for _, p := range s.validations {
+			cp := *p
+			cp.Origin = i
+			out.validations = append(out.validations, &cp)
+		}
+		st := s.settings
+		out.settings.AllowUnmatched = out.settings.AllowUnmatched && st.AllowUnmatched
+		if st.UnmatchedMode.Stricter(out.settings.UnmatchedMode) {
+			out.settings.UnmatchedMode = st.UnmatchedMode
+		}
+		if i == 0 {
+			out.settings.ExemptNamespaces = slices.Clone(st.ExemptNamespaces)
+		} else {
+			out.settings.ExemptNamespaces = slices.DeleteFunc(out.settings.ExemptNamespaces, func(ns string) bool {
+				return !slices.Contains(st.ExemptNamespaces, ns)
+			})
 		}
 	}
 	return out

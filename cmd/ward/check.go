@@ -71,9 +71,9 @@ type checkResult struct {
 }
 
 type checkReport struct {
-	Allowed bool                 `json:"allowed"`
-	Bundle  admission.Provenance `json:"bundle"`
-	Results []checkResult        `json:"results"`
+	Allowed bool                   `json:"allowed"`
+	Bundles []admission.Provenance `json:"bundles"`
+	Results []checkResult          `json:"results"`
 }
 
 func (o *checkOptions) run(cmd *cobra.Command) error {
@@ -92,7 +92,7 @@ func (o *checkOptions) run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	rep := checkReport{Allowed: true, Bundle: st.Provenance}
+	rep := checkReport{Allowed: true, Bundles: st.Bundles}
 	for _, obj := range objs {
 		r, err := decideObject(cmd.Context(), d, st, obj, o.namespace, o.timeout)
 		if err != nil {

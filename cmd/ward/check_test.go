@@ -100,7 +100,7 @@ func TestCheck(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 1 {
 			t.Fatalf("exit %d, %v: %s", code, err, out)
 		}
-		if rep.Allowed || rep.Bundle.Version != 1 || rep.Bundle.Env != "dev" || len(rep.Results) != 1 || rep.Results[0].Decision.Failures[0].Authority != "release-key" {
+		if rep.Allowed || len(rep.Bundles) != 1 || rep.Bundles[0].Version != 1 || rep.Bundles[0].Env != "dev" || len(rep.Results) != 1 || rep.Results[0].Decision.Failures[0].Authority != "release-key" {
 			t.Fatalf("report = %+v", rep)
 		}
 	})

@@ -93,7 +93,7 @@ func (o *policySourceOptions) load(cmd *cobra.Command) (*admission.State, error)
 	if err != nil {
 		return nil, err
 	}
-	return &admission.State{Set: set, Provenance: prov}, nil
+	return admission.NewState(set, prov), nil
 }
 
 // registryOptions are the offline commands' registry settings.

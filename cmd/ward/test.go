@@ -103,10 +103,10 @@ type caseResult struct {
 }
 
 type testReport struct {
-	Passed  int                  `json:"passed"`
-	Failed  int                  `json:"failed"`
-	Bundle  admission.Provenance `json:"bundle"`
-	Results []caseResult         `json:"results"`
+	Passed  int                    `json:"passed"`
+	Failed  int                    `json:"failed"`
+	Bundles []admission.Provenance `json:"bundles"`
+	Results []caseResult           `json:"results"`
 }
 
 func (o *testOptions) run(cmd *cobra.Command, args []string) error {
@@ -136,7 +136,7 @@ func (o *testOptions) run(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	rep := testReport{Bundle: st.Provenance}
+	rep := testReport{Bundles: st.Bundles}
 	for _, f := range files {
 		results, err := o.runFile(cmd, d, st, repo.Dir, f)
 		if err != nil {
