@@ -1,0 +1,550 @@
+package syncer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"ward.dev/ward/admission"
+	"ward.dev/ward/bundle"
+	"ward.dev/ward/bundle/tufclient"
+	"ward.dev/ward/bundle/tuflayout"
+	"ward.dev/ward/policies"
+	"ward.dev/ward/sync/source"
+)
+
+// Defaults of a Spec.
+const (
+	DefaultInterval = time.Minute
+	DefaultTimeout  = 2 * time.Minute
+)
+
+// What to do when a source's metadata has expired (a freeze, or a
+// repository whose timestamp nobody refreshed).
+const (
+	// OnExpiryKeep keeps enforcing the last verified bundle and says so in
+	// the status (the default: the webhook never becomes the outage).
+	OnExpiryKeep = "keep"
+	// OnExpiryDenyAll denies every image until fresh metadata verifies.
+	OnExpiryDenyAll = "deny-all"
+)
+
+// Spec is one policy source: where the TUF repository is, which
+// environment to enforce, and the root it is pinned to.
+type Spec struct {
+	// Name identifies the source (a PolicySource's name).
+	Name string
+	// Env is the environment whose bundle is enforced.
+	Env string
+	// Root is the pinned root.json.
+	Root []byte
+	// Source fetches the repository.
+	Source source.Source
+	// Interval between syncs (default DefaultInterval); a little jitter is
+	// added.
+	Interval time.Duration
+	// Timeout of one sync (default DefaultTimeout).
+	Timeout time.Duration
+	// OnExpiry is OnExpiryKeep (default) or OnExpiryDenyAll.
+	OnExpiry string
+	// Suspend stops syncing; the last applied bundle stays enforced.
+	Suspend bool
+}
+
+// Reasons a sync fails, as status conditions name them.
+const (
+	ReasonFetchFailed        = "FetchFailed"
+	ReasonVerificationFailed = "VerificationFailed"
+	ReasonBundleInvalid      = "BundleInvalid"
+	ReasonPoliciesInvalid    = "PoliciesInvalid"
+	ReasonMetadataExpired    = "MetadataExpired"
+)
+
+// Error is a failed sync: the reason (a Reason* constant) and the cause.
+type Error struct {
+	Reason string
+	Err    error
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Applied is the bundle a source enforces.
+type Applied struct {
+	Env      string `json:"env"`
+	Version  int64  `json:"version"`
+	Digest   string `json:"digest"`
+	Commit   string `json:"commit,omitempty"`
+	Policies int    `json:"policies"`
+	Revision string `json:"revision,omitempty"`
+	// VerifiedAt is when the bundle's metadata last verified.
+	VerifiedAt time.Time `json:"verifiedAt"`
+	// AppliedAt is when the bundle was swapped in.
+	AppliedAt time.Time `json:"appliedAt"`
+	// Expired is true while the metadata has expired and the bundle is
+	// kept (OnExpiryKeep) or replaced by deny-all.
+	Expired bool `json:"expired,omitempty"`
+}
+
+// Status is a source's state.
+type Status struct {
+	Name   string `json:"name"`
+	Env    string `json:"env"`
+	Source string `json:"source"`
+	// Ready is true while a verified bundle is enforced and the last sync
+	// succeeded.
+	Ready bool `json:"ready"`
+	// Applied is the enforced bundle, nil before the first one.
+	Applied *Applied `json:"applied,omitempty"`
+	// LastAttempt is when the last sync ran.
+	LastAttempt time.Time `json:"lastAttempt,omitzero"`
+	// LastError is the last sync's failure, empty after a success.
+	LastError  string `json:"lastError,omitempty"`
+	LastReason string `json:"lastReason,omitempty"`
+	Suspended  bool   `json:"suspended,omitempty"`
+	Syncs      int64  `json:"syncs"`
+	Failures   int64  `json:"failures"`
+}
+
+// Option configures a Syncer.
+type Option func(*Syncer)
+
+// WithClock sets the reference time for metadata expiry (default time.Now).
+func WithClock(now func() time.Time) Option { return func(s *Syncer) { s.now = now } }
+
+// WithMetrics records syncs in m.
+func WithMetrics(m *Metrics) Option { return func(s *Syncer) { s.metrics = m } }
+
+// WithStatusHook is called after every sync of a source with its status
+// (the Kubernetes status writer).
+func WithStatusHook(f func(Status)) Option { return func(s *Syncer) { s.hook = f } }
+
+// WithJitter sets the fraction of the interval added at random (default
+// 0.1).
+func WithJitter(f float64) Option { return func(s *Syncer) { s.jitter = f } }
+
+// Syncer runs the sync loop of a set of sources.
+type Syncer struct {
+	specs    []Spec
+	stateDir string
+	policies *admission.Policies
+	now      func() time.Time
+	metrics  *Metrics
+	hook     func(Status)
+	jitter   float64
+
+	mu       sync.Mutex
+	states   map[string]*admission.State
+	status   map[string]*Status
+	triggers map[string]chan struct{}
+	running  map[string]*sync.Mutex
+}
+
+// New checks the specs and makes a Syncer that stores the combined policies
+// of all sources in p. Until a source has a verified bundle, it denies every
+// image (fail closed).
+func New(specs []Spec, stateDir string, p *admission.Policies, opts ...Option) (*Syncer, error) {
+	s := &Syncer{stateDir: stateDir, policies: p, now: time.Now, jitter: 0.1,
+		states: map[string]*admission.State{}, status: map[string]*Status{}, triggers: map[string]chan struct{}{}, running: map[string]*sync.Mutex{}}
+	for _, o := range opts {
+		o(s)
+	}
+	if len(specs) == 0 {
+		return nil, errors.New("no policy sources")
+	}
+	for _, sp := range specs {
+		if err := validateName(sp.Name); err != nil {
+			return nil, err
+		}
+		if _, dup := s.status[sp.Name]; dup {
+			return nil, fmt.Errorf("two policy sources are named %q", sp.Name)
+		}
+		if err := tuflayout.ValidateEnv(sp.Env); err != nil {
+			return nil, fmt.Errorf("policy source %s: %w", sp.Name, err)
+		}
+		if _, err := tufclient.CheckRoot(sp.Root); err != nil {
+			return nil, fmt.Errorf("policy source %s: pinned root: %w", sp.Name, err)
+		}
+		if sp.Source == nil {
+			return nil, fmt.Errorf("policy source %s: no source (dir, git or oci)", sp.Name)
+		}
+		switch sp.OnExpiry {
+		case "":
+			sp.OnExpiry = OnExpiryKeep
+		case OnExpiryKeep, OnExpiryDenyAll:
+		default:
+			return nil, fmt.Errorf("policy source %s: onExpiry is %q, want keep or deny-all", sp.Name, sp.OnExpiry)
+		}
+		if sp.Interval <= 0 {
+			sp.Interval = DefaultInterval
+		}
+		if sp.Timeout <= 0 {
+			sp.Timeout = DefaultTimeout
+		}
+		s.specs = append(s.specs, sp)
+		s.status[sp.Name] = &Status{Name: sp.Name, Env: sp.Env, Source: sp.Source.String(), Suspended: sp.Suspend}
+		s.triggers[sp.Name] = make(chan struct{}, 1)
+		s.running[sp.Name] = &sync.Mutex{}
+	}
+	s.swapLocked()
+	return s, nil
+}
+
+func validateName(name string) error {
+	if name == "" || strings.ContainsAny(name, "/\\") || name == "." || name == ".." || strings.HasPrefix(name, ".") {
+		return fmt.Errorf("policy source name %q: want a name without slashes that does not start with a dot", name)
+	}
+	return nil
+}
+
+func (s *Syncer) spec(name string) (Spec, bool) {
+	for _, sp := range s.specs {
+		if sp.Name == name {
+			return sp, true
+		}
+	}
+	return Spec{}, false
+}
+
+// Sources lists the source names in order.
+func (s *Syncer) Sources() []string {
+	out := make([]string, len(s.specs))
+	for i, sp := range s.specs {
+		out[i] = sp.Name
+	}
+	return out
+}
+
+func (s *Syncer) sourceDir(name string) string { return filepath.Join(s.stateDir, name) }
+
+// Statuses returns every source's status, in order.
+func (s *Syncer) Statuses() []Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Status, 0, len(s.specs))
+	for _, sp := range s.specs {
+		st := *s.status[sp.Name]
+		if st.Applied != nil {
+			a := *st.Applied
+			st.Applied = &a
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// Ready reports whether every source enforces a verified bundle.
+func (s *Syncer) Ready() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sp := range s.specs {
+		if s.status[sp.Name].Applied == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// Trigger asks for an immediate sync of the named source; false if there is
+// no such source.
+func (s *Syncer) Trigger(name string) bool {
+	ch, ok := s.triggers[name]
+	if !ok {
+		return false
+	}
+	select {
+	case ch <- struct{}{}:
+	default: // one is already pending
+	}
+	return true
+}
+
+// Run restores persisted bundles, then syncs every source at its interval
+// (and when triggered) until ctx ends.
+func (s *Syncer) Run(ctx context.Context) error {
+	s.Restore(ctx)
+	var wg sync.WaitGroup
+	for _, sp := range s.specs {
+		if sp.Suspend {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.loop(ctx, sp)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+func (s *Syncer) loop(ctx context.Context, sp Spec) {
+	failures := 0
+	for {
+		wait := sp.Interval + time.Duration(rand.Float64()*s.jitter*float64(sp.Interval))
+		if err := s.Sync(ctx, sp.Name); err != nil {
+			failures++
+			// Back off exponentially from 2 s, never past the interval.
+			backoff := min(sp.Interval, 2*time.Second<<min(failures-1, 16))
+			wait = backoff + time.Duration(rand.Float64()*s.jitter*float64(backoff))
+		} else {
+			failures = 0
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		case <-s.triggers[sp.Name]:
+			t.Stop()
+		}
+	}
+}
+
+// Sync runs one sync of the named source: fetch, verify, unpack, compile,
+// swap. On failure nothing is swapped in and the error (an *Error) is also
+// recorded in the status.
+func (s *Syncer) Sync(ctx context.Context, name string) error {
+	sp, ok := s.spec(name)
+	if !ok {
+		return fmt.Errorf("no policy source %q", name)
+	}
+	run := s.running[name]
+	run.Lock() // one sync of a source at a time
+	defer run.Unlock()
+	log := logr.FromContextOrDiscard(ctx).WithValues("source", name, "env", sp.Env)
+	ctx, cancel := context.WithTimeout(ctx, sp.Timeout)
+	defer cancel()
+	start := s.now()
+	st, applied, err := s.fetchAndVerify(ctx, sp)
+	if err != nil {
+		var se *Error
+		if !errors.As(err, &se) {
+			se = &Error{Reason: ReasonFetchFailed, Err: err}
+		}
+		s.failed(sp, se, start, log)
+		return se
+	}
+	s.apply(sp, st, applied, start, log)
+	return nil
+}
+
+// fetchAndVerify runs the checklist; any failure leaves everything as it
+// was.
+func (s *Syncer) fetchAndVerify(ctx context.Context, sp Spec) (*admission.State, *Applied, error) {
+	snap, err := sp.Source.Open(ctx)
+	if err != nil {
+		return nil, nil, &Error{Reason: ReasonFetchFailed, Err: fmt.Errorf("failed to fetch %s: %w", sp.Source, err)}
+	}
+	return s.verify(ctx, sp, snap, s.now, snap.Revision())
+}
+
+// verify reads env's bundle through the pinned root from f, unpacks and
+// compiles it.
+func (s *Syncer) verify(ctx context.Context, sp Spec, f tufclient.Fetcher, now func() time.Time, revision string) (*admission.State, *Applied, error) {
+	dir := s.sourceDir(sp.Name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	client, err := tufclient.New(sp.Root, f, dir, tufclient.WithClock(now))
+	if err != nil {
+		return nil, nil, &Error{Reason: ReasonVerificationFailed, Err: err}
+	}
+	target, err := client.Update(ctx, sp.Env)
+	if err != nil {
+		reason := ReasonVerificationFailed
+		switch {
+		case errors.Is(err, tufclient.ErrExpired):
+			reason = ReasonMetadataExpired
+		case errors.Is(err, tufclient.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+			reason = ReasonFetchFailed
+		}
+		return nil, nil, &Error{Reason: reason, Err: err}
+	}
+	b, err := bundle.Open(target)
+	if err != nil {
+		return nil, nil, &Error{Reason: ReasonBundleInvalid, Err: err}
+	}
+	set, err := policies.Compile(b.Policies())
+	if err != nil {
+		return nil, nil, &Error{Reason: ReasonPoliciesInvalid, Err: fmt.Errorf("failed to compile the policies of %s v%d: %w", b.Env(), b.Version(), err)}
+	}
+	a := &Applied{Env: b.Env(), Version: b.Version(), Digest: b.Digest(), Commit: b.Commit(), Policies: set.Len(), Revision: revision, VerifiedAt: now()}
+	prov := admission.Provenance{Source: sp.Name, Env: b.Env(), Version: b.Version(), Digest: b.Digest(), Commit: b.Commit()}
+	return admission.NewState(set, prov), a, nil
+}
+
+func (s *Syncer) apply(sp Spec, st *admission.State, a *Applied, start time.Time, log logr.Logger) {
+	s.mu.Lock()
+	status := s.status[sp.Name]
+	prev := status.Applied
+	swapped := prev == nil || prev.Digest != a.Digest || prev.Version != a.Version || prev.Expired
+	if swapped {
+		a.AppliedAt = s.now()
+		s.states[sp.Name] = st
+		s.swapLocked()
+	} else {
+		a.AppliedAt = prev.AppliedAt
+	}
+	status.Applied, status.LastAttempt, status.LastError, status.LastReason, status.Ready = a, start, "", "", true
+	status.Syncs++
+	snapshot := *status
+	s.mu.Unlock()
+	if err := s.persist(sp.Name, a); err != nil {
+		log.Error(err, "failed to persist the applied bundle")
+	}
+	if swapped {
+		log.Info("policies swapped in", "version", a.Version, "digest", a.Digest, "commit", a.Commit, "policies", a.Policies)
+	}
+	s.metrics.sync(sp.Name, "", s.now().Sub(start), swapped, a)
+	if s.hook != nil {
+		s.hook(snapshot)
+	}
+}
+
+func (s *Syncer) failed(sp Spec, se *Error, start time.Time, log logr.Logger) {
+	s.mu.Lock()
+	status := s.status[sp.Name]
+	status.LastAttempt, status.LastError, status.LastReason, status.Ready = start, se.Error(), se.Reason, false
+	status.Syncs++
+	status.Failures++
+	if se.Reason == ReasonMetadataExpired && status.Applied != nil && !status.Applied.Expired {
+		status.Applied.Expired = true
+		if sp.OnExpiry == OnExpiryDenyAll {
+			s.states[sp.Name] = denyAll(sp, "the metadata of "+sp.Env+" has expired (onExpiry: deny-all)")
+			s.swapLocked()
+		}
+	}
+	snapshot := *status
+	s.mu.Unlock()
+	log.Info("sync refused; the last verified policies stay enforced", "reason", se.Reason, "error", se.Error())
+	s.metrics.sync(sp.Name, se.Reason, s.now().Sub(start), false, nil)
+	if s.hook != nil {
+		s.hook(snapshot)
+	}
+}
+
+// swapLocked stores the combination of every source's state; a source
+// with none yet denies every image.
+func (s *Syncer) swapLocked() {
+	states := make([]*admission.State, 0, len(s.specs))
+	for _, sp := range s.specs {
+		st, ok := s.states[sp.Name]
+		if !ok {
+			st = denyAll(sp, "no verified bundle of "+sp.Env+" yet")
+		}
+		states = append(states, st)
+	}
+	s.policies.Store(admission.Combine(states...))
+}
+
+// denyAll is a state that denies every image with reason.
+func denyAll(sp Spec, reason string) *admission.State {
+	doc := fmt.Sprintf(`apiVersion: policy.ward.dev/v1
+kind: ImagePolicy
+metadata: {name: ward-deny-all}
+spec:
+  images: [{glob: "**"}]
+  authorities: [{name: %q, static: {action: fail}}]
+`, reason)
+	set, err := policies.Compile([]bundle.Document{{Path: "ward/deny-all.yaml", Data: []byte(doc)}})
+	if err != nil {
+		panic(fmt.Sprintf("the built-in deny-all policy does not compile: %v", err)) // a programming error
+	}
+	return admission.NewState(set, admission.Provenance{Source: sp.Name, Env: sp.Env})
+}
+
+// persist records the applied bundle, so that a restart can serve it.
+func (s *Syncer) persist(name string, a *Applied) error {
+	data, err := json.MarshalIndent(a, "", "  ")
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(s.sourceDir(name), "applied.json")
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// Restore serves each source's persisted bundle, verified again from the
+// persisted metadata through the pinned root. Metadata that has expired
+// since is verified at the time it last verified and, with OnExpiryKeep,
+// served and marked expired; with OnExpiryDenyAll the source denies all.
+func (s *Syncer) Restore(ctx context.Context) {
+	for _, sp := range s.specs {
+		log := logr.FromContextOrDiscard(ctx).WithValues("source", sp.Name, "env", sp.Env)
+		data, err := os.ReadFile(filepath.Join(s.sourceDir(sp.Name), "applied.json"))
+		if err != nil {
+			continue
+		}
+		var prev Applied
+		if err := json.Unmarshal(data, &prev); err != nil {
+			log.Error(err, "ignoring a corrupt applied.json")
+			continue
+		}
+		f := stateFetcher{dir: s.sourceDir(sp.Name)}
+		st, a, err := s.verify(ctx, sp, f, s.now, prev.Revision)
+		expired := false
+		if err != nil && errors.Is(err, tufclient.ErrExpired) {
+			expired = true
+			if sp.OnExpiry == OnExpiryDenyAll {
+				st, a, err = denyAll(sp, "the persisted metadata of "+sp.Env+" has expired (onExpiry: deny-all)"), &prev, nil
+			} else {
+				at := prev.VerifiedAt
+				st, a, err = s.verify(ctx, sp, f, func() time.Time { return at }, prev.Revision)
+			}
+		}
+		if err != nil {
+			log.Error(err, "the persisted bundle does not verify; waiting for the source")
+			continue
+		}
+		a.Expired = expired
+		a.AppliedAt = s.now()
+		if expired {
+			a.VerifiedAt = prev.VerifiedAt
+		}
+		s.mu.Lock()
+		s.states[sp.Name] = st
+		s.status[sp.Name].Applied = a
+		s.swapLocked()
+		s.mu.Unlock()
+		log.Info("serving the persisted bundle", "version", a.Version, "digest", a.Digest, "expired", expired)
+	}
+}
+
+// stateFetcher serves a source's own persisted metadata as the repository,
+// so that the TUF client verifies it again without the network. It has no
+// newer roots, and targets come from the client's cache.
+type stateFetcher struct{ dir string }
+
+func (f stateFetcher) Fetch(ctx context.Context, path string, maxLength int64) ([]byte, error) {
+	dir, file := filepath.Split(filepath.FromSlash(path))
+	if filepath.Clean(dir) != tuflayout.MetadataDir {
+		return nil, tufclient.ErrNotFound
+	}
+	name := file
+	if v, rest, ok := strings.Cut(file, "."); ok && isDigits(v) {
+		if rest == "root.json" {
+			return nil, tufclient.ErrNotFound
+		}
+		name = rest
+	}
+	return tufclient.DirFetcher{Dir: f.dir}.Fetch(ctx, tuflayout.MetadataDir+"/"+name, maxLength)
+}
+
+func isDigits(s string) bool {
+	return s != "" && !slices.ContainsFunc([]rune(s), func(r rune) bool { return r < '0' || r > '9' })
+}

@@ -1,0 +1,255 @@
+package syncer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"ward.dev/ward/admission"
+	"ward.dev/ward/internal/tuftest"
+	"ward.dev/ward/sync/source"
+	"ward.dev/ward/sync/syncer"
+)
+
+// allowing is a bundle whose only policy admits images under glob.
+func allowing(glob string) string {
+	return fmt.Sprintf("apiVersion: policy.ward.dev/v1\nkind: ImagePolicy\nmetadata: {name: allow}\nspec:\n  images: [{glob: %q}]\n  authorities: [{static: {action: pass}}]\n", glob)
+}
+
+type env struct {
+	repo     *tuftest.Repo
+	root     []byte
+	stateDir string
+	policies *admission.Policies
+	clock    *tuftest.Clock
+}
+
+func newEnv(t *testing.T) *env {
+	repo := tuftest.NewRepo(t, tuftest.Options{Envs: []string{"prod"}})
+	repo.Publish(t, "prod", allowing("reg.example.com/v1/**"))
+	return &env{repo: repo, root: repo.Root(t), stateDir: t.TempDir(), policies: &admission.Policies{}, clock: &tuftest.Clock{T: repo.Clock.T.Add(time.Hour)}}
+}
+
+func (e *env) syncer(t *testing.T, onExpiry string) *syncer.Syncer {
+	t.Helper()
+	s, err := syncer.New([]syncer.Spec{{Name: "prod", Env: "prod", Root: e.root, Source: source.Dir{Path: e.repo.Dir}, OnExpiry: onExpiry}},
+		e.stateDir, e.policies, syncer.WithClock(e.clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// allowed asks the active policies about an image under reg.example.com.
+func (e *env) allowed(t *testing.T, path string) bool {
+	t.Helper()
+	obj := fmt.Sprintf(`{"spec":{"containers":[{"name":"c","image":"reg.example.com/%s/app@sha256:%s"}]}}`, path, strings.Repeat("a", 64))
+	dec, err := admission.NewDecider(nil).Decide(t.Context(), e.policies.Load(), admission.Request{Kind: "Pod", Namespace: "apps", Object: []byte(obj)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dec.Allowed
+}
+
+func status(t *testing.T, s *syncer.Syncer) syncer.Status {
+	t.Helper()
+	return s.Statuses()[0]
+}
+
+func TestSyncSwapsVerifiedBundles(t *testing.T) {
+	e := newEnv(t)
+	s := e.syncer(t, "")
+	if e.allowed(t, "v1") || s.Ready() {
+		t.Fatal("allowed before any bundle was verified")
+	}
+	if err := s.Sync(t.Context(), "prod"); err != nil {
+		t.Fatal(err)
+	}
+	if !e.allowed(t, "v1") || e.allowed(t, "v2") || !s.Ready() {
+		t.Fatal("v1 policies not enforced")
+	}
+	e.repo.Publish(t, "prod", allowing("reg.example.com/v2/**"))
+	if err := s.Sync(t.Context(), "prod"); err != nil {
+		t.Fatal(err)
+	}
+	if e.allowed(t, "v1") || !e.allowed(t, "v2") {
+		t.Fatal("v2 policies not enforced")
+	}
+	st := status(t, s)
+	if st.Applied.Version != 2 || !st.Ready || st.LastError != "" || st.Syncs != 2 {
+		t.Fatalf("status = %+v", st)
+	}
+}
+
+// Every failure leaves the last verified policies enforced and says why.
+func TestSyncRefusalsKeepTheLastPolicies(t *testing.T) {
+	tests := []struct {
+		name   string
+		breakIt func(t *testing.T, e *env, s *syncer.Syncer)
+		reason string
+	}{
+		{"replayed timestamp", func(t *testing.T, e *env, s *syncer.Syncer) {
+			old := e.repo.Read(t, "metadata/timestamp.json")
+			if _, err := e.repo.RefreshTimestamp(e.repo.Signers); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Sync(t.Context(), "prod"); err != nil { // the client now trusts the newer timestamp
+				t.Fatal(err)
+			}
+			e.repo.Write(t, "metadata/timestamp.json", old)
+		}, syncer.ReasonVerificationFailed},
+		{"tampered bundle", func(t *testing.T, e *env, _ *syncer.Syncer) {
+			rel := e.repo.Publish(t, "prod", allowing("reg.example.com/v3/**"))
+			matches, _ := filepath.Glob(e.repo.Path("targets/prod/" + strings.TrimPrefix(rel.Digest, "sha256:") + ".*"))
+			if len(matches) != 1 {
+				t.Fatalf("bundle file of %s not found", rel.Digest)
+			}
+			os.WriteFile(matches[0], []byte("not the signed bytes"), 0o644)
+		}, syncer.ReasonVerificationFailed},
+		{"policies that do not compile", func(t *testing.T, e *env, _ *syncer.Syncer) {
+			e.repo.Publish(t, "prod", "apiVersion: policy.ward.dev/v1\nkind: ImagePolicy\nmetadata: {name: x}\nspec: {}\n")
+		}, syncer.ReasonPoliciesInvalid},
+		{"source gone", func(t *testing.T, e *env, _ *syncer.Syncer) {
+			os.RemoveAll(e.repo.Dir)
+		}, syncer.ReasonFetchFailed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			s := e.syncer(t, "")
+			if err := s.Sync(t.Context(), "prod"); err != nil {
+				t.Fatal(err)
+			}
+			tc.breakIt(t, e, s)
+			err := s.Sync(t.Context(), "prod")
+			var se *syncer.Error
+			if !errors.As(err, &se) || se.Reason != tc.reason {
+				t.Fatalf("err = %v, want reason %s", err, tc.reason)
+			}
+			if !e.allowed(t, "v1") || e.allowed(t, "v3") {
+				t.Fatal("the last verified policies are no longer enforced")
+			}
+			st := status(t, s)
+			if st.Ready || st.LastReason != tc.reason || st.LastError == "" || st.Applied.Version != 1 {
+				t.Fatalf("status = %+v", st)
+			}
+		})
+	}
+}
+
+func TestRestartWithSourceDownServesPersistedBundle(t *testing.T) {
+	e := newEnv(t)
+	if err := e.syncer(t, "").Sync(t.Context(), "prod"); err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(e.repo.Dir) // the source is down
+	e.policies = &admission.Policies{}
+	s := e.syncer(t, "")
+	s.Restore(t.Context())
+	if !e.allowed(t, "v1") || !s.Ready() {
+		t.Fatalf("persisted bundle not served: %+v", status(t, s))
+	}
+	if err := s.Sync(t.Context(), "prod"); err == nil {
+		t.Fatal("sync of a missing source succeeded")
+	}
+	if !e.allowed(t, "v1") {
+		t.Fatal("failed sync dropped the persisted bundle")
+	}
+}
+
+// A persisted state tampered with on disk does not verify, and is not
+// served.
+func TestRestoreRefusesTamperedState(t *testing.T) {
+	e := newEnv(t)
+	if err := e.syncer(t, "").Sync(t.Context(), "prod"); err != nil {
+		t.Fatal(err)
+	}
+	targets, _ := filepath.Glob(filepath.Join(e.stateDir, "prod", "targets", "*"))
+	if len(targets) != 1 {
+		t.Fatalf("cached targets: %v", targets)
+	}
+	os.WriteFile(targets[0], []byte("evil"), 0o600)
+	os.RemoveAll(e.repo.Dir)
+	e.policies = &admission.Policies{}
+	s := e.syncer(t, "")
+	s.Restore(t.Context())
+	if e.allowed(t, "v1") || s.Ready() {
+		t.Fatal("a tampered persisted bundle was served")
+	}
+}
+
+func TestExpiredMetadata(t *testing.T) {
+	for _, onExpiry := range []string{syncer.OnExpiryKeep, syncer.OnExpiryDenyAll} {
+		t.Run(onExpiry, func(t *testing.T) {
+			e := newEnv(t)
+			s := e.syncer(t, onExpiry)
+			if err := s.Sync(t.Context(), "prod"); err != nil {
+				t.Fatal(err)
+			}
+			e.clock.T = e.clock.T.Add(48 * time.Hour) // the timestamp (24 h) has expired
+			err := s.Sync(t.Context(), "prod")
+			var se *syncer.Error
+			if !errors.As(err, &se) || se.Reason != syncer.ReasonMetadataExpired {
+				t.Fatalf("err = %v, want MetadataExpired", err)
+			}
+			if got, want := e.allowed(t, "v1"), onExpiry == syncer.OnExpiryKeep; got != want {
+				t.Fatalf("allowed = %t after expiry with %s", got, onExpiry)
+			}
+			if st := status(t, s); !st.Applied.Expired {
+				t.Fatalf("status does not say expired: %+v", st)
+			}
+			// A restart with the metadata still expired.
+			e.policies = &admission.Policies{}
+			r := e.syncer(t, onExpiry)
+			r.Restore(t.Context())
+			if got, want := e.allowed(t, "v1"), onExpiry == syncer.OnExpiryKeep; got != want {
+				t.Fatalf("after restart: allowed = %t with %s", got, onExpiry)
+			}
+			// Fresh metadata from the repository recovers.
+			e.repo.Clock.T = e.clock.T
+			if _, err := e.repo.RefreshTimestamp(e.repo.Signers); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Sync(t.Context(), "prod"); err != nil {
+				t.Fatal(err)
+			}
+			if !e.allowed(t, "v1") || status(t, r).Applied.Expired {
+				t.Fatalf("not recovered: %+v", status(t, r))
+			}
+		})
+	}
+}
+
+func TestRunSyncsAtIntervalAndOnTrigger(t *testing.T) {
+	e := newEnv(t)
+	s, err := syncer.New([]syncer.Spec{{Name: "prod", Env: "prod", Root: e.root, Source: source.Dir{Path: e.repo.Dir}, Interval: time.Hour}},
+		e.stateDir, e.policies, syncer.WithClock(e.clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	waitFor(t, func() bool { return e.allowed(t, "v1") })
+	e.repo.Publish(t, "prod", allowing("reg.example.com/v2/**"))
+	s.Trigger("prod") // an hour-long interval: only the trigger can sync now
+	waitFor(t, func() bool { return e.allowed(t, "v2") })
+	cancel()
+	<-done
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in time")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
