@@ -12,7 +12,7 @@ FUZZTIME ?= 10s
 # about 8 s.
 FUZZ_TARGETS := ./bundle:FuzzRead ./bundle/tufclient:FuzzUpdateMetadata:2000x ./bundle/tuflayout:FuzzParseCustom ./policies:FuzzCompile:20000x ./admission:FuzzValidate:20000x
 
-.PHONY: help setup build test unit vet fmt lint fuzz bench demo verify tidy
+.PHONY: help setup build test unit vet fmt lint fuzz bench demo verify tidy generate controller-gen
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -50,8 +50,18 @@ bench: ## Benchmarks: bundle verify + unpack, glob matching, admission decisions
 demo: build ## The authoring flow end to end (the full demo comes with the controller)
 	./hack/demo.sh $(BIN)
 
+CONTROLLER_GEN_VERSION := v0.23.0
+CONTROLLER_GEN := $(shell $(GO) env GOPATH)/bin/controller-gen
+
+controller-gen:
+	@test -x "$(CONTROLLER_GEN)" || $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
+
+generate: controller-gen ## Regenerate deepcopy code and the PolicySource CRD from api/
+	$(CONTROLLER_GEN) object paths=./api/...
+	$(CONTROLLER_GEN) crd paths=./api/... output:crd:dir=deploy/crds
+
 tidy: ## go mod tidy
 	$(GO) mod tidy
 
-verify: tidy ## Fail if go mod tidy changes the tree
-	git diff --exit-code go.mod go.sum
+verify: tidy generate ## Fail if go mod tidy or code generation changes the tree
+	git diff --exit-code go.mod go.sum api deploy/crds

@@ -90,6 +90,8 @@ The authoring flow:
 		newVerifyCommand(),
 		newCheckCommand(),
 		newTestCommand(),
+		newServeCommand(),
+		newStatusCommand(),
 		newTUFCommand(),
 		newVersionCommand(),
 	)

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"ward.dev/ward/admission"
+	"ward.dev/ward/admission/imageverify"
+	"ward.dev/ward/internal/server"
+	"ward.dev/ward/sync/config"
+	"ward.dev/ward/sync/syncer"
+)
+
+type serveOptions struct {
+	config          string
+	stateDir        string
+	addr            string
+	healthAddr      string
+	tlsCert         string
+	tlsKey          string
+	hosts           []string
+	pushSecretFile  string
+	registryCA      string
+	decisionTimeout time.Duration
+}
+
+func newServeCommand() *cobra.Command {
+	o := &serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve --config FILE",
+		Short: "Run the sync loop and the admission webhook",
+		Long: `Run the controller without a cluster: sync the policy sources of the config
+file (PolicySource documents, as in a cluster) and serve the admission webhook.
+
+Each source's TUF repository is fetched, the environment's bundle verified
+through the pinned root, compiled and swapped into the webhook with no
+restart and no dropped request. A bundle that fails anywhere is never
+swapped in: the last verified policies stay enforced and /status says why.
+Until every source has a verified bundle, every image is denied and /readyz
+answers 503. Trusted metadata and the last applied bundle persist in
+--state-dir: after a restart with a source unreachable, the persisted
+bundle is verified again and served.
+
+Endpoints:
+  https://ADDR/validate, /mutate    the admission webhook
+  https://ADDR/hook/SOURCE          POST to sync at once (HMAC-SHA256 of the
+                                    body in X-Hub-Signature-256; needs
+                                    --push-secret-file)
+  http://HEALTH-ADDR/healthz, /readyz, /metrics, /status
+
+Without --tls-cert/--tls-key a self-signed certificate for --host names is
+kept in the state folder; give its serving.crt to the API server as the
+webhook's caBundle.
+
+A config file:
+
+  apiVersion: ward.dev/v1alpha1
+  kind: PolicySource
+  metadata: {name: prod}
+  spec:
+    env: prod
+    rootFile: prod-root.json      # the root you pin (relative to this file)
+    interval: 1m
+    dir: {path: policies/tuf}     # or git: {...} or oci: {...}`,
+		Example: `  ward serve --config ward-serve.yaml
+  ward serve --config ward-serve.yaml --state-dir /var/lib/ward --push-secret-file hook.secret`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.config, "config", "", "config file of PolicySource documents")
+	f.StringVar(&o.stateDir, "state-dir", "ward-state", "folder for trusted metadata, applied bundles and the self-signed certificate")
+	f.StringVar(&o.addr, "addr", ":8443", "HTTPS address of the webhook and the push endpoint")
+	f.StringVar(&o.healthAddr, "health-addr", ":8080", "HTTP address of /healthz, /readyz, /metrics and /status")
+	f.StringVar(&o.tlsCert, "tls-cert", "", "serving certificate (PEM); with --tls-key")
+	f.StringVar(&o.tlsKey, "tls-key", "", "serving key (PEM)")
+	f.StringSliceVar(&o.hosts, "host", []string{"localhost", "127.0.0.1"}, "names of the self-signed certificate")
+	f.StringVar(&o.pushSecretFile, "push-secret-file", "", "file holding the HMAC secret of the push endpoint")
+	f.StringVar(&o.registryCA, "registry-ca", "", "PEM file of CAs to trust for registry TLS (default: the system's)")
+	f.DurationVar(&o.decisionTimeout, "decision-timeout", admission.DefaultDecisionTimeout, "time limit of one admission decision (keep it under the webhook's timeoutSeconds)")
+	return cmd
+}
+
+func (o *serveOptions) run(cmd *cobra.Command) error {
+	if o.config == "" {
+		return errors.New("--config is required (a file of PolicySource documents; see ward serve --help)")
+	}
+	sources, err := config.Load(o.config)
+	if err != nil {
+		return err
+	}
+	resolver := config.FileResolver{Dir: filepath.Dir(o.config)}
+	var specs []syncer.Spec
+	for _, ps := range sources {
+		sp, err := config.Spec(ps, resolver)
+		if err != nil {
+			return err
+		}
+		specs = append(specs, sp)
+	}
+	tlsConfig, certNote, err := o.tls()
+	if err != nil {
+		return err
+	}
+	var pushSecret []byte
+	if o.pushSecretFile != "" {
+		if pushSecret, err = os.ReadFile(o.pushSecretFile); err != nil {
+			return fmt.Errorf("failed to read --push-secret-file: %w", err)
+		}
+		if pushSecret = []byte(strings.TrimSpace(string(pushSecret))); len(pushSecret) < 16 {
+			return errors.New("--push-secret-file: the secret must be at least 16 characters")
+		}
+	}
+	var vopts []imageverify.Option
+	if o.registryCA != "" {
+		pool, err := readCAs(o.registryCA)
+		if err != nil {
+			return fmt.Errorf("--registry-ca: %w", err)
+		}
+		vopts = append(vopts, imageverify.WithRootCAs(pool))
+	}
+
+	log := funcr.NewJSON(func(obj string) { fmt.Fprintln(cmd.ErrOrStderr(), obj) }, funcr.Options{})
+	ctx := logr.NewContext(cmd.Context(), log)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	pols := &admission.Policies{}
+	syn, err := syncer.New(specs, o.stateDir, pols, syncer.WithMetrics(syncer.NewMetrics(reg)))
+	if err != nil {
+		return err
+	}
+	decider := admission.NewDecider(imageverify.New(vopts...))
+	wh := admission.NewWebhook(decider, pols, admission.WithLogger(log.WithName("admission")),
+		admission.WithMetrics(admission.NewMetrics(reg)), admission.WithDecisionTimeout(o.decisionTimeout))
+	srv, err := server.Listen(server.Options{Addr: o.addr, HealthAddr: o.healthAddr, TLS: tlsConfig, PushSecret: pushSecret,
+		Webhook: wh, Syncer: syn, Gatherer: reg, Log: log.WithName("server")})
+	if err != nil {
+		return err
+	}
+	p := printer{cmd.ErrOrStderr()}
+	p.line("ward serve: webhook on https://%s (/validate, /mutate%s), health on http://%s (/healthz, /readyz, /metrics, /status)",
+		srv.Addr(), map[bool]string{true: ", /hook/SOURCE", false: ""}[len(pushSecret) > 0], srv.HealthAddr())
+	if certNote != "" {
+		p.line("ward serve: %s", certNote)
+	}
+	for _, sp := range specs {
+		p.line("ward serve: source %s: %s, env %s, every %s", sp.Name, sp.Source, sp.Env, orDefault(sp.Interval, syncer.DefaultInterval))
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return syn.Run(gctx) })
+	g.Go(func() error { return srv.Serve(gctx) })
+	return g.Wait()
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+func (o *serveOptions) tls() (*tls.Config, string, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	switch {
+	case o.tlsCert != "" && o.tlsKey != "":
+		c, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
+		if err != nil {
+			return nil, "", fmt.Errorf("failed to load --tls-cert/--tls-key: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{c}
+		return cfg, "", nil
+	case o.tlsCert != "" || o.tlsKey != "":
+		return nil, "", errors.New("--tls-cert and --tls-key go together")
+	}
+	c, path, err := server.SelfSignedCert(filepath.Join(o.stateDir, "tls"), o.hosts)
+	if err != nil {
+		return nil, "", fmt.Errorf("failed to make a self-signed certificate: %w", err)
+	}
+	cfg.Certificates = []tls.Certificate{c}
+	return cfg, fmt.Sprintf("self-signed certificate for %s: %s (the webhook's caBundle)", strings.Join(o.hosts, ", "), path), nil
+}
+
+func readCAs(path string) (*x509.CertPool, error) {
+	pemData, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemData) {
+		return nil, fmt.Errorf("%s holds no PEM certificates", path)
+	}
+	return pool, nil
+}

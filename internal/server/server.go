@@ -1,0 +1,216 @@
+// Package server runs `ward serve`: the admission webhook and the push
+// endpoint over HTTPS, and health, readiness, metrics and status over
+// plain HTTP, next to the sync loop.
+package server
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"ward.dev/ward/admission"
+	"ward.dev/ward/sync/syncer"
+)
+
+// Paths of the endpoints.
+const (
+	PathHealthz = "/healthz"
+	PathReadyz  = "/readyz"
+	PathMetrics = "/metrics"
+	PathStatus  = "/status"
+	// PathHook is the push endpoint: POST /hook/<source>, signed with
+	// HMAC-SHA256 of the body in X-Hub-Signature-256 (GitHub, Gitea) or
+	// X-Ward-Signature: "sha256=<hex>".
+	PathHook = "/hook/"
+)
+
+// maxHookBody bounds a push notification's body.
+const maxHookBody = 1 << 20
+
+// Options configure a Server.
+type Options struct {
+	// Addr is the HTTPS address of the webhook and the push endpoint.
+	Addr string
+	// HealthAddr is the HTTP address of /healthz, /readyz, /metrics and
+	// /status.
+	HealthAddr string
+	// TLS is the webhook's TLS configuration (a certificate is required).
+	TLS *tls.Config
+	// PushSecret enables /hook; without one it answers 404.
+	PushSecret []byte
+	Webhook    *admission.Webhook
+	Syncer     *syncer.Syncer
+	Gatherer   prometheus.Gatherer
+	Log        logr.Logger
+}
+
+// Server is the running endpoints.
+type Server struct {
+	o             Options
+	secure, plain net.Listener
+}
+
+// Listen opens both listeners, so that callers know the addresses (":0")
+// before serving.
+func Listen(o Options) (*Server, error) {
+	if o.TLS == nil || (len(o.TLS.Certificates) == 0 && o.TLS.GetCertificate == nil) {
+		return nil, errors.New("the webhook needs a TLS certificate")
+	}
+	secure, err := tls.Listen("tcp", o.Addr, o.TLS)
+	if err != nil {
+		return nil, fmt.Errorf("failed to listen on %s: %w", o.Addr, err)
+	}
+	plain, err := net.Listen("tcp", o.HealthAddr)
+	if err != nil {
+		secure.Close()
+		return nil, fmt.Errorf("failed to listen on %s: %w", o.HealthAddr, err)
+	}
+	return &Server{o: o, secure: secure, plain: plain}, nil
+}
+
+// Addr is the webhook's address; HealthAddr the health endpoints'.
+func (s *Server) Addr() string       { return s.secure.Addr().String() }
+func (s *Server) HealthAddr() string { return s.plain.Addr().String() }
+
+// Serve serves until ctx ends, then shuts down gracefully (in-flight
+// admission requests finish).
+func (s *Server) Serve(ctx context.Context) error {
+	secureMux := http.NewServeMux()
+	s.o.Webhook.Register(secureMux)
+	secureMux.HandleFunc(PathHook, s.hook)
+	plainMux := http.NewServeMux()
+	plainMux.HandleFunc(PathHealthz, func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	plainMux.HandleFunc(PathReadyz, s.readyz)
+	plainMux.HandleFunc(PathStatus, s.status)
+	if s.o.Gatherer != nil {
+		plainMux.Handle(PathMetrics, promhttp.HandlerFor(s.o.Gatherer, promhttp.HandlerOpts{}))
+	}
+	servers := []*http.Server{
+		{Handler: secureMux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second},
+		{Handler: plainMux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second},
+	}
+	listeners := []net.Listener{s.secure, s.plain}
+	errc := make(chan error, 2)
+	for i, srv := range servers {
+		go func() {
+			if err := srv.Serve(listeners[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+				return
+			}
+			errc <- nil
+		}()
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	for _, srv := range servers {
+		_ = srv.Shutdown(shutdown)
+	}
+	return err
+}
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	if s.o.Syncer.Ready() {
+		fmt.Fprintln(w, "ok")
+		return
+	}
+	var pending []string
+	for _, st := range s.o.Syncer.Statuses() {
+		if st.Applied == nil {
+			msg := st.Name + ": no verified bundle yet"
+			if st.LastError != "" {
+				msg += " (" + st.LastError + ")"
+			}
+			pending = append(pending, msg)
+		}
+	}
+	http.Error(w, strings.Join(pending, "\n"), http.StatusServiceUnavailable)
+}
+
+// StatusReport is what /status serves.
+type StatusReport struct {
+	Ready   bool            `json:"ready"`
+	Sources []syncer.Status `json:"sources"`
+}
+
+func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(StatusReport{Ready: s.o.Syncer.Ready(), Sources: s.o.Syncer.Statuses()})
+}
+
+// hook triggers a sync of one source when the request is signed with the
+// push secret.
+func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
+	if len(s.o.PushSecret) == 0 {
+		http.Error(w, "push endpoint disabled: start ward serve with --push-secret-file", http.StatusNotFound)
+		return
+	}
+	if r.Method != http.MethodPost {
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxHookBody+1))
+	if err != nil || len(body) > maxHookBody {
+		http.Error(w, "body unreadable or over 1 MiB", http.StatusRequestEntityTooLarge)
+		return
+	}
+	sig := r.Header.Get("X-Hub-Signature-256")
+	if sig == "" {
+		sig = r.Header.Get("X-Ward-Signature")
+	}
+	if !validSignature(s.o.PushSecret, body, sig) {
+		http.Error(w, "signature missing or wrong", http.StatusUnauthorized)
+		return
+	}
+	name := strings.TrimPrefix(r.URL.Path, PathHook)
+	if !s.o.Syncer.Trigger(name) {
+		http.Error(w, fmt.Sprintf("no policy source %q", name), http.StatusNotFound)
+		return
+	}
+	s.o.Log.Info("sync triggered by push", "source", name)
+	w.WriteHeader(http.StatusAccepted)
+	fmt.Fprintf(w, "sync of %s triggered\n", name)
+}
+
+// validSignature checks "sha256=<hex HMAC-SHA256 of body>" in constant
+// time.
+func validSignature(secret, body []byte, header string) bool {
+	hexSig, ok := strings.CutPrefix(header, "sha256=")
+	if !ok {
+		return false
+	}
+	got, err := hex.DecodeString(hexSig)
+	if err != nil {
+		return false
+	}
+	mac := hmac.New(sha256.New, secret)
+	mac.Write(body)
+	return hmac.Equal(got, mac.Sum(nil))
+}
+
+// Sign returns the signature header value for body (for clients and tests).
+func Sign(secret, body []byte) string {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write(body)
+	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+}

@@ -1,0 +1,168 @@
+// Package config turns PolicySource specs (from a config file or the
+// cluster) into the sync loop's specs: it resolves the pinned root and
+// builds the source.
+package config
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+
+	"ward.dev/ward/api/v1alpha1"
+	"ward.dev/ward/sync/source"
+	"ward.dev/ward/sync/syncer"
+)
+
+// MaxConfigBytes bounds a config file.
+const MaxConfigBytes = 4 << 20
+
+// Load reads a config file of PolicySource documents (apiVersion
+// ward.dev/v1alpha1), strictly.
+func Load(path string) ([]v1alpha1.PolicySource, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read the config: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxConfigBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("failed to read %s: %w", path, err)
+	}
+	if len(data) > MaxConfigBytes {
+		return nil, fmt.Errorf("failed to read %s: over %d bytes", path, MaxConfigBytes)
+	}
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	var out []v1alpha1.PolicySource
+	for n := 1; ; n++ {
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: document %d: %w", path, n, err)
+		}
+		if len(bytes.TrimSpace(doc)) == 0 || string(bytes.TrimSpace(doc)) == "---" {
+			n--
+			continue
+		}
+		var ps v1alpha1.PolicySource
+		if err := yaml.UnmarshalStrict(doc, &ps); err != nil {
+			return nil, fmt.Errorf("%s: document %d: %w", path, n, err)
+		}
+		if ps.APIVersion != v1alpha1.GroupVersion.String() || ps.Kind != v1alpha1.PolicySourceKind {
+			return nil, fmt.Errorf("%s: document %d: apiVersion/kind is %q/%q, want %q/%q", path, n, ps.APIVersion, ps.Kind, v1alpha1.GroupVersion.String(), v1alpha1.PolicySourceKind)
+		}
+		out = append(out, ps)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s holds no PolicySource", path)
+	}
+	return out, nil
+}
+
+// Resolver reads what a spec refers to: files relative to the config
+// file, and (in a cluster) ConfigMaps and Secrets.
+type Resolver interface {
+	// File reads a file named in a spec.
+	File(path string) ([]byte, error)
+	// ConfigMapKey reads a ConfigMap key.
+	ConfigMapKey(name, key string) ([]byte, error)
+	// Secret reads a Secret's data.
+	Secret(name string) (map[string][]byte, error)
+}
+
+// FileResolver resolves relative paths against Dir and has no cluster.
+type FileResolver struct{ Dir string }
+
+// File implements Resolver.
+func (r FileResolver) File(path string) ([]byte, error) {
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(r.Dir, path)
+	}
+	return os.ReadFile(path)
+}
+
+// ConfigMapKey implements Resolver.
+func (FileResolver) ConfigMapKey(name, _ string) ([]byte, error) {
+	return nil, fmt.Errorf("rootConfigMap %s: there is no cluster in config-file mode; use root or rootFile", name)
+}
+
+// Secret implements Resolver.
+func (FileResolver) Secret(name string) (map[string][]byte, error) {
+	return nil, fmt.Errorf("secretRef %s: there is no cluster in config-file mode", name)
+}
+
+// Spec turns a PolicySource into a sync spec.
+func Spec(ps v1alpha1.PolicySource, r Resolver) (syncer.Spec, error) {
+	s := ps.Spec
+	name := ps.Name
+	sp := syncer.Spec{Name: name, Env: s.Env, OnExpiry: s.OnExpiry, Suspend: s.Suspend}
+	if s.Interval != nil {
+		sp.Interval = s.Interval.Duration
+	}
+	if s.Timeout != nil {
+		sp.Timeout = s.Timeout.Duration
+	}
+	if sp.Interval != 0 && sp.Interval < time.Second {
+		return sp, fmt.Errorf("policy source %s: interval %s is under a second", name, sp.Interval)
+	}
+	var err error
+	switch {
+	case count(s.Root != "", s.RootFile != "", s.RootConfigMap != nil) != 1:
+		return sp, fmt.Errorf("policy source %s: give exactly one of root, rootFile and rootConfigMap", name)
+	case s.Root != "":
+		sp.Root = []byte(s.Root)
+	case s.RootFile != "":
+		sp.Root, err = r.File(s.RootFile)
+	default:
+		sp.Root, err = r.ConfigMapKey(s.RootConfigMap.Name, s.RootConfigMap.Key)
+	}
+	if err != nil {
+		return sp, fmt.Errorf("policy source %s: failed to read the pinned root: %w", name, err)
+	}
+	if count(s.Dir != nil, s.Git != nil, s.OCI != nil) != 1 {
+		return sp, fmt.Errorf("policy source %s: give exactly one of dir, git and oci", name)
+	}
+	switch {
+	case s.Dir != nil:
+		if s.Dir.Path == "" {
+			return sp, fmt.Errorf("policy source %s: dir.path is required", name)
+		}
+		path := s.Dir.Path
+		if fr, ok := r.(FileResolver); ok && !filepath.IsAbs(path) {
+			path = filepath.Join(fr.Dir, path)
+		}
+		sp.Source = source.Dir{Path: path}
+	case s.Git != nil:
+		sp.Source, err = gitSource(name, s.Git, r)
+	case s.OCI != nil:
+		sp.Source, err = ociSource(name, s.OCI, r)
+	}
+	return sp, err
+}
+
+func count(bs ...bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
+}
+
+func gitSource(name string, g *v1alpha1.GitSource, _ Resolver) (source.Source, error) {
+	return nil, fmt.Errorf("policy source %s: git sources are not supported yet (use dir)", name)
+}
+
+func ociSource(name string, o *v1alpha1.OCISource, _ Resolver) (source.Source, error) {
+	return nil, fmt.Errorf("policy source %s: oci sources are not supported yet (use dir)", name)
+}
