@@ -133,7 +133,11 @@ func (c *Cache) verify(ctx context.Context, digest, fingerprint string, fn func(
 		if r.Err != nil {
 			return nil, r.Err
 		}
-		return r.Val.(*imageverify.Result), nil
+		res, ok := r.Val.(*imageverify.Result)
+		if !ok || res == nil {
+			return nil, errors.New("verification returned no result")
+		}
+		return res, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}

@@ -130,6 +130,11 @@ type ImageResult struct {
 	// Signers are the signers that satisfied the policies.
 	Signers []string `json:"signers,omitempty"`
 	Allowed bool     `json:"allowed"`
+	// Mode is the strictest mode of the policies that matched ("" when
+	// none did).
+	Mode policies.Mode `json:"mode,omitempty"`
+	// ByDigest is true when the image was given by digest.
+	ByDigest bool `json:"byDigest,omitempty"`
 }
 
 // Patch is a JSON patch operation pinning an image to its digest.
@@ -287,14 +292,16 @@ func (d *Decider) image(ctx context.Context, st *State, subj policies.Subject, i
 		fail(policies.ModeEnforce, "", "", fmt.Sprintf("invalid image reference: %s", oneLine(err)))
 		return res, ""
 	}
-	matched := set.MatchImage(ref.Context().Name(), subj)
+	_, res.ByDigest = ref.(name.Digest)
+	repo := policies.RepositoryOf(ref)
+	matched := set.MatchImage(repo, subj)
 	if len(matched) == 0 {
 		s := set.Settings()
 		if s.AllowUnmatched {
 			res.Allowed = true
 			return res, ""
 		}
-		fail(s.UnmatchedMode, "", "", fmt.Sprintf("no ImagePolicy matches %s and the bundle denies unmatched images", ref.Context().Name()))
+		fail(s.UnmatchedMode, "", "", fmt.Sprintf("no ImagePolicy matches %s and the bundle denies unmatched images", repo))
 		return res, ""
 	}
 	strictest := policies.ModeAudit
@@ -307,6 +314,7 @@ func (d *Decider) image(ctx context.Context, st *State, subj policies.Subject, i
 			strictest = p.Mode
 		}
 	}
+	res.Mode = strictest
 	kc, err := keychain()
 	if err != nil {
 		fail(strictest, strings.Join(res.Policies, ","), "", fmt.Sprintf("failed to get registry credentials: %s", oneLine(err)))
@@ -356,19 +364,17 @@ func (d *Decider) resolve(ctx context.Context, ref name.Reference, kc authn.Keyc
 	return dg, nil
 }
 
-// policy checks one ImagePolicy: at least Threshold of its authorities
-// must verify. It returns the signers, or the failing authority and why.
+// policy checks one ImagePolicy: at least Threshold distinct signers must
+// each satisfy a different authority. It returns the signers, or the
+// failing authority and why.
 func (d *Decider) policy(ctx context.Context, p *policies.ImagePolicy, digest name.Digest, kc authn.Keychain) ([]string, string, string) {
-	var signers, reasons, names []string
-	passed := 0
+	var reasons, names []string
+	// signersOf[i] are the signers that satisfied authority i.
+	signersOf := make([][]string, 0, len(p.Authorities))
 	for _, a := range p.Authorities {
-		if passed >= p.Threshold {
-			break
-		}
 		if a.Static != "" {
 			if a.Static == "pass" {
-				passed++
-				signers = append(signers, "static pass ("+a.Name+")")
+				signersOf = append(signersOf, []string{"static pass (" + a.Name + ")"})
 			} else {
 				reasons = append(reasons, a.Name+": static fail")
 				names = append(names, a.Name)
@@ -383,22 +389,63 @@ func (d *Decider) policy(ctx context.Context, p *policies.ImagePolicy, digest na
 			names = append(names, a.Name)
 			continue
 		}
-		passed++
-		signers = append(signers, res.Signers...)
+		signersOf = append(signersOf, res.Signers)
+		if p.Threshold == 1 {
+			break // any one authority suffices
+		}
 	}
-	if passed >= p.Threshold {
+	signers := distinctSigners(signersOf)
+	if len(signers) >= p.Threshold {
 		return signers, "", ""
 	}
 	reason := strings.Join(reasons, "; ")
 	if p.Threshold > 1 {
-		reason = fmt.Sprintf("%d of %d required signers verified: %s", passed, p.Threshold, reason)
+		reason = fmt.Sprintf("%d of %d required distinct signers verified", len(signers), p.Threshold)
+		if len(reasons) > 0 {
+			reason += ": " + strings.Join(reasons, "; ")
+		}
 	}
 	if len(names) == 1 {
 		// The authority is named in the failure itself.
-		reason = strings.TrimPrefix(reason, names[0]+": ")
+		reason = strings.Replace(reason, names[0]+": ", "", 1)
 		return nil, names[0], reason
 	}
 	return nil, strings.Join(names, ","), reason
+}
+
+// distinctSigners pairs authorities with signers, each signer counted for
+// at most one authority and each authority at most once (a maximum
+// bipartite matching), and returns the matched signers. One signature that
+// satisfies two authorities counts once.
+func distinctSigners(signersOf [][]string) []string {
+	owner := map[string]int{} // signer → authority it is matched to
+	var try func(a int, seen map[string]bool) bool
+	try = func(a int, seen map[string]bool) bool {
+		for _, s := range signersOf[a] {
+			if seen[s] {
+				continue
+			}
+			seen[s] = true
+			if o, taken := owner[s]; !taken || try(o, seen) {
+				owner[s] = a
+				return true
+			}
+		}
+		return false
+	}
+	for a := range signersOf {
+		try(a, map[string]bool{})
+	}
+	out := make([]string, 0, len(owner))
+	for a := range signersOf {
+		for _, s := range signersOf[a] {
+			if o, ok := owner[s]; ok && o == a && !slices.Contains(out, s) {
+				out = append(out, s)
+				break
+			}
+		}
+	}
+	return out
 }
 
 func (d *Decider) validations(ctx context.Context, st *State, subj policies.Subject, req Request, dec *Decision) error {

@@ -40,7 +40,7 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if dec.Allowed || !strings.Contains(dec.Message(), "1 of 2 required signers verified") {
+	if dec.Allowed || !strings.Contains(dec.Message(), "1 of 2 required distinct signers verified") {
 		t.Fatalf("one signer: allowed=%t message=%q", dec.Allowed, dec.Message())
 	}
 	dec, err = d.Decide(t.Context(), st, podRequest(two.String()))
@@ -110,5 +110,31 @@ func TestCombinedSources(t *testing.T) {
 		if got := dec.Annotations()[admission.AnnotationBundleVersion]; got != "4,9" {
 			t.Errorf("bundle-version annotation = %q", got)
 		}
+	}
+}
+
+// One signature that satisfies two authorities (a broad identity regexp
+// and an exact one) is one signer: a threshold of two is not met.
+func TestThresholdCountsSignersNotAuthorities(t *testing.T) {
+	policy := fmt.Sprintf(`apiVersion: policy.ward.dev/v1
+kind: ImagePolicy
+metadata: {name: two}
+spec:
+  images: [{glob: "reg.example.com/**"}]
+  threshold: 2
+  authorities:
+  - name: a
+    key: {data: %q}
+  - name: b
+    key: {data: %q}
+`, testKey(t), testKey(t))
+	st := admission.NewState(compile(t, policy), admission.Provenance{Version: 1})
+	v := &countingVerifier{} // reports the same signer for every authority
+	dec, err := admission.NewDecider(v).Decide(t.Context(), st, podRequest("reg.example.com/app@sha256:"+strings.Repeat("c", 64)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dec.Allowed || !strings.Contains(dec.Message(), "1 of 2 required distinct signers verified") {
+		t.Fatalf("allowed=%t message=%q", dec.Allowed, dec.Message())
 	}
 }

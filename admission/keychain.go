@@ -4,11 +4,15 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	kauth "github.com/google/go-containerregistry/pkg/authn/kubernetes"
 	"k8s.io/client-go/kubernetes"
 )
+
+// keychainTimeout bounds reading a workload's pull secrets.
+const keychainTimeout = 5 * time.Second
 
 // PullSecretKeychain returns registry credentials the way the kubelet
 // finds them: the workload's imagePullSecrets, then its service account's,
@@ -17,6 +21,10 @@ import (
 func PullSecretKeychain(client kubernetes.Interface) KeychainFunc {
 	return func(ctx context.Context, namespace, serviceAccount string, pullSecrets []string) (authn.Keychain, error) {
 		return &lazyKeychain{load: func() (authn.Keychain, error) {
+			// Detached from the request that asked first: a lookup shared
+			// by concurrent requests must not fail when that one gives up.
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), keychainTimeout)
+			defer cancel()
 			kc, err := kauth.New(ctx, client, kauth.Options{Namespace: namespace, ServiceAccountName: serviceAccount, ImagePullSecrets: pullSecrets})
 			if err != nil {
 				return nil, fmt.Errorf("failed to read the pull secrets of %s/%s: %w", namespace, serviceAccount, err)

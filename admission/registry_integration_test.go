@@ -61,7 +61,7 @@ func TestRealRegistry(t *testing.T) {
 		allowed bool
 		reason  string
 	}{
-		{"signed in both formats, by tag, with the pull secret", trusting, []string{reg.Host + "/team/app:v1", reg.Host + "/team/tool:v1"}, withSecret, true, ""},
+		{"signed in both formats, by tag: verified but not pinned", trusting, []string{reg.Host + "/team/app:v1", reg.Host + "/team/tool:v1"}, withSecret, false, "verified but not pinned to a digest"},
 		{"signed, by digest", trusting, []string{legacy.String(), bundled.String()}, withSecret, true, ""},
 		{"unsigned", trusting, []string{unsigned.String()}, withSecret, false, "no signatures found"},
 		{"no pull secret", trusting, []string{legacy.String()}, nil, false, "UNAUTHORIZED"},

@@ -3,6 +3,7 @@ package admission
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	ctrladmission "sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"ward.dev/ward/admission/workload"
+	"ward.dev/ward/policies"
 )
 
 // DefaultDecisionTimeout is how long a decision may take: under the API
@@ -28,11 +30,13 @@ const (
 
 // Webhook serves admission decisions over HTTP.
 type Webhook struct {
-	decider  *Decider
-	policies *Policies
-	timeout  time.Duration
-	log      logr.Logger
-	metrics  *Metrics
+	// allowTags admits verified images given by tag (see WithTagsUnsafe).
+	allowTags bool
+	decider   *Decider
+	policies  *Policies
+	timeout   time.Duration
+	log       logr.Logger
+	metrics   *Metrics
 }
 
 // WebhookOption configures a Webhook.
@@ -46,6 +50,13 @@ func WithLogger(l logr.Logger) WebhookOption { return func(w *Webhook) { w.log =
 
 // WithMetrics records decisions in m.
 func WithMetrics(m *Metrics) WebhookOption { return func(w *Webhook) { w.metrics = m } }
+
+// WithTagsUnsafe makes /validate admit images given by tag once their
+// current digest verifies. Without it, an image governed by an
+// enforce-mode policy must reach /validate pinned to its digest (the
+// mutating webhook pins verified images): a tag could be moved to other
+// content after the check.
+func WithTagsUnsafe() WebhookOption { return func(w *Webhook) { w.allowTags = true } }
 
 // NewWebhook serves decisions of d over the policies in p.
 func NewWebhook(d *Decider, p *Policies, opts ...WebhookOption) *Webhook {
@@ -124,10 +135,14 @@ func (w *Webhook) validate(ctx context.Context, req ctrladmission.Request) ctrla
 		return *early
 	}
 	var resp ctrladmission.Response
-	if dec.Allowed {
-		resp = ctrladmission.Allowed("")
-	} else {
+	switch unpinned := w.unpinned(dec); {
+	case !dec.Allowed:
 		resp = ctrladmission.Denied(dec.Message())
+	case len(unpinned) > 0:
+		resp = ctrladmission.Denied(fmt.Sprintf("ward denied the request (%s): %s verified but not pinned to a digest, so the tag could be moved after this check; ward's mutating webhook pins verified images (is it installed?), or give the image by digest",
+			bundleLabels(dec.Bundles), strings.Join(unpinned, ", ")))
+	default:
+		resp = ctrladmission.Allowed("")
 	}
 	resp = resp.WithWarnings(dec.Warnings()...)
 	resp.AuditAnnotations = map[string]string{}
@@ -141,6 +156,20 @@ func (w *Webhook) validate(ctx context.Context, req ctrladmission.Request) ctrla
 	}
 	w.metrics.observe("validate", outcomeOf(dec, nil), time.Since(start))
 	return resp
+}
+
+// unpinned lists the images under enforce-mode policies given by tag.
+func (w *Webhook) unpinned(dec *Decision) []string {
+	if w.allowTags {
+		return nil
+	}
+	var out []string
+	for _, im := range dec.Images {
+		if im.Mode == policies.ModeEnforce && !im.ByDigest {
+			out = append(out, "image "+im.Image+" is")
+		}
+	}
+	return out
 }
 
 func (w *Webhook) mutate(ctx context.Context, req ctrladmission.Request) ctrladmission.Response {

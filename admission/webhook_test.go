@@ -28,6 +28,7 @@ import (
 type fixture struct {
 	host         string
 	signedTag    string // signed in the legacy format, by tag
+	signedRef    string // the same image by digest
 	bundleSigned string // signed in the bundle format, by digest
 	unsigned     string
 	warnImage    string
@@ -76,7 +77,7 @@ func newFixture(t testing.TB) *fixture {
 	key := signtest.NewKey(t)
 	d := signtest.PushImage(t, f.host+"/team/app:v1")
 	signtest.SignLegacy(t, d, key)
-	f.signedTag, f.signedDigest = f.host+"/team/app:v1", d.DigestStr()
+	f.signedTag, f.signedDigest, f.signedRef = f.host+"/team/app:v1", d.DigestStr(), d.String()
 	b := signtest.PushImage(t, f.host+"/team/tool:v1")
 	signtest.SignBundle(t, b, key)
 	f.bundleSigned = b.String()
@@ -205,7 +206,7 @@ func TestWebhookEveryWorkloadKind(t *testing.T) {
 	f := newFixture(t)
 	for _, kind := range policies.WorkloadKinds {
 		t.Run(kind, func(t *testing.T) {
-			allowed := f.post(t, admission.PathValidate, review(t, kind, object(kind, []string{f.signedTag}, []string{f.bundleSigned}, nil, nil)))
+			allowed := f.post(t, admission.PathValidate, review(t, kind, object(kind, []string{f.signedRef}, []string{f.bundleSigned}, nil, nil)))
 			if !allowed.Allowed {
 				t.Fatalf("signed images denied: %v", allowed.Result)
 			}
@@ -230,6 +231,11 @@ func TestWebhookEveryWorkloadKind(t *testing.T) {
 			}
 			if denied.AuditAnnotations["bundle-version"] != "7" {
 				t.Errorf("deny lacks provenance: %v", denied.AuditAnnotations)
+			}
+			// By tag, /validate wants the digest the mutating webhook pins.
+			tagged := f.post(t, admission.PathValidate, review(t, kind, object(kind, []string{f.signedTag}, nil, nil, nil)))
+			if tagged.Allowed || !strings.Contains(tagged.Result.Message, "image "+f.signedTag+" is verified but not pinned to a digest") {
+				t.Errorf("tag reached /validate unpinned: allowed=%t %v", tagged.Allowed, tagged.Result)
 			}
 			mutated := f.post(t, admission.PathMutate, review(t, kind, object(kind, []string{f.signedTag}, nil, nil, nil)))
 			var patch []map[string]any

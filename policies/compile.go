@@ -249,9 +249,13 @@ func (c *compiler) imagePolicy(a at, doc *ImagePolicyDoc) {
 	} else if s.Threshold > 1 {
 		p.Threshold = s.Threshold
 		// Distinct signers: two authorities with the same key or identity
-		// would let one signer count twice.
+		// would let one signer count twice (the decision also counts
+		// distinct verified signers); a static pass is no signer.
 		fps := map[string]string{}
 		for _, au := range p.Authorities {
+			if au.Static != "" {
+				a.fail("spec.threshold", "authority %q is static; a threshold counts signers, so static authorities cannot take part", au.Name)
+			}
 			if other, dup := fps[au.signerID]; dup && au.signerID != "" {
 				a.fail("spec.threshold", "authorities %q and %q are the same signer; a threshold counts distinct signers", other, au.Name)
 			}
@@ -438,13 +442,15 @@ func (c *compiler) keyless(a at, field string, k *KeylessRef) *Keyless {
 			a.fail(f, "exactly one of subject and subjectRegExp is required")
 		}
 		var err error
+		// Regexps must match the whole value: an unanchored
+		// "github.com/org/" would match a subject that merely contains it.
 		if id.IssuerRegExp != "" {
-			if ci.IssuerRegExp, err = regexp.Compile(id.IssuerRegExp); err != nil {
+			if ci.IssuerRegExp, err = regexp.Compile(anchored(id.IssuerRegExp)); err != nil {
 				a.fail(f+".issuerRegExp", "%s", err)
 			}
 		}
 		if id.SubjectRegExp != "" {
-			if ci.SubjectRegExp, err = regexp.Compile(id.SubjectRegExp); err != nil {
+			if ci.SubjectRegExp, err = regexp.Compile(anchored(id.SubjectRegExp)); err != nil {
 				a.fail(f+".subjectRegExp", "%s", err)
 			}
 		}
@@ -467,6 +473,9 @@ func (c *compiler) keyless(a at, field string, k *KeylessRef) *Keyless {
 	out.id = hex.EncodeToString(h.Sum(nil))
 	return out
 }
+
+// anchored makes a regexp match whole strings only.
+func anchored(re string) string { return "^(?:" + re + ")$" }
 
 func (c *compiler) validationPolicy(a at, doc *ValidationPolicyDoc) {
 	s := &doc.Spec

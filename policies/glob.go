@@ -3,6 +3,7 @@ package policies
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -20,11 +21,43 @@ func Repository(image string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("invalid image reference %q: %w", image, err)
 	}
-	return ref.Context().Name(), nil
+	return RepositoryOf(ref), nil
+}
+
+// dockerHubHosts are the names of Docker Hub's registry.
+var dockerHubHosts = []string{"index.docker.io", "docker.io", "registry-1.docker.io"}
+
+// normalizeHost folds the spellings of one registry into one: lower case,
+// no default HTTPS port, Docker Hub's aliases as index.docker.io.
+func normalizeHost(h string) string {
+	h = strings.TrimSuffix(strings.ToLower(h), ":443")
+	if slices.Contains(dockerHubHosts, h) {
+		return DefaultRegistry
+	}
+	return h
+}
+
+// RepositoryOf is Repository of a parsed reference. Every spelling of a
+// registry that pulls the same image gives the same repository, so that no
+// spelling escapes the globs written for it.
+func RepositoryOf(ref name.Reference) string {
+	host := normalizeHost(ref.Context().RegistryStr())
+	repo := ref.Context().RepositoryStr()
+	if host == DefaultRegistry && !strings.Contains(repo, "/") {
+		repo = "library/" + repo
+	}
+	return host + "/" + repo
+}
+
+// isHost reports whether the first segment of a glob names a registry (as
+// Docker decides it: a dot, a port or localhost), wildcards allowed.
+func isHost(seg string) bool {
+	return strings.ContainsAny(seg, ".:") || seg == "localhost"
 }
 
 // normalizeGlob gives a glob the registry host an image without one gets,
-// so "nginx" and "library/*" mean what they would mean in a Pod.
+// and folds host spellings as RepositoryOf does, so that "nginx",
+// "library/*" and "docker.io/**" mean what they would mean in a Pod.
 func normalizeGlob(g string) (string, error) {
 	if g == "" {
 		return "", fmt.Errorf("empty glob")
@@ -36,35 +69,30 @@ func normalizeGlob(g string) (string, error) {
 		return "", fmt.Errorf("glob %q: empty path segment", g)
 	}
 	segs := strings.Split(g, "/")
-	if last := segs[len(segs)-1]; strings.Contains(last, ":") && len(segs) > 1 {
+	if strings.Contains(segs[len(segs)-1], ":") {
 		return "", fmt.Errorf("glob %q: globs match repositories; a tag is not part of the match", g)
 	}
-	first := segs[0]
-	switch {
-	case strings.ContainsAny(first, "*?"):
-		// A wildcard host ("*.example.com/**", "**"): kept as written.
-	case first == "docker.io":
-		segs[0] = DefaultRegistry
-		if len(segs) == 2 {
-			segs = []string{DefaultRegistry, "library", segs[1]}
-		}
-	case len(segs) > 1 && (strings.ContainsAny(first, ".:") || first == "localhost"):
-		// A registry host.
-	case len(segs) == 1:
-		if strings.Contains(first, ":") {
-			return "", fmt.Errorf("glob %q: globs match repositories; a tag is not part of the match", g)
-		}
-		segs = []string{DefaultRegistry, "library", first}
-	default:
-		segs = append([]string{DefaultRegistry}, segs...)
-	}
-	for i, s := range segs {
+	for _, s := range segs {
 		if strings.Contains(s, "**") && s != "**" {
 			return "", fmt.Errorf("glob %q: ** must be a whole path segment", g)
 		}
-		if i == 0 && s != strings.ToLower(s) {
+	}
+	switch {
+	case g == "**":
+		return g, nil // everything
+	case len(segs) > 1 && isHost(segs[0]):
+		if segs[0] != strings.ToLower(segs[0]) {
 			return "", fmt.Errorf("glob %q: registry host must be lower case", g)
 		}
+		segs[0] = normalizeHost(segs[0])
+	default:
+		// No registry host: Docker Hub.
+		segs = append([]string{DefaultRegistry}, segs...)
+	}
+	// Docker Hub's one-segment names are official images: "nginx" is
+	// "library/nginx" ("*" too, but "**" stays everything on Docker Hub).
+	if segs[0] == DefaultRegistry && len(segs) == 2 && segs[1] != "**" {
+		segs = []string{DefaultRegistry, "library", segs[1]}
 	}
 	return strings.Join(segs, "/"), nil
 }

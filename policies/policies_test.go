@@ -198,6 +198,11 @@ func TestMatchImage(t *testing.T) {
 		{"localhost:5000/app1", Subject{}, []string{"port"}},
 		{"localhost:5000/app12", Subject{}, nil},
 		{"other.io/team/app", Subject{}, nil},
+		// Every spelling of a registry is one registry.
+		{"Registry.Example.com/team/app", Subject{}, []string{"team", "any-example"}},
+		{"registry.example.com:443/team/app", Subject{}, []string{"team", "any-example"}},
+		{"registry-1.docker.io/library/nginx", Subject{}, []string{"nginx", "library"}},
+		{"registry-1.docker.io/nginx", Subject{}, []string{"nginx", "library"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.image, func(t *testing.T) {
@@ -227,6 +232,49 @@ func sortedLike(names []string, set *Set) []string {
 		}
 	}
 	return out
+}
+
+// Globs normalise as images do, so that none escapes or silently matches
+// nothing.
+func TestGlobNormalisation(t *testing.T) {
+	key := testKeyPEM(t)
+	tests := []struct {
+		glob    string
+		matches []string
+		misses  []string
+	}{
+		{"docker.io/**", []string{"evil/app", "nginx", "docker.io/x/y/z"}, []string{"quay.io/x/y"}},
+		{"index.docker.io/nginx", []string{"nginx", "docker.io/library/nginx:1"}, []string{"someone/nginx"}},
+		{"index.docker.io/*", []string{"nginx", "redis"}, []string{"someone/nginx"}},
+		{"nginx*", []string{"nginx", "nginx-unprivileged"}, []string{"someone/nginx"}},
+		{"myorg*/app", []string{"myorg/app", "myorgx/app"}, []string{"other/app"}},
+		{"*.example.com/**", []string{"a.example.com/x", "B.example.com/x/y"}, []string{"example.com/x"}},
+		{"registry.example.com:443/team/**", []string{"registry.example.com/team/a"}, nil},
+		{"**", []string{"nginx", "quay.io/a/b"}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.glob, func(t *testing.T) {
+			set, err := compileOne(t, imagePolicy("p", tc.glob, key))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, img := range tc.matches {
+				repo, err := Repository(img)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(set.MatchImage(repo, Subject{})) != 1 {
+					t.Errorf("%s (%s) does not match %s (normalised %s)", img, repo, tc.glob, set.ImagePolicies()[0].Globs[0])
+				}
+			}
+			for _, img := range tc.misses {
+				repo, _ := Repository(img)
+				if len(set.MatchImage(repo, Subject{})) != 0 {
+					t.Errorf("%s (%s) matches %s (normalised %s)", img, repo, tc.glob, set.ImagePolicies()[0].Globs[0])
+				}
+			}
+		})
+	}
 }
 
 func TestValidationCELCostLimit(t *testing.T) {

@@ -126,3 +126,18 @@ func TestAttackKeylessCertificateExpired(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+// Identity regexps match whole values: a subject that merely contains the
+// expected prefix does not pass.
+func TestAttackKeylessRegexpSubstring(t *testing.T) {
+	s := signtest.NewSigstore(t)
+	host := signtest.Registry(t, true)
+	d := signtest.PushImage(t, host+"/app:v1")
+	evil := "https://github.com/attacker/r/.github/workflows/w.yml@refs/heads/github.com/example/x"
+	s.SignLegacy(t, d, evil, ciIssuer)
+	s.SignBundle(t, d, evil, ciIssuer)
+	id := fmt.Sprintf("{issuer: %q, subjectRegExp: 'github.com/example/'}", ciIssuer)
+	if _, err := imageverify.New().Verify(t.Context(), d, authority(t, keylessAuthority(t, s, id)), nil); !errors.Is(err, imageverify.ErrNoMatch) {
+		t.Fatalf("err = %v, want ErrNoMatch", err)
+	}
+}

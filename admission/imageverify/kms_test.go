@@ -19,8 +19,13 @@ func TestVerifyKMSKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Signers[0] != "key wardverifykms://release" {
-		t.Errorf("signers = %v", res.Signers)
+	// The same key given as PEM is the same signer.
+	pem, err := v.Verify(t.Context(), d, keyAuthority(t, key, ""), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Signers) != 1 || res.Signers[0] != pem.Signers[0] {
+		t.Errorf("signers = %v via KMS, %v via PEM", res.Signers, pem.Signers)
 	}
 	_, err = v.Verify(t.Context(), d, authority(t, "  - name: kms\n    key: {kms: 'nosuchkms://release'}\n"), nil)
 	if !errors.Is(err, imageverify.ErrConfig) {

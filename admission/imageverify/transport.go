@@ -1,12 +1,15 @@
 package imageverify
 
 import (
+	"bufio"
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -30,7 +33,34 @@ func (t *boundedTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		return nil, fmt.Errorf("response from %s is %d bytes, over the limit of %d", req.URL.Host, resp.ContentLength, t.max)
 	}
 	resp.Body = &limitedBody{rc: resp.Body, left: t.max, host: req.URL.Host, max: t.max}
+	if strings.Contains(req.URL.Path, "/blobs/") && resp.StatusCode == http.StatusOK {
+		// Signatures, attestations and bundles are stored uncompressed;
+		// ward never reads image layers. A compressed blob could expand
+		// without bound once a library decompresses it: refuse it here.
+		if err := refuseCompressed(resp, req.URL.Host); err != nil {
+			resp.Body.Close()
+			return nil, err
+		}
+	}
 	return resp, nil
+}
+
+// Magic numbers of gzip and zstd streams.
+var compressedMagic = [][]byte{{0x1f, 0x8b}, {0x28, 0xb5, 0x2f, 0xfd}}
+
+func refuseCompressed(resp *http.Response, host string) error {
+	br := bufio.NewReaderSize(resp.Body, 64)
+	head, _ := br.Peek(4)
+	for _, m := range compressedMagic {
+		if bytes.HasPrefix(head, m) {
+			return fmt.Errorf("compressed blob from %s refused: signatures, attestations and bundles are read uncompressed", host)
+		}
+	}
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{br, resp.Body}
+	return nil
 }
 
 type limitedBody struct {

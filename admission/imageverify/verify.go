@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 	"github.com/sigstore/cosign/v2/pkg/oci"
@@ -189,7 +190,7 @@ func (v *Verifier) checkOpts(ctx context.Context, a *policies.CompiledAuthority,
 			return nil, fmt.Errorf("%w: authority %q: %s", ErrConfig, a.Name, err)
 		}
 		co.TrustedMaterial = tr
-		return []checkSet{{co: &co, describe: "key " + keyFingerprint(a)}}, nil
+		return []checkSet{{co: &co, describe: "key " + keyFingerprint(sv, a.Name)}}, nil
 	case a.Keyless != nil:
 		kl := a.Keyless
 		roots, inter := x509.NewCertPool(), x509.NewCertPool()
@@ -262,13 +263,16 @@ func logID(k crypto.PublicKey) ([]byte, error) {
 	return sum[:], nil
 }
 
-func keyFingerprint(a *policies.CompiledAuthority) string {
-	if a.Key.KMS != "" {
-		return a.Key.KMS
-	}
-	id, err := logID(a.Key.Public)
+// keyFingerprint names a key by the SHA-256 of its public key, however it
+// was given (PEM or KMS), so that one key counts as one signer.
+func keyFingerprint(sv signature.Verifier, fallback string) string {
+	pub, err := sv.PublicKey()
 	if err != nil {
-		return a.Name
+		return fallback
+	}
+	id, err := logID(pub)
+	if err != nil {
+		return fallback
 	}
 	return "sha256:" + hex.EncodeToString(id)[:16]
 }
@@ -298,51 +302,73 @@ func (v *Verifier) keyVerifier(ctx context.Context, a *policies.CompiledAuthorit
 	return s, nil
 }
 
-// verifySignatures accepts a signature in either format; both are looked at.
+// verifySignatures accepts a signature in either format; both are looked
+// at. The .sig tag is read once for all identities, the referrers once for
+// all of them too.
 func (v *Verifier) verifySignatures(ctx context.Context, img name.Digest, sets []checkSet) (*Result, error) {
 	res := &Result{}
 	var reasons []string
 	unavailable, found := false, false
+	co := legacyOpts(sets)
+	co.ClaimVerifier = cosign.SimpleClaimVerifier
+	sigs, _, err := cosign.VerifyImageSignatures(ctx, img, co)
+	switch {
+	case err == nil:
+		found = true
+		res.add(FormatSigTag, describeSigs(sigs, sets[0].describe)...)
+	case isNoSignatures(err):
+	case isNoMatch(err):
+		found = true
+		reasons = append(reasons, FormatSigTag+": "+brief(err))
+	default:
+		unavailable = true
+		reasons = append(reasons, FormatSigTag+": "+brief(err))
+	}
+	isSignature := func(st statement) bool { return st.PredicateType == types.CosignSignPredicateType }
+	bundles, err := v.fetchBundles(img, sets[0].co.RegistryClientOpts, isSignature)
+	if err != nil {
+		unavailable = true
+		reasons = append(reasons, FormatBundle+": "+brief(err))
+	}
+	if len(bundles) > 0 {
+		found = true
+	}
 	for _, cs := range sets {
-		co := *cs.co
-		co.ClaimVerifier = cosign.SimpleClaimVerifier
-		sigs, _, err := cosign.VerifyImageSignatures(ctx, img, &co)
-		switch {
-		case err == nil:
-			found = true
-			res.add(FormatSigTag, describeSigs(sigs, cs.describe)...)
-		case isNoSignatures(err):
-		case isNoMatch(err):
-			found = true
-			reasons = append(reasons, FormatSigTag+": "+brief(err))
-		default:
-			unavailable = true
-			reasons = append(reasons, FormatSigTag+": "+brief(err))
+		stmts, why := verifyBundles(ctx, img, cs, bundles, isSignature)
+		for _, st := range stmts {
+			res.add(FormatBundle, st.signer)
 		}
-		signers, n, err := v.verifyBundles(ctx, img, cs, func(st statement) bool {
-			return st.PredicateType == types.CosignSignPredicateType || st.PredicateType == ""
-		})
-		if n > 0 {
-			found = true
-		}
-		if err != nil {
-			if errors.Is(err, ErrUnavailable) {
-				unavailable = true
-			}
-			reasons = append(reasons, FormatBundle+": "+brief(err))
-		}
-		res.add(FormatBundle, signers...)
+		reasons = append(reasons, prefixed(FormatBundle, why)...)
 	}
 	if len(res.Signers) > 0 {
 		return res, nil
 	}
 	switch {
 	case unavailable:
-		return nil, fmt.Errorf("%w: %s", ErrUnavailable, strings.Join(reasons, "; "))
+		return nil, fmt.Errorf("%w: %s", ErrUnavailable, strings.Join(dedupe(reasons), "; "))
 	case !found:
 		return nil, fmt.Errorf("%w for %s in either format (no .sig tag, no Sigstore bundle referrer)", ErrNoSignatures, img.DigestStr())
 	}
 	return nil, fmt.Errorf("%w: %s", ErrNoMatch, strings.Join(dedupe(reasons), "; "))
+}
+
+// legacyOpts is one set of cosign options for the .sig and .att tags: the
+// legacy verifier accepts several identities at once.
+func legacyOpts(sets []checkSet) *cosign.CheckOpts {
+	co := *sets[0].co
+	co.Identities = nil
+	for _, cs := range sets {
+		co.Identities = append(co.Identities, cs.co.Identities...)
+	}
+	return &co
+}
+
+func prefixed(p string, list []string) []string {
+	out := make([]string, len(list))
+	for i, s := range list {
+		out[i] = p + ": " + s
+	}
+	return out
 }
 
 func (r *Result) add(format string, signers ...string) {
@@ -417,61 +443,86 @@ type statement struct {
 	Predicate     map[string]any `json:"predicate"`
 }
 
-// verifyBundles reads the image's referrers, keeps the Sigstore bundles
-// whose statement want accepts, and verifies each against the digest. It
-// returns the signers that verified, how many candidate bundles were seen,
-// and why the others failed.
-func (v *Verifier) verifyBundles(ctx context.Context, img name.Digest, cs checkSet, want func(statement) bool) ([]string, int, error) {
-	stmts, n, err := v.bundleStatements(ctx, img, cs, want)
-	var signers []string
-	for _, s := range stmts {
-		signers = append(signers, s.signer)
-	}
-	return signers, n, err
-}
-
 type verifiedStatement struct {
 	statement
 	signer string
 }
 
-func (v *Verifier) bundleStatements(ctx context.Context, img name.Digest, cs checkSet, want func(statement) bool) ([]verifiedStatement, int, error) {
-	opts := cs.co.RegistryClientOpts
+// fetchedBundle is a Sigstore bundle read from a referrer, not yet
+// verified, with the statement it claims to hold.
+type fetchedBundle struct {
+	b      *sgbundle.Bundle
+	digest string
+}
+
+// isBundleCandidate reports whether a referrer may hold a Sigstore
+// bundle. Artifact types are not required (cosign v2 wrote bundles with
+// the empty-config type or none), but referrers of another known kind
+// (SBOMs, Notary signatures) are skipped unread and do not count against
+// the limit.
+func isBundleCandidate(desc v1.Descriptor) bool {
+	at := desc.ArtifactType
+	if at == "" || strings.HasPrefix(at, "application/vnd.dev.sigstore.bundle") || at == "application/vnd.oci.empty.v1+json" {
+		return true
+	}
+	for k := range desc.Annotations {
+		if strings.HasPrefix(k, "dev.sigstore.bundle.") {
+			return true
+		}
+	}
+	return false
+}
+
+// fetchBundles reads the image's referrers (the API, else the tag-schema
+// fallback) and returns the Sigstore bundles whose unverified statement
+// want accepts. Selection is repeated on the verified statement.
+func (v *Verifier) fetchBundles(img name.Digest, opts []ociremote.Option, want func(statement) bool) ([]fetchedBundle, error) {
 	index, err := ociremote.Referrers(img, "", opts...)
 	if err != nil {
-		return nil, 0, unavailable("failed to list referrers: " + brief(err))
+		return nil, unavailable("failed to list referrers: " + brief(err))
 	}
-	digestBytes, err := hex.DecodeString(img.DigestStr()[len("sha256:"):])
-	if err != nil || !strings.HasPrefix(img.DigestStr(), "sha256:") {
-		return nil, 0, fmt.Errorf("%w: unsupported digest %s", ErrNoMatch, img.DigestStr())
-	}
-	policy := verify.WithArtifactDigest("sha256", digestBytes)
-	var out []verifiedStatement
-	var reasons []string
-	seen := 0
-	for i, desc := range index.Manifests {
-		if i >= v.maxReferrers {
-			reasons = append(reasons, fmt.Sprintf("only the first %d referrers were read", v.maxReferrers))
+	var out []fetchedBundle
+	read := 0
+	for _, desc := range index.Manifests {
+		if !isBundleCandidate(desc) {
+			continue
+		}
+		if read >= v.maxReferrers {
 			break
 		}
-		ref := img.Context().Digest(desc.Digest.String())
-		b, err := ociremote.Bundle(ref, opts...)
+		read++
+		b, err := ociremote.Bundle(img.Context().Digest(desc.Digest.String()), opts...)
 		if err != nil {
 			if isTransport(err) {
-				return nil, seen, unavailable(fmt.Sprintf("failed to read referrer %s: %s", desc.Digest, brief(err)))
+				return out, unavailable(fmt.Sprintf("failed to read referrer %s: %s", desc.Digest, brief(err)))
 			}
 			continue // not a Sigstore bundle
 		}
 		st, err := bundleStatement(b)
-		if err != nil {
-			reasons = append(reasons, err.Error())
+		if err != nil || !want(st) {
 			continue
 		}
-		if !want(st) {
-			continue
-		}
-		seen++
-		vr, err := cosign.VerifyNewBundle(ctx, cs.co, policy, b)
+		out = append(out, fetchedBundle{b: b, digest: desc.Digest.String()})
+	}
+	return out, nil
+}
+
+// verifyBundles verifies fetched bundles against the image digest with one
+// identity's options, and returns the statements want accepts, with why
+// the others failed.
+func verifyBundles(ctx context.Context, img name.Digest, cs checkSet, bundles []fetchedBundle, want func(statement) bool) ([]verifiedStatement, []string) {
+	if len(bundles) == 0 {
+		return nil, nil
+	}
+	digestBytes, err := hex.DecodeString(strings.TrimPrefix(img.DigestStr(), "sha256:"))
+	if err != nil || !strings.HasPrefix(img.DigestStr(), "sha256:") {
+		return nil, []string{"unsupported digest " + img.DigestStr()}
+	}
+	policy := verify.WithArtifactDigest("sha256", digestBytes)
+	var out []verifiedStatement
+	var reasons []string
+	for _, fb := range bundles {
+		vr, err := cosign.VerifyNewBundle(ctx, cs.co, policy, fb.b)
 		if err != nil {
 			reasons = append(reasons, brief(err))
 			continue
@@ -481,23 +532,30 @@ func (v *Verifier) bundleStatements(ctx context.Context, img name.Digest, cs che
 			c := vr.Signature.Certificate
 			signer = fmt.Sprintf("subject %s from issuer %s", c.SubjectAlternativeName, c.Extensions.Issuer)
 		}
+		// The verified statement is authoritative: select again on it (a
+		// message signature has none and is never selected).
+		st := statement{}
 		if vr.Statement != nil {
-			// The verified statement is authoritative.
 			if pm := vr.Statement.GetPredicate(); pm != nil {
 				st.Predicate = pm.AsMap()
 			}
 			st.PredicateType = vr.Statement.GetPredicateType()
 		}
+		if !want(st) {
+			continue
+		}
 		out = append(out, verifiedStatement{statement: st, signer: signer})
 	}
-	if len(out) == 0 && len(reasons) > 0 {
-		return nil, seen, fmt.Errorf("%s", strings.Join(dedupe(reasons), "; "))
+	if len(out) > 0 {
+		return out, nil
 	}
-	return out, seen, nil
+	return nil, reasons
 }
 
 // bundleStatement reads the unverified statement of a DSSE bundle, to
-// select bundles by predicate type; a message-signature bundle has none.
+// select bundles by predicate type before verifying them; a
+// message-signature bundle has none. The selection is made again on the
+// verified statement.
 func bundleStatement(b *sgbundle.Bundle) (statement, error) {
 	env, err := b.Envelope()
 	if err != nil || env == nil {
@@ -520,40 +578,39 @@ func bundleStatement(b *sgbundle.Bundle) (statement, error) {
 func (v *Verifier) verifyAttestations(ctx context.Context, img name.Digest, a *policies.CompiledAuthority, sets []checkSet) (*Result, error) {
 	var all []verifiedStatement
 	var reasons []string
-	unavailable := false
+	unavailableErr := false
+	co := legacyOpts(sets)
+	co.ClaimVerifier = cosign.IntotoSubjectClaimVerifier
+	atts, _, err := cosign.VerifyImageAttestations(ctx, img, co)
+	switch {
+	case err == nil:
+		for _, att := range atts {
+			st, err := legacyStatement(att)
+			if err != nil {
+				reasons = append(reasons, err.Error())
+				continue
+			}
+			all = append(all, verifiedStatement{statement: st, signer: describeSigs([]oci.Signature{att}, sets[0].describe)[0]})
+		}
+	case isNoSignatures(err):
+	case isNoMatch(err):
+		reasons = append(reasons, FormatSigTag+": "+brief(err))
+	default:
+		unavailableErr = true
+		reasons = append(reasons, FormatSigTag+": "+brief(err))
+	}
+	isAttestation := func(st statement) bool {
+		return st.PredicateType != "" && st.PredicateType != types.CosignSignPredicateType
+	}
+	bundles, err := v.fetchBundles(img, sets[0].co.RegistryClientOpts, isAttestation)
+	if err != nil {
+		unavailableErr = true
+		reasons = append(reasons, FormatBundle+": "+brief(err))
+	}
 	for _, cs := range sets {
-		co := *cs.co
-		co.ClaimVerifier = cosign.IntotoSubjectClaimVerifier
-		atts, _, err := cosign.VerifyImageAttestations(ctx, img, &co)
-		switch {
-		case err == nil:
-			for _, att := range atts {
-				st, err := legacyStatement(att)
-				if err != nil {
-					reasons = append(reasons, err.Error())
-					continue
-				}
-				signer := describeSigs([]oci.Signature{att}, cs.describe)[0]
-				all = append(all, verifiedStatement{statement: st, signer: signer})
-			}
-		case isNoSignatures(err), isNoMatch(err):
-			if isNoMatch(err) {
-				reasons = append(reasons, FormatSigTag+": "+brief(err))
-			}
-		default:
-			unavailable = true
-			reasons = append(reasons, FormatSigTag+": "+brief(err))
-		}
-		stmts, _, err := v.bundleStatements(ctx, img, cs, func(st statement) bool {
-			return st.PredicateType != "" && st.PredicateType != types.CosignSignPredicateType
-		})
-		if err != nil {
-			if errors.Is(err, ErrUnavailable) {
-				unavailable = true
-			}
-			reasons = append(reasons, FormatBundle+": "+brief(err))
-		}
+		stmts, why := verifyBundles(ctx, img, cs, bundles, isAttestation)
 		all = append(all, stmts...)
+		reasons = append(reasons, prefixed(FormatBundle, why)...)
 	}
 	res := &Result{}
 	for _, want := range a.Attestations {
@@ -567,6 +624,9 @@ func (v *Verifier) verifyAttestations(ctx context.Context, img name.Digest, a *p
 			} else {
 				pass, err := want.Condition.Eval(ctx, map[string]any{"predicate": st.Predicate, "predicateType": st.PredicateType})
 				switch {
+				case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+					// Out of time is not a verdict: never cached as one.
+					return nil, fmt.Errorf("%w: attestation %q: %s", ErrUnavailable, want.Name, err)
 				case err != nil:
 					why = fmt.Sprintf("attestation %q: %s", want.Name, brief(err))
 				case !pass:
@@ -581,7 +641,7 @@ func (v *Verifier) verifyAttestations(ctx context.Context, img name.Digest, a *p
 			}
 		}
 		if !ok {
-			if unavailable {
+			if unavailableErr {
 				return nil, fmt.Errorf("%w: %s", ErrUnavailable, strings.Join(dedupe(reasons), "; "))
 			}
 			if len(reasons) > 0 && len(all) == 0 {

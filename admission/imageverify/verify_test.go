@@ -257,3 +257,16 @@ func TestRegistryTrouble(t *testing.T) {
 		})
 	}
 }
+
+// A signature tag whose layer is a compressed stream (a decompression bomb
+// in waiting) is refused before anything decompresses it.
+func TestAttackCompressedSignatureBlob(t *testing.T) {
+	host := signtest.Registry(t, true)
+	d := signtest.PushImage(t, host+"/app:v1")
+	// random.Image layers are gzip streams; put one where the .sig goes.
+	signtest.PushImage(t, host+"/app:"+strings.Replace(d.DigestStr(), ":", "-", 1)+".sig")
+	_, err := imageverify.New().Verify(t.Context(), d, keyAuthority(t, signtest.NewKey(t), ""), nil)
+	if err == nil || !strings.Contains(err.Error(), "compressed blob") {
+		t.Fatalf("err = %v, want the compressed blob refused", err)
+	}
+}

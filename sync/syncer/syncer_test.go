@@ -89,9 +89,9 @@ func TestSyncSwapsVerifiedBundles(t *testing.T) {
 // Every failure leaves the last verified policies enforced and says why.
 func TestSyncRefusalsKeepTheLastPolicies(t *testing.T) {
 	tests := []struct {
-		name   string
+		name    string
 		breakIt func(t *testing.T, e *env, s *syncer.Syncer)
-		reason string
+		reason  string
 	}{
 		{"replayed timestamp", func(t *testing.T, e *env, s *syncer.Syncer) {
 			old := e.repo.Read(t, "metadata/timestamp.json")
