@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -156,4 +157,13 @@ spec:
 	if code != 1 || !strings.Contains(out, "FAIL  tests/wrong-test.yaml: wrong / expects the unsigned image to pass: Deployment job: expected allowed, got denied") || !strings.Contains(errOut, "1 of 4 policy test cases failed") {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
+}
+
+func x509Pool(t *testing.T, pemData []byte) *x509.CertPool {
+	t.Helper()
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemData) {
+		t.Fatal("no certificates")
+	}
+	return pool
 }

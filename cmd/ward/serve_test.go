@@ -1,0 +1,197 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"ward.dev/ward/internal/server"
+)
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+const strayPod = `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},"namespace":"apps","name":"p","operation":"CREATE","object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"docker.io/library/busybox@sha256:0000000000000000000000000000000000000000000000000000000000000000"}]}}}}`
+
+func TestServe(t *testing.T) {
+	dir := initRepo(t)
+	mustWard(t, "publish", "--env", "dev", dir)
+	tmp := t.TempDir()
+	cfg := filepath.Join(tmp, "serve.yaml")
+	writeFile(t, cfg, fmt.Sprintf(`apiVersion: ward.dev/v1alpha1
+kind: PolicySource
+metadata: {name: dev}
+spec:
+  env: dev
+  rootFile: %s
+  interval: 1h
+  dir: {path: %s}
+`, filepath.Join(dir, "tuf", "metadata", "1.root.json"), filepath.Join(dir, "tuf")))
+	secret := "a-push-secret-of-some-length"
+	writeFile(t, filepath.Join(tmp, "hook.secret"), secret+"\n")
+	addr, health := freePort(t), freePort(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	var stdout, stderr syncBuffer
+	done := make(chan int)
+	go func() {
+		done <- run(ctx, []string{"serve", "--config", cfg, "--state-dir", filepath.Join(tmp, "state"), "--addr", addr, "--health-addr", health, "--push-secret-file", filepath.Join(tmp, "hook.secret")}, &stdout, &stderr)
+	}()
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("serve exited %d\n%s", code, stderr.String())
+		}
+	}()
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // the self-signed certificate is checked below
+	eventually(t, "readiness", func() bool {
+		resp, err := client.Get("http://" + health + server.PathReadyz)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	caPEM, err := os.ReadFile(filepath.Join(tmp, "state", "tls", "serving.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509Pool(t, caPEM)
+	client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+
+	validate := func() (bool, string, string) {
+		resp, err := client.Post("https://"+addr+"/validate", "application/json", strings.NewReader(strayPod))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var ar struct {
+			Response struct {
+				Allowed          bool                     `json:"allowed"`
+				Status           struct{ Message string } `json:"status"`
+				AuditAnnotations map[string]string        `json:"auditAnnotations"`
+			} `json:"response"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&ar); err != nil {
+			t.Fatal(err)
+		}
+		return ar.Response.Allowed, ar.Response.Status.Message, ar.Response.AuditAnnotations["bundle-version"]
+	}
+	allowed, msg, version := validate()
+	if allowed || version != "1" || !strings.Contains(msg, "no ImagePolicy matches index.docker.io/library/busybox") || !strings.Contains(msg, "dev: dev v1") {
+		t.Fatalf("v1: allowed=%t version=%s message=%q", allowed, version, msg)
+	}
+
+	// A policy change, published; the push endpoint syncs at once (the
+	// interval is an hour).
+	writeFile(t, filepath.Join(dir, "policies", "settings.yaml"), "apiVersion: policy.ward.dev/v1\nkind: Settings\nmetadata: {name: defaults}\nspec: {unmatchedImages: allow}\n")
+	gitCommit(t, dir, "allow unmatched images")
+	mustWard(t, "publish", "--env", "dev", dir)
+	body := []byte(`{"ref":"refs/heads/main"}`)
+	for _, sig := range []string{"", "sha256=00", server.Sign([]byte("wrong-secret-of-some-length"), body)} {
+		req, _ := http.NewRequest(http.MethodPost, "https://"+addr+"/hook/dev", bytes.NewReader(body))
+		req.Header.Set("X-Hub-Signature-256", sig)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("hook with signature %q: %s", sig, resp.Status)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodPost, "https://"+addr+"/hook/dev", bytes.NewReader(body))
+	req.Header.Set("X-Hub-Signature-256", server.Sign([]byte(secret), body))
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("hook: %s", resp.Status)
+	}
+	eventually(t, "v2 enforced", func() bool { a, _, v := validate(); return a && v == "2" })
+
+	code, out, errOut := ward(t, "status", "--server", "http://"+health)
+	if code != 0 || !strings.Contains(out, "dev (dir ") || !strings.Contains(out, "enforcing v2 sha256:") {
+		t.Fatalf("ward status: exit %d\n%s%s", code, out, errOut)
+	}
+	resp, err = http.Get("http://" + health + server.PathMetrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, m := range []string{`ward_bundle_version{env="dev",source="dev"} 2`, `ward_admission_decisions_total{outcome="denied",webhook="validate"}`, `ward_policy_swaps_total{source="dev"} 2`} {
+		if !strings.Contains(string(metrics), m) {
+			t.Errorf("metrics lack %s", m)
+		}
+	}
+}
+
+func TestServeBadInput(t *testing.T) {
+	tmp := t.TempDir()
+	bad := writeFile(t, filepath.Join(tmp, "bad.yaml"), "apiVersion: ward.dev/v1alpha1\nkind: PolicySource\nmetadata: {name: x}\nspec: {env: dev, root: '{}', dir: {path: /nonexistent}}\n")
+	noSource := writeFile(t, filepath.Join(tmp, "nosource.yaml"), "apiVersion: ward.dev/v1alpha1\nkind: PolicySource\nmetadata: {name: x}\nspec: {env: dev, rootFile: r.json}\n")
+	for _, args := range [][]string{
+		{"serve"},
+		{"serve", "--config", filepath.Join(tmp, "missing.yaml")},
+		{"serve", "--config", bad},
+		{"serve", "--config", noSource},
+	} {
+		code, _, errOut := ward(t, args...)
+		if code != 2 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Errorf("ward %s: exit %d, stderr %q", strings.Join(args, " "), code, errOut)
+		}
+	}
+	code, _, errOut := ward(t, "status", "--server", "http://"+freePort(t))
+	if code != 2 || !strings.Contains(errOut, "failed to ask") {
+		t.Errorf("status of nothing: exit %d %q", code, errOut)
+	}
+}
