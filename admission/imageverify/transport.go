@@ -11,28 +11,25 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"ward.dev/ward/internal/httpbound"
 )
 
 // DefaultMaxResponseBytes bounds each registry response body: manifests,
 // signature payloads and bundles are small.
 const DefaultMaxResponseBytes = 4 << 20
 
-// boundedTransport fails any response body that grows past max bytes.
+// boundedTransport bounds response bodies and refuses compressed blobs.
 type boundedTransport struct {
 	next http.RoundTripper
 	max  int64
 }
 
 func (t *boundedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := t.next.RoundTrip(req)
+	resp, err := (&httpbound.Transport{Next: t.next, Max: t.max}).RoundTrip(req)
 	if err != nil {
 		return nil, err
 	}
-	if resp.ContentLength > t.max {
-		resp.Body.Close()
-		return nil, fmt.Errorf("response from %s is %d bytes, over the limit of %d", req.URL.Host, resp.ContentLength, t.max)
-	}
-	resp.Body = &limitedBody{rc: resp.Body, left: t.max, host: req.URL.Host, max: t.max}
 	if strings.Contains(req.URL.Path, "/blobs/") && resp.StatusCode == http.StatusOK {
 		// Signatures, attestations and bundles are stored uncompressed;
 		// ward never reads image layers. A compressed blob could expand
@@ -62,33 +59,6 @@ func refuseCompressed(resp *http.Response, host string) error {
 	}{br, resp.Body}
 	return nil
 }
-
-type limitedBody struct {
-	rc   io.ReadCloser
-	left int64
-	max  int64
-	host string
-}
-
-func (b *limitedBody) Read(p []byte) (int, error) {
-	if b.left <= 0 {
-		// Probe for one more byte: exactly max bytes is fine.
-		var one [1]byte
-		n, err := b.rc.Read(one[:])
-		if n > 0 {
-			return 0, fmt.Errorf("response from %s is over the limit of %d bytes", b.host, b.max)
-		}
-		return 0, err
-	}
-	if int64(len(p)) > b.left {
-		p = p[:b.left]
-	}
-	n, err := b.rc.Read(p)
-	b.left -= int64(n)
-	return n, err
-}
-
-func (b *limitedBody) Close() error { return b.rc.Close() }
 
 // newTransport is the HTTP transport for registries: custom roots when
 // given, TLS 1.2 or later, bounded connection set-up, bounded bodies.

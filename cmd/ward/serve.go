@@ -105,7 +105,7 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 	resolver := config.FileResolver{Dir: filepath.Dir(o.config)}
 	var specs []syncer.Spec
 	for _, ps := range sources {
-		sp, err := config.Spec(ps, resolver)
+		sp, err := config.Spec(ps, resolver, o.stateDir)
 		if err != nil {
 			return err
 		}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -95,13 +96,35 @@ func (FileResolver) ConfigMapKey(name, _ string) ([]byte, error) {
 	return nil, fmt.Errorf("rootConfigMap %s: there is no cluster in config-file mode; use root or rootFile", name)
 }
 
-// Secret implements Resolver.
-func (FileResolver) Secret(name string) (map[string][]byte, error) {
-	return nil, fmt.Errorf("secretRef %s: there is no cluster in config-file mode", name)
+// Secret implements Resolver: in config-file mode a secret is a folder
+// secrets/NAME/ beside the config file, one file per key (as Kubernetes
+// mounts secrets).
+func (r FileResolver) Secret(name string) (map[string][]byte, error) {
+	if name == "" || strings.ContainsAny(name, "/\\") || strings.HasPrefix(name, ".") {
+		return nil, fmt.Errorf("secretRef %q: not a secret name", name)
+	}
+	dir := filepath.Join(r.Dir, "secrets", name)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("secretRef %s: in config-file mode a secret is the folder %s: %w", name, dir, err)
+	}
+	out := map[string][]byte{}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		out[e.Name()] = data
+	}
+	return out, nil
 }
 
-// Spec turns a PolicySource into a sync spec.
-func Spec(ps v1alpha1.PolicySource, r Resolver) (syncer.Spec, error) {
+// Spec turns a PolicySource into a sync spec; stateDir is the sync loop's
+// (Git sources keep their clone there).
+func Spec(ps v1alpha1.PolicySource, r Resolver, stateDir string) (syncer.Spec, error) {
 	s := ps.Spec
 	name := ps.Name
 	sp := syncer.Spec{Name: name, Env: s.Env, OnExpiry: s.OnExpiry, Suspend: s.Suspend}
@@ -142,7 +165,7 @@ func Spec(ps v1alpha1.PolicySource, r Resolver) (syncer.Spec, error) {
 		}
 		sp.Source = source.Dir{Path: path}
 	case s.Git != nil:
-		sp.Source, err = gitSource(name, s.Git, r)
+		sp.Source, err = gitSource(name, s.Git, r, filepath.Join(stateDir, name, "git"))
 	case s.OCI != nil:
 		sp.Source, err = ociSource(name, s.OCI, r)
 	}
@@ -159,10 +182,53 @@ func count(bs ...bool) int {
 	return n
 }
 
-func gitSource(name string, g *v1alpha1.GitSource, _ Resolver) (source.Source, error) {
-	return nil, fmt.Errorf("policy source %s: git sources are not supported yet (use dir)", name)
+func gitSource(name string, g *v1alpha1.GitSource, r Resolver, cacheDir string) (source.Source, error) {
+	if g.URL == "" {
+		return nil, fmt.Errorf("policy source %s: git.url is required", name)
+	}
+	if count(g.Branch != "", g.Tag != "", g.Commit != "") > 1 {
+		return nil, fmt.Errorf("policy source %s: give at most one of git.branch, git.tag and git.commit", name)
+	}
+	src := &source.Git{URL: g.URL, Branch: g.Branch, Tag: g.Tag, Commit: g.Commit, Path: g.Path, CacheDir: cacheDir}
+	if g.SecretRef == nil {
+		return src, nil
+	}
+	data, err := r.Secret(g.SecretRef.Name)
+	if err != nil {
+		return nil, fmt.Errorf("policy source %s: %w", name, err)
+	}
+	if src.Auth, err = source.GitAuth(g.URL, data); err != nil {
+		return nil, fmt.Errorf("policy source %s: secret %s: %w", name, g.SecretRef.Name, err)
+	}
+	return src, nil
 }
 
-func ociSource(name string, o *v1alpha1.OCISource, _ Resolver) (source.Source, error) {
-	return nil, fmt.Errorf("policy source %s: oci sources are not supported yet (use dir)", name)
+func ociSource(name string, o *v1alpha1.OCISource, r Resolver) (source.Source, error) {
+	if o.URL == "" {
+		return nil, fmt.Errorf("policy source %s: oci.url is required", name)
+	}
+	src := &source.OCI{URL: o.URL, Insecure: o.Insecure}
+	if o.SecretRef != nil {
+		data, err := r.Secret(o.SecretRef.Name)
+		if err != nil {
+			return nil, fmt.Errorf("policy source %s: %w", name, err)
+		}
+		cfg, ok := data[".dockerconfigjson"]
+		if !ok {
+			return nil, fmt.Errorf("policy source %s: secret %s has no .dockerconfigjson", name, o.SecretRef.Name)
+		}
+		src.DockerConfig = cfg
+	}
+	if o.CertSecretRef != nil {
+		data, err := r.Secret(o.CertSecretRef.Name)
+		if err != nil {
+			return nil, fmt.Errorf("policy source %s: %w", name, err)
+		}
+		ca, ok := data["ca.crt"]
+		if !ok {
+			return nil, fmt.Errorf("policy source %s: secret %s has no ca.crt", name, o.CertSecretRef.Name)
+		}
+		src.CAPEM = ca
+	}
+	return src, nil
 }

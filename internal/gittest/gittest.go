@@ -1,0 +1,85 @@
+// Package gittest runs a real Git server for tests: `git http-backend`
+// (from the system's git) behind Go's net/http/cgi, with basic auth, on a
+// loopback port.
+package gittest
+
+import (
+	"net/http"
+	"net/http/cgi"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Server is a running Git smart-HTTP server.
+type Server struct {
+	// URL is the server's base URL; repositories are URL + "/" + name.
+	URL  string
+	Root string
+	User string
+	Pass string
+	srv  *httptest.Server
+}
+
+// Start runs a server until the test ends. Every request needs the basic
+// auth credentials User and Pass.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	execPath, err := exec.Command("git", "--exec-path").Output()
+	if err != nil {
+		t.Fatalf("git is not installed: run `make test` (it installs it): %v", err)
+	}
+	s := &Server{Root: t.TempDir(), User: "ward", Pass: "git-s3cret"}
+	backend := &cgi.Handler{
+		Path: filepath.Join(strings.TrimSpace(string(execPath)), "git-http-backend"),
+		Env:  []string{"GIT_PROJECT_ROOT=" + s.Root, "GIT_HTTP_EXPORT_ALL=1"},
+	}
+	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, p, ok := r.BasicAuth()
+		if !ok || u != s.User || p != s.Pass {
+			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		h := *backend
+		h.Env = append(append([]string{}, backend.Env...), "REMOTE_USER="+u)
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(s.srv.Close)
+	s.URL = s.srv.URL
+	return s
+}
+
+// Close stops the server (a Git host going down).
+func (s *Server) Close() { s.srv.Close() }
+
+// NewRepo makes an empty bare repository that accepts pushes and returns
+// its URL.
+func (s *Server) NewRepo(t testing.TB, name string) string {
+	t.Helper()
+	dir := filepath.Join(s.Root, name)
+	Run(t, "", "git", "init", "-q", "--bare", "-b", "main", dir)
+	Run(t, dir, "git", "config", "http.receivepack", "true")
+	return s.URL + "/" + name
+}
+
+// AuthURL is a repository URL with the credentials in it, for the git CLI.
+func (s *Server) AuthURL(repoURL string) string {
+	return strings.Replace(repoURL, "http://", "http://"+s.User+":"+s.Pass+"@", 1)
+}
+
+// Run runs a command in dir and fails the test on error.
+func Run(t testing.TB, dir string, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com", "GIT_TERMINAL_PROMPT=0")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}

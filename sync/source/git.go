@@ -1,0 +1,221 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	gitconfig "github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/plumbing/transport/client"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+
+	"ward.dev/ward/bundle/tufclient"
+	"ward.dev/ward/internal/httpbound"
+)
+
+// MaxGitFetchBytes bounds one Git fetch over HTTP(S): each response body.
+const MaxGitFetchBytes = 512 << 20
+
+var installGitHTTP sync.Once
+
+// boundGitHTTP installs go-git's HTTP(S) transport with bounded response
+// bodies and time limits on connection set-up. go-git keeps transports in
+// a process-wide table.
+func boundGitHTTP() {
+	installGitHTTP.Do(func() {
+		base := http.DefaultTransport.(*http.Transport).Clone()
+		base.TLSHandshakeTimeout = 10 * time.Second
+		base.ResponseHeaderTimeout = 30 * time.Second
+		c := githttp.NewClient(&http.Client{Transport: &httpbound.Transport{Next: base, Max: MaxGitFetchBytes}})
+		client.InstallProtocol("https", c)
+		client.InstallProtocol("http", c)
+	})
+}
+
+// Git is a TUF repository kept in a Git repository: a branch (default
+// main), a tag or a pinned commit, and the folder holding metadata/ and
+// targets/.
+type Git struct {
+	URL    string
+	Branch string
+	Tag    string
+	Commit string
+	// Path of the TUF repository inside the Git repository ("" for the
+	// top).
+	Path string
+	// Auth for the remote (http basic auth, ssh keys); nil for none.
+	Auth transport.AuthMethod
+	// CacheDir holds a bare clone kept between syncs.
+	CacheDir string
+}
+
+func (g *Git) String() string {
+	ref := g.Branch
+	switch {
+	case g.Commit != "":
+		ref = g.Commit
+	case g.Tag != "":
+		ref = "tag " + g.Tag
+	case ref == "":
+		ref = "main"
+	}
+	s := "git " + redactURL(g.URL) + " " + ref
+	if g.Path != "" {
+		s += " " + g.Path
+	}
+	return s
+}
+
+// redactURL drops a user part (often a token) from a URL.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	u.User = nil
+	return u.String()
+}
+
+// Open fetches the ref into the cached bare clone and returns the tree at
+// the resolved commit.
+func (g *Git) Open(ctx context.Context) (Snapshot, error) {
+	boundGitHTTP()
+	if g.URL == "" {
+		return nil, errors.New("no Git URL")
+	}
+	if err := os.MkdirAll(g.CacheDir, 0o700); err != nil {
+		return nil, err
+	}
+	repo, err := git.PlainOpen(g.CacheDir)
+	if errors.Is(err, git.ErrRepositoryNotExists) {
+		repo, err = git.PlainInit(g.CacheDir, true)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to open the Git cache: %w", err)
+	}
+	if err := setRemote(repo, g.URL); err != nil {
+		return nil, err
+	}
+	var spec gitconfig.RefSpec
+	var local plumbing.ReferenceName
+	name := g.Branch
+	switch {
+	case g.Tag != "":
+		local = plumbing.NewTagReferenceName(g.Tag)
+		spec = gitconfig.RefSpec(fmt.Sprintf("+refs/tags/%s:%s", g.Tag, local))
+		name = g.Tag
+	default:
+		if name == "" {
+			name = "main"
+		}
+		local = plumbing.NewRemoteReferenceName("origin", name)
+		spec = gitconfig.RefSpec(fmt.Sprintf("+refs/heads/%s:%s", name, local))
+	}
+	opts := &git.FetchOptions{RemoteName: "origin", RefSpecs: []gitconfig.RefSpec{spec}, Auth: g.Auth, Tags: git.NoTags, Force: true}
+	if g.Commit == "" && shallowOK(g.URL) {
+		opts.Depth = 1
+	}
+	if err := repo.FetchContext(ctx, opts); err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return nil, fmt.Errorf("failed to fetch %s from %s: %s", name, redactURL(g.URL), redactErr(err, g.URL))
+	}
+	var hash plumbing.Hash
+	if g.Commit != "" {
+		hash = plumbing.NewHash(g.Commit)
+		if hash.String() != strings.ToLower(g.Commit) {
+			return nil, fmt.Errorf("commit %q is not a full SHA-1", g.Commit)
+		}
+	} else {
+		ref, err := repo.Reference(local, true)
+		if err != nil {
+			return nil, fmt.Errorf("%s not found in %s: %w", name, redactURL(g.URL), err)
+		}
+		hash = ref.Hash()
+	}
+	commit, err := repo.CommitObject(hash)
+	if err != nil {
+		return nil, fmt.Errorf("commit %s of %s: %w", hash, redactURL(g.URL), err)
+	}
+	tree, err := commit.Tree()
+	if err != nil {
+		return nil, err
+	}
+	if p := strings.Trim(g.Path, "/"); p != "" {
+		if tree, err = tree.Tree(p); err != nil {
+			return nil, fmt.Errorf("folder %s not found at %s: %w", p, hash, err)
+		}
+	}
+	return &gitSnapshot{tree: tree, revision: fmt.Sprintf("%s@sha1:%s", name, hash)}, nil
+}
+
+// shallowOK: go-git's in-process file transport refuses shallow fetches.
+func shallowOK(u string) bool {
+	return strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://") || strings.HasPrefix(u, "ssh://") || strings.Contains(u, "@")
+}
+
+func setRemote(repo *git.Repository, u string) error {
+	r, err := repo.Remote("origin")
+	if err == nil && len(r.Config().URLs) == 1 && r.Config().URLs[0] == u {
+		return nil
+	}
+	if err == nil {
+		if err := repo.DeleteRemote("origin"); err != nil {
+			return err
+		}
+	}
+	_, err = repo.CreateRemote(&gitconfig.RemoteConfig{Name: "origin", URLs: []string{u}})
+	return err
+}
+
+// redactErr removes credentials of u from an error message.
+func redactErr(err error, u string) string {
+	msg := err.Error()
+	if parsed, perr := url.Parse(u); perr == nil && parsed.User != nil {
+		if p, ok := parsed.User.Password(); ok && p != "" {
+			msg = strings.ReplaceAll(msg, p, "REDACTED")
+		}
+	}
+	return msg
+}
+
+type gitSnapshot struct {
+	tree     *object.Tree
+	revision string
+}
+
+func (s *gitSnapshot) Revision() string { return s.revision }
+
+// Fetch reads a file of the tree, refusing one longer than maxLength
+// before reading it.
+func (s *gitSnapshot) Fetch(_ context.Context, p string, maxLength int64) ([]byte, error) {
+	p = path.Clean(p)
+	if strings.HasPrefix(p, "../") || strings.HasPrefix(p, "/") {
+		return nil, tufclient.ErrNotFound
+	}
+	f, err := s.tree.File(p)
+	if err != nil {
+		if errors.Is(err, object.ErrFileNotFound) || errors.Is(err, object.ErrDirectoryNotFound) {
+			return nil, tufclient.ErrNotFound
+		}
+		return nil, err
+	}
+	if maxLength > 0 && f.Size > maxLength {
+		return nil, fmt.Errorf("%w: %s is %d bytes, over %d", tufclient.ErrTooLarge, p, f.Size, maxLength)
+	}
+	r, err := f.Reader()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return tufclient.ReadBounded(r, maxLength)
+}

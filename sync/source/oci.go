@@ -1,0 +1,216 @@
+package source
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"ward.dev/ward/bundle/tufclient"
+	"ward.dev/ward/internal/httpbound"
+)
+
+// Media types of a TUF repository stored as an OCI artifact: one layer per
+// file, titled by its path.
+const (
+	ArtifactType  = "application/vnd.ward.tuf.repository.v1"
+	FileMediaType = "application/vnd.ward.tuf.file.v1"
+	titleKey      = "org.opencontainers.image.title"
+	// MaxManifestBytes bounds the artifact's manifest.
+	MaxManifestBytes = 4 << 20
+	// MaxOCIResponseBytes bounds any registry response (a bundle is at
+	// most 32 MiB).
+	MaxOCIResponseBytes = 64 << 20
+)
+
+// OCI is a TUF repository stored as an OCI artifact.
+type OCI struct {
+	// URL is oci://registry/repository:tag or …@sha256:….
+	URL string
+	// DockerConfig is a .dockerconfigjson for the registry (nil:
+	// anonymous).
+	DockerConfig []byte
+	// CAPEM is a CA to trust for the registry (nil: the system's).
+	CAPEM []byte
+	// Insecure allows plain HTTP.
+	Insecure bool
+}
+
+func (o *OCI) String() string { return "oci " + strings.TrimPrefix(o.URL, "oci://") }
+
+func (o *OCI) ref() (name.Reference, error) {
+	raw, ok := strings.CutPrefix(o.URL, "oci://")
+	if !ok {
+		return nil, fmt.Errorf("OCI URL %q: want oci://registry/repository:tag", o.URL)
+	}
+	var opts []name.Option
+	if o.Insecure {
+		opts = append(opts, name.Insecure)
+	}
+	return name.ParseReference(raw, opts...)
+}
+
+// remoteOptions are the registry options of this source.
+func (o *OCI) remoteOptions(ctx context.Context) ([]remote.Option, error) {
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	base.TLSHandshakeTimeout = 10 * time.Second
+	base.ResponseHeaderTimeout = 30 * time.Second
+	if len(o.CAPEM) > 0 {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(o.CAPEM) {
+			return nil, errors.New("the registry CA holds no PEM certificates")
+		}
+		base.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	kc := authn.Keychain(authn.NewMultiKeychain())
+	if len(o.DockerConfig) > 0 {
+		k, err := dockerConfigKeychain(o.DockerConfig)
+		if err != nil {
+			return nil, err
+		}
+		kc = k
+	}
+	return []remote.Option{
+		remote.WithContext(ctx), remote.WithAuthFromKeychain(kc),
+		remote.WithTransport(&httpbound.Transport{Next: base, Max: MaxOCIResponseBytes}),
+		remote.WithRetryBackoff(remote.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 3}),
+	}, nil
+}
+
+// Open reads the artifact's manifest; files are read on demand.
+func (o *OCI) Open(ctx context.Context) (Snapshot, error) {
+	ref, err := o.ref()
+	if err != nil {
+		return nil, err
+	}
+	opts, err := o.remoteOptions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	desc, err := remote.Get(ref, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read %s: %w", ref, err)
+	}
+	if desc.Size > MaxManifestBytes || len(desc.Manifest) > MaxManifestBytes {
+		return nil, fmt.Errorf("the manifest of %s is over %d bytes", ref, MaxManifestBytes)
+	}
+	m, err := v1.ParseManifest(strings.NewReader(string(desc.Manifest)))
+	if err != nil {
+		return nil, fmt.Errorf("%s is not an image manifest: %w", ref, err)
+	}
+	files := map[string]v1.Descriptor{}
+	for _, l := range m.Layers {
+		title := l.Annotations[titleKey]
+		if title == "" {
+			continue
+		}
+		files[title] = l
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("%s holds no files titled by path (not a TUF repository pushed by ward)", ref)
+	}
+	return &ociSnapshot{repo: ref.Context(), files: files, opts: opts, revision: desc.Digest.String()}, nil
+}
+
+type ociSnapshot struct {
+	repo     name.Repository
+	files    map[string]v1.Descriptor
+	opts     []remote.Option
+	revision string
+}
+
+func (s *ociSnapshot) Revision() string { return s.revision }
+
+// Fetch reads one file, refusing one longer than maxLength before reading
+// it; the registry's bytes are checked against the layer digest.
+func (s *ociSnapshot) Fetch(ctx context.Context, path string, maxLength int64) ([]byte, error) {
+	d, ok := s.files[path]
+	if !ok {
+		return nil, tufclient.ErrNotFound
+	}
+	if maxLength > 0 && d.Size > maxLength {
+		return nil, fmt.Errorf("%w: %s is %d bytes, over %d", tufclient.ErrTooLarge, path, d.Size, maxLength)
+	}
+	l, err := remote.Layer(s.repo.Digest(d.Digest.String()), append(s.opts, remote.WithContext(ctx))...)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := l.Compressed() // stored as is; verified against the digest while read
+	if err != nil {
+		return nil, fmt.Errorf("failed to read %s: %w", path, err)
+	}
+	defer rc.Close()
+	return tufclient.ReadBounded(rc, maxLength)
+}
+
+// PushOCI uploads the TUF repository in dir (metadata/ and targets/) to
+// url as an artifact, one layer per file titled by its path, and returns
+// the artifact's digest.
+func PushOCI(ctx context.Context, dir string, dst *OCI) (string, error) {
+	ref, err := dst.ref()
+	if err != nil {
+		return "", err
+	}
+	opts, err := dst.remoteOptions(ctx)
+	if err != nil {
+		return "", err
+	}
+	var paths []string
+	for _, top := range []string{"metadata", "targets"} {
+		err := filepath.WalkDir(filepath.Join(dir, top), func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			if !d.Type().IsRegular() {
+				return fmt.Errorf("%s is not a regular file", p)
+			}
+			rel, err := filepath.Rel(dir, p)
+			if err != nil {
+				return err
+			}
+			paths = append(paths, filepath.ToSlash(rel))
+			return nil
+		})
+		if err != nil {
+			return "", fmt.Errorf("failed to read the TUF repository %s: %w", dir, err)
+		}
+	}
+	sort.Strings(paths)
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.MediaType("application/vnd.oci.empty.v1+json"))
+	for _, p := range paths {
+		data, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(p)))
+		if err != nil {
+			return "", err
+		}
+		img, err = mutate.Append(img, mutate.Addendum{Layer: static.NewLayer(data, FileMediaType), Annotations: map[string]string{titleKey: p}})
+		if err != nil {
+			return "", err
+		}
+	}
+	img = mutate.Annotations(img, map[string]string{"dev.ward.tuf.repository": "v1"}).(v1.Image)
+	if err := remote.Write(ref, img, opts...); err != nil {
+		return "", fmt.Errorf("failed to push %s: %w", ref, err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return "", err
+	}
+	return d.String(), nil
+}

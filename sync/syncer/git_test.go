@@ -1,0 +1,124 @@
+package syncer_test
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+
+	"ward.dev/ward/internal/gittest"
+	"ward.dev/ward/sync/source"
+	"ward.dev/ward/sync/syncer"
+)
+
+// gitEnv is a TUF repository published into a branch of a real Git server.
+type gitEnv struct {
+	*env
+	srv  *gittest.Server
+	url  string
+	work string // a working clone that pushes the tuf/ folder
+}
+
+func newGitEnv(t *testing.T) *gitEnv {
+	e := newEnv(t)
+	srv := gittest.Start(t)
+	url := srv.NewRepo(t, "policies.git")
+	work := filepath.Join(t.TempDir(), "work")
+	gittest.Run(t, "", "git", "clone", "-q", srv.AuthURL(url), work)
+	g := &gitEnv{env: e, srv: srv, url: url, work: work}
+	g.push(t, "v1")
+	return g
+}
+
+// push copies the TUF repository into tuf/ and pushes it to main.
+func (g *gitEnv) push(t *testing.T, msg string) {
+	t.Helper()
+	os.RemoveAll(filepath.Join(g.work, "tuf"))
+	if out, err := exec.Command("cp", "-r", g.repo.Dir, filepath.Join(g.work, "tuf")).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	gittest.Run(t, g.work, "git", "add", "-A")
+	gittest.Run(t, g.work, "git", "commit", "-q", "--allow-empty", "-m", msg)
+	gittest.Run(t, g.work, "git", "push", "-q", "origin", "HEAD:main")
+}
+
+func (g *gitEnv) syncer(t *testing.T, pass string) *syncer.Syncer {
+	t.Helper()
+	src := &source.Git{URL: g.url, Path: "tuf", Auth: &githttp.BasicAuth{Username: g.srv.User, Password: pass}, CacheDir: filepath.Join(g.stateDir, "git-cache")}
+	s, err := syncer.New([]syncer.Spec{{Name: "prod", Env: "prod", Root: g.root, Source: src}}, g.stateDir, g.policies, syncer.WithClock(g.clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestGitSource(t *testing.T) {
+	g := newGitEnv(t)
+	s := g.syncer(t, g.srv.Pass)
+	if err := s.Sync(t.Context(), "prod"); err != nil {
+		t.Fatal(err)
+	}
+	if !g.allowed(t, "v1") {
+		t.Fatal("v1 not enforced")
+	}
+	rev := status(t, s).Applied.Revision
+	if !strings.HasPrefix(rev, "main@sha1:") {
+		t.Errorf("revision = %q", rev)
+	}
+
+	// A policy change published and pushed is enforced at the next sync.
+	g.repo.Publish(t, "prod", allowing("reg.example.com/v2/**"))
+	g.push(t, "v2")
+	if err := s.Sync(t.Context(), "prod"); err != nil {
+		t.Fatal(err)
+	}
+	if !g.allowed(t, "v2") || g.allowed(t, "v1") || status(t, s).Applied.Revision == rev {
+		t.Fatalf("v2 not enforced: %+v", status(t, s))
+	}
+
+	// An attacker with push access replays the old timestamp: refused
+	// through the live source, v2 stays.
+	old := g.repo.Read(t, "metadata/timestamp.json")
+	g.repo.RefreshTimestamp(g.repo.Signers)
+	g.push(t, "refresh")
+	if err := s.Sync(t.Context(), "prod"); err != nil {
+		t.Fatal(err)
+	}
+	g.repo.Write(t, "metadata/timestamp.json", old)
+	g.push(t, "replay")
+	err := s.Sync(t.Context(), "prod")
+	var se *syncer.Error
+	if !errors.As(err, &se) || se.Reason != syncer.ReasonVerificationFailed || !g.allowed(t, "v2") {
+		t.Fatalf("replay: err = %v, v2 enforced = %t", err, g.allowed(t, "v2"))
+	}
+
+	// The Git host goes down: the last verified policy stays, the status
+	// says why.
+	g.srv.Close()
+	err = s.Sync(t.Context(), "prod")
+	if !errors.As(err, &se) || se.Reason != syncer.ReasonFetchFailed || !g.allowed(t, "v2") {
+		t.Fatalf("down: err = %v", err)
+	}
+	if st := status(t, s); st.Ready || !strings.Contains(st.LastError, "failed to fetch") {
+		t.Fatalf("status = %+v", st)
+	}
+}
+
+func TestGitSourceWrongPassword(t *testing.T) {
+	g := newGitEnv(t)
+	err := g.syncer(t, "wrong").Sync(t.Context(), "prod")
+	var se *syncer.Error
+	if !errors.As(err, &se) || se.Reason != syncer.ReasonFetchFailed || !strings.Contains(err.Error(), "authentication required") {
+		t.Fatalf("err = %v", err)
+	}
+	if strings.Contains(err.Error(), "wrong") {
+		t.Errorf("the password is in the error: %v", err)
+	}
+	if g.allowed(t, "v1") {
+		t.Fatal("allowed without a verified bundle")
+	}
+}

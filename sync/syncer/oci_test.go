@@ -1,0 +1,83 @@
+package syncer_test
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"ward.dev/ward/internal/registrytest"
+	"ward.dev/ward/sync/source"
+	"ward.dev/ward/sync/syncer"
+)
+
+// TestOCISource stores the TUF repository as an OCI artifact in a real
+// registry (Debian's docker-registry, TLS and htpasswd) and syncs from it.
+func TestOCISource(t *testing.T) {
+	reg := registrytest.Start(t)
+	caPEM, err := os.ReadFile(reg.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := json.Marshal(map[string]any{"auths": map[string]any{reg.Host: map[string]string{"username": reg.Username, "password": reg.Password}}})
+	oci := &source.OCI{URL: "oci://" + reg.Host + "/policies/tuf:prod", DockerConfig: cfg, CAPEM: caPEM}
+	e := newEnv(t)
+	push := func() string {
+		t.Helper()
+		d, err := source.PushOCI(t.Context(), e.repo.Dir, oci)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	d1 := push()
+	s, err := syncer.New([]syncer.Spec{{Name: "prod", Env: "prod", Root: e.root, Source: oci}}, e.stateDir, e.policies, syncer.WithClock(e.clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(t.Context(), "prod"); err != nil {
+		t.Fatal(err)
+	}
+	if !e.allowed(t, "v1") || status(t, s).Applied.Revision != d1 {
+		t.Fatalf("v1 not enforced: %+v", status(t, s))
+	}
+	e.repo.Publish(t, "prod", allowing("reg.example.com/v2/**"))
+	push()
+	if err := s.Sync(t.Context(), "prod"); err != nil {
+		t.Fatal(err)
+	}
+	if !e.allowed(t, "v2") {
+		t.Fatal("v2 not enforced")
+	}
+
+	// Someone with push access swaps in a tampered bundle: refused.
+	e.repo.Publish(t, "prod", allowing("reg.example.com/v3/**"))
+	matches := globTargets(t, e)
+	for _, m := range matches {
+		os.WriteFile(m, []byte("tampered"), 0o644)
+	}
+	push()
+	err = s.Sync(t.Context(), "prod")
+	var se *syncer.Error
+	if !errors.As(err, &se) || se.Reason != syncer.ReasonVerificationFailed || !e.allowed(t, "v2") || e.allowed(t, "v3") {
+		t.Fatalf("tampered: err = %v", err)
+	}
+
+	// Without credentials the registry refuses: the last policy stays.
+	anon := &source.OCI{URL: oci.URL, CAPEM: caPEM}
+	s2, _ := syncer.New([]syncer.Spec{{Name: "prod", Env: "prod", Root: e.root, Source: anon}}, t.TempDir(), e.policies, syncer.WithClock(e.clock.Now))
+	if err := s2.Sync(t.Context(), "prod"); err == nil || !strings.Contains(err.Error(), "UNAUTHORIZED") {
+		t.Fatalf("anonymous: err = %v", err)
+	}
+}
+
+func globTargets(t *testing.T, e *env) []string {
+	t.Helper()
+	var out []string
+	entries, _ := os.ReadDir(e.repo.Path("targets/prod"))
+	for _, en := range entries {
+		out = append(out, e.repo.Path("targets/prod/"+en.Name()))
+	}
+	return out
+}
