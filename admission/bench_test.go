@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"ward.dev/ward/admission"
 	"ward.dev/ward/admission/imageverify"
@@ -82,4 +83,45 @@ func BenchmarkWebhook(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkWebhookDuringSwaps is BenchmarkWebhook while another goroutine
+// swaps the policy set (1,000 policies) every millisecond: the latency a
+// request sees during hot swaps.
+func BenchmarkWebhookDuringSwaps(b *testing.B) {
+	host := signtest.Registry(b, true)
+	key := signtest.NewKey(b)
+	img := signtest.PushImage(b, host+"/team-5/app:v1")
+	signtest.SignLegacy(b, img, key)
+	set := benchSet(b, host, 1000, key)
+	p := &admission.Policies{}
+	p.Store(admission.NewState(set, admission.Provenance{Version: 1}))
+	h := admission.NewWebhook(admission.NewDecider(imageverify.New()), p).Validator()
+	body := review(b, "Deployment", object("Deployment", []string{img.String()}, nil, nil, nil))
+	stop := make(chan struct{})
+	go func() {
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for v := int64(2); ; v++ {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				p.Store(admission.NewState(set, admission.Provenance{Version: v}))
+			}
+		}
+	}()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest(http.MethodPost, "/validate", bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			h.ServeHTTP(rec, req)
+			if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"allowed":true`) {
+				b.Fatalf("%d %s", rec.Code, rec.Body.String())
+			}
+		}
+	})
+	close(stop)
 }

@@ -1,6 +1,7 @@
 package syncer
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -135,7 +136,6 @@ func WithJitter(f float64) Option { return func(s *Syncer) { s.jitter = f } }
 
 // Syncer runs the sync loop of a set of sources.
 type Syncer struct {
-	specs    []Spec
 	stateDir string
 	policies *admission.Policies
 	now      func() time.Time
@@ -144,60 +144,139 @@ type Syncer struct {
 	jitter   float64
 
 	mu       sync.Mutex
+	specs    []Spec
 	states   map[string]*admission.State
 	status   map[string]*Status
 	triggers map[string]chan struct{}
 	running  map[string]*sync.Mutex
+	runCtx   context.Context
+	cancels  map[string]context.CancelFunc
+	loops    sync.WaitGroup
 }
 
 // New checks the specs and makes a Syncer that stores the combined policies
 // of all sources in p. Until a source has a verified bundle, it denies every
-// image (fail closed).
+// image (fail closed). Sources can be added, changed and removed later
+// (Upsert, Remove), also while Run runs.
 func New(specs []Spec, stateDir string, p *admission.Policies, opts ...Option) (*Syncer, error) {
 	s := &Syncer{stateDir: stateDir, policies: p, now: time.Now, jitter: 0.1,
-		states: map[string]*admission.State{}, status: map[string]*Status{}, triggers: map[string]chan struct{}{}, running: map[string]*sync.Mutex{}}
+		states: map[string]*admission.State{}, status: map[string]*Status{}, triggers: map[string]chan struct{}{},
+		running: map[string]*sync.Mutex{}, cancels: map[string]context.CancelFunc{}}
 	for _, o := range opts {
 		o(s)
 	}
-	if len(specs) == 0 {
-		return nil, errors.New("no policy sources")
-	}
 	for _, sp := range specs {
-		if err := validateName(sp.Name); err != nil {
+		sp, err := checkSpec(sp)
+		if err != nil {
 			return nil, err
 		}
 		if _, dup := s.status[sp.Name]; dup {
 			return nil, fmt.Errorf("two policy sources are named %q", sp.Name)
 		}
-		if err := tuflayout.ValidateEnv(sp.Env); err != nil {
-			return nil, fmt.Errorf("policy source %s: %w", sp.Name, err)
-		}
-		if _, err := tufclient.CheckRoot(sp.Root); err != nil {
-			return nil, fmt.Errorf("policy source %s: pinned root: %w", sp.Name, err)
-		}
-		if sp.Source == nil {
-			return nil, fmt.Errorf("policy source %s: no source (dir, git or oci)", sp.Name)
-		}
-		switch sp.OnExpiry {
-		case "":
-			sp.OnExpiry = OnExpiryKeep
-		case OnExpiryKeep, OnExpiryDenyAll:
-		default:
-			return nil, fmt.Errorf("policy source %s: onExpiry is %q, want keep or deny-all", sp.Name, sp.OnExpiry)
-		}
-		if sp.Interval <= 0 {
-			sp.Interval = DefaultInterval
-		}
-		if sp.Timeout <= 0 {
-			sp.Timeout = DefaultTimeout
-		}
-		s.specs = append(s.specs, sp)
-		s.status[sp.Name] = &Status{Name: sp.Name, Env: sp.Env, Source: sp.Source.String(), Suspended: sp.Suspend}
-		s.triggers[sp.Name] = make(chan struct{}, 1)
-		s.running[sp.Name] = &sync.Mutex{}
+		s.addLocked(sp)
 	}
 	s.swapLocked()
 	return s, nil
+}
+
+// checkSpec validates a spec and fills in defaults.
+func checkSpec(sp Spec) (Spec, error) {
+	if err := validateName(sp.Name); err != nil {
+		return sp, err
+	}
+	if err := tuflayout.ValidateEnv(sp.Env); err != nil {
+		return sp, fmt.Errorf("policy source %s: %w", sp.Name, err)
+	}
+	if _, err := tufclient.CheckRoot(sp.Root); err != nil {
+		return sp, fmt.Errorf("policy source %s: pinned root: %w", sp.Name, err)
+	}
+	if sp.Source == nil {
+		return sp, fmt.Errorf("policy source %s: no source (dir, git or oci)", sp.Name)
+	}
+	switch sp.OnExpiry {
+	case "":
+		sp.OnExpiry = OnExpiryKeep
+	case OnExpiryKeep, OnExpiryDenyAll:
+	default:
+		return sp, fmt.Errorf("policy source %s: onExpiry is %q, want keep or deny-all", sp.Name, sp.OnExpiry)
+	}
+	if sp.Interval <= 0 {
+		sp.Interval = DefaultInterval
+	}
+	if sp.Timeout <= 0 {
+		sp.Timeout = DefaultTimeout
+	}
+	return sp, nil
+}
+
+func (s *Syncer) addLocked(sp Spec) {
+	s.specs = append(s.specs, sp)
+	s.status[sp.Name] = &Status{Name: sp.Name, Env: sp.Env, Source: sp.Source.String(), Suspended: sp.Suspend}
+	s.triggers[sp.Name] = make(chan struct{}, 1)
+	s.running[sp.Name] = &sync.Mutex{}
+}
+
+// sameTrust reports whether two specs trust the same bundles: same
+// repository, environment and root. Otherwise what was verified for one is
+// nothing for the other.
+func sameTrust(a, b Spec) bool {
+	return a.Source.String() == b.Source.String() && a.Env == b.Env && bytes.Equal(a.Root, b.Root)
+}
+
+// Upsert adds a source or changes one. A change of repository,
+// environment or root drops what was verified for the old one (its state
+// folder too) and the source denies every image until the new one
+// verifies; a change of interval, timeout, onExpiry or suspend keeps it.
+// While Run runs, the source's loop restarts with the new spec.
+func (s *Syncer) Upsert(sp Spec) error {
+	sp, err := checkSpec(sp)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := slices.IndexFunc(s.specs, func(x Spec) bool { return x.Name == sp.Name })
+	if i < 0 {
+		s.addLocked(sp)
+		s.swapLocked()
+		s.startLocked(sp)
+		return nil
+	}
+	old := s.specs[i]
+	s.specs[i] = sp
+	st := s.status[sp.Name]
+	st.Env, st.Source, st.Suspended = sp.Env, sp.Source.String(), sp.Suspend
+	if !sameTrust(old, sp) {
+		delete(s.states, sp.Name)
+		st.Applied, st.Ready, st.LastError, st.LastReason = nil, false, "", ""
+		run := s.running[sp.Name]
+		run.Lock() // wait for a sync in flight to finish
+		if err := os.RemoveAll(s.sourceDir(sp.Name)); err != nil {
+			run.Unlock()
+			return fmt.Errorf("policy source %s: failed to clear its state: %w", sp.Name, err)
+		}
+		run.Unlock()
+		s.swapLocked()
+	}
+	s.stopLocked(sp.Name)
+	s.startLocked(sp)
+	return nil
+}
+
+// Remove stops and forgets a source; its policies stop taking part.
+func (s *Syncer) Remove(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := slices.IndexFunc(s.specs, func(x Spec) bool { return x.Name == name })
+	if i < 0 {
+		return
+	}
+	s.stopLocked(name)
+	s.specs = slices.Delete(s.specs, i, i+1)
+	delete(s.states, name)
+	delete(s.status, name)
+	delete(s.triggers, name)
+	s.swapLocked()
 }
 
 func validateName(name string) error {
@@ -207,17 +286,21 @@ func validateName(name string) error {
 	return nil
 }
 
-func (s *Syncer) spec(name string) (Spec, bool) {
+func (s *Syncer) spec(name string) (Spec, *sync.Mutex, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, sp := range s.specs {
 		if sp.Name == name {
-			return sp, true
+			return sp, s.running[name], true
 		}
 	}
-	return Spec{}, false
+	return Spec{}, nil, false
 }
 
 // Sources lists the source names in order.
 func (s *Syncer) Sources() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	out := make([]string, len(s.specs))
 	for i, sp := range s.specs {
 		out[i] = sp.Name
@@ -243,10 +326,14 @@ func (s *Syncer) Statuses() []Status {
 	return out
 }
 
-// Ready reports whether every source enforces a verified bundle.
+// Ready reports whether there is a source and every source enforces a
+// verified bundle.
 func (s *Syncer) Ready() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if len(s.specs) == 0 {
+		return false
+	}
 	for _, sp := range s.specs {
 		if s.status[sp.Name].Applied == nil {
 			return false
@@ -258,7 +345,9 @@ func (s *Syncer) Ready() bool {
 // Trigger asks for an immediate sync of the named source; false if there is
 // no such source.
 func (s *Syncer) Trigger(name string) bool {
+	s.mu.Lock()
 	ch, ok := s.triggers[name]
+	s.mu.Unlock()
 	if !ok {
 		return false
 	}
@@ -273,26 +362,53 @@ func (s *Syncer) Trigger(name string) bool {
 // (and when triggered) until ctx ends.
 func (s *Syncer) Run(ctx context.Context) error {
 	s.Restore(ctx)
-	var wg sync.WaitGroup
+	s.mu.Lock()
+	s.runCtx = ctx
 	for _, sp := range s.specs {
-		if sp.Suspend {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.loop(ctx, sp)
-		}()
+		s.startLocked(sp)
 	}
-	wg.Wait()
+	s.mu.Unlock()
+	<-ctx.Done()
+	s.mu.Lock()
+	for name := range s.cancels {
+		s.stopLocked(name)
+	}
+	s.mu.Unlock()
+	s.loops.Wait()
 	return nil
 }
 
-func (s *Syncer) loop(ctx context.Context, sp Spec) {
+// startLocked starts a source's loop when Run runs and the source is not
+// suspended.
+func (s *Syncer) startLocked(sp Spec) {
+	if s.runCtx == nil || sp.Suspend {
+		return
+	}
+	ctx, cancel := context.WithCancel(s.runCtx)
+	s.cancels[sp.Name] = cancel
+	trigger := s.triggers[sp.Name]
+	s.loops.Add(1)
+	go func() {
+		defer s.loops.Done()
+		s.loop(ctx, sp, trigger)
+	}()
+}
+
+func (s *Syncer) stopLocked(name string) {
+	if cancel, ok := s.cancels[name]; ok {
+		cancel()
+		delete(s.cancels, name)
+	}
+}
+
+func (s *Syncer) loop(ctx context.Context, sp Spec, trigger chan struct{}) {
 	failures := 0
 	for {
 		wait := sp.Interval + time.Duration(rand.Float64()*s.jitter*float64(sp.Interval))
 		if err := s.Sync(ctx, sp.Name); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
 			failures++
 			// Back off exponentially from 2 s, never past the interval.
 			backoff := min(sp.Interval, 2*time.Second<<min(failures-1, 16))
@@ -306,7 +422,7 @@ func (s *Syncer) loop(ctx context.Context, sp Spec) {
 			t.Stop()
 			return
 		case <-t.C:
-		case <-s.triggers[sp.Name]:
+		case <-trigger:
 			t.Stop()
 		}
 	}
@@ -316,11 +432,10 @@ func (s *Syncer) loop(ctx context.Context, sp Spec) {
 // swap. On failure nothing is swapped in and the error (an *Error) is also
 // recorded in the status.
 func (s *Syncer) Sync(ctx context.Context, name string) error {
-	sp, ok := s.spec(name)
+	sp, run, ok := s.spec(name)
 	if !ok {
 		return fmt.Errorf("no policy source %q", name)
 	}
-	run := s.running[name]
 	run.Lock() // one sync of a source at a time
 	defer run.Unlock()
 	log := logr.FromContextOrDiscard(ctx).WithValues("source", name, "env", sp.Env)
@@ -387,7 +502,11 @@ func (s *Syncer) verify(ctx context.Context, sp Spec, f tufclient.Fetcher, now f
 
 func (s *Syncer) apply(sp Spec, st *admission.State, a *Applied, start time.Time, log logr.Logger) {
 	s.mu.Lock()
-	status := s.status[sp.Name]
+	status, ok := s.status[sp.Name]
+	if !ok { // removed meanwhile
+		s.mu.Unlock()
+		return
+	}
 	prev := status.Applied
 	swapped := prev == nil || prev.Digest != a.Digest || prev.Version != a.Version || prev.Expired
 	if swapped {
@@ -415,7 +534,11 @@ func (s *Syncer) apply(sp Spec, st *admission.State, a *Applied, start time.Time
 
 func (s *Syncer) failed(sp Spec, se *Error, start time.Time, log logr.Logger) {
 	s.mu.Lock()
-	status := s.status[sp.Name]
+	status, ok := s.status[sp.Name]
+	if !ok { // removed meanwhile
+		s.mu.Unlock()
+		return
+	}
 	status.LastAttempt, status.LastError, status.LastReason, status.Ready = start, se.Error(), se.Reason, false
 	status.Syncs++
 	status.Failures++
@@ -484,7 +607,10 @@ func (s *Syncer) persist(name string, a *Applied) error {
 // since is verified at the time it last verified and, with OnExpiryKeep,
 // served and marked expired; with OnExpiryDenyAll the source denies all.
 func (s *Syncer) Restore(ctx context.Context) {
-	for _, sp := range s.specs {
+	s.mu.Lock()
+	specs := slices.Clone(s.specs)
+	s.mu.Unlock()
+	for _, sp := range specs {
 		log := logr.FromContextOrDiscard(ctx).WithValues("source", sp.Name, "env", sp.Env)
 		data, err := os.ReadFile(filepath.Join(s.sourceDir(sp.Name), "applied.json"))
 		if err != nil {
@@ -517,9 +643,11 @@ func (s *Syncer) Restore(ctx context.Context) {
 			a.VerifiedAt = prev.VerifiedAt
 		}
 		s.mu.Lock()
-		s.states[sp.Name] = st
-		s.status[sp.Name].Applied = a
-		s.swapLocked()
+		if status, ok := s.status[sp.Name]; ok && status.Applied == nil {
+			s.states[sp.Name] = st
+			status.Applied = a
+			s.swapLocked()
+		}
 		s.mu.Unlock()
 		log.Info("serving the persisted bundle", "version", a.Version, "digest", a.Digest, "expired", expired)
 	}

@@ -253,3 +253,51 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Sources come and go while the loop runs (PolicySources in a cluster).
+func TestUpsertAndRemoveWhileRunning(t *testing.T) {
+	a, b := newEnv(t), newEnv(t)
+	b.repo.Publish(t, "prod", allowing("reg.example.com/b/**"))
+	pols := &admission.Policies{}
+	s, err := syncer.New(nil, t.TempDir(), pols, syncer.WithClock(a.clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.policies, b.policies = pols, pols
+	if s.Ready() {
+		t.Fatal("ready with no sources")
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	specA := syncer.Spec{Name: "a", Env: "prod", Root: a.root, Source: source.Dir{Path: a.repo.Dir}, Interval: time.Hour}
+	if err := s.Upsert(specA); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return a.allowed(t, "v1") && s.Ready() })
+	if err := s.Upsert(syncer.Spec{Name: "b", Env: "prod", Root: b.root, Source: source.Dir{Path: b.repo.Dir}, Interval: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	// b matches reg.example.com/b/**; a has no policy for it: both must
+	// be loaded before it is allowed, and a's image stays allowed.
+	waitFor(t, func() bool { return a.allowed(t, "b") && s.Ready() })
+	if !a.allowed(t, "v1") {
+		t.Fatal("a's policies lost")
+	}
+	// Point a at b's repository: what was verified for a's is dropped.
+	specA.Source, specA.Root = source.Dir{Path: b.repo.Dir}, b.root
+	if err := s.Upsert(specA); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return !a.allowed(t, "v1") && a.allowed(t, "b") && s.Ready() })
+	s.Remove("a")
+	s.Remove("b")
+	if a.allowed(t, "b") || s.Ready() || len(s.Statuses()) != 0 {
+		t.Fatal("removed sources still take part")
+	}
+	if err := s.Upsert(syncer.Spec{Name: "bad/name", Env: "prod", Root: a.root, Source: source.Dir{Path: a.repo.Dir}}); err == nil {
+		t.Fatal("a bad name was accepted")
+	}
+}
