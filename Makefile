@@ -20,14 +20,15 @@ help: ## Show the targets
 build: ## Build bin/ward
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ward
 
-setup: ## Install what tests need (docker-registry via apt) when missing
+setup: ## Install what tests need when missing: git and docker-registry (apt), kube-apiserver and etcd (built into ~/.cache/ward)
 	@./hack/setup.sh
+	@./hack/kube-assets.sh >/dev/null
 
 test: setup vet unit fuzz ## Everything CI runs: vet, unit and integration tests with -race, a short fuzz run of each target
 	@echo "make test: all passed"
 
-unit: ## Unit and integration tests with -race
-	$(GO) test -race -count=1 ./...
+unit: ## Unit and integration tests with -race (a real kube-apiserver, registry and Git server included)
+	KUBEBUILDER_ASSETS=$$(./hack/kube-assets.sh) $(GO) test -race -count=1 ./...
 
 vet: ## go vet and a gofmt check
 	$(GO) vet ./...

@@ -26,6 +26,8 @@ import (
 
 type serveOptions struct {
 	config          string
+	namespace       string
+	leaderElect     bool
 	stateDir        string
 	addr            string
 	healthAddr      string
@@ -40,10 +42,13 @@ type serveOptions struct {
 func newServeCommand() *cobra.Command {
 	o := &serveOptions{}
 	cmd := &cobra.Command{
-		Use:   "serve --config FILE",
+		Use:   "serve [--config FILE]",
 		Short: "Run the sync loop and the admission webhook",
-		Long: `Run the controller without a cluster: sync the policy sources of the config
-file (PolicySource documents, as in a cluster) and serve the admission webhook.
+		Long: `Run the sync loop and the admission webhook. With --config, without a
+cluster: the policy sources are the PolicySource documents of the file.
+Without it, in a cluster (in-cluster config, or KUBECONFIG): the
+PolicySource objects, followed as they change; every replica syncs and
+serves, one elected leader writes their status and events.
 
 Each source's TUF repository is fetched, the environment's bundle verified
 through the pinned root, compiled and swapped into the webhook with no
@@ -81,7 +86,9 @@ A config file:
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.config, "config", "", "config file of PolicySource documents")
+	f.StringVar(&o.config, "config", "", "config file of PolicySource documents (without it: PolicySource objects of the cluster)")
+	f.StringVar(&o.namespace, "namespace", envOr("POD_NAMESPACE", "ward-system"), "in a cluster: ward's namespace (roots, secrets, leader election)")
+	f.BoolVar(&o.leaderElect, "leader-elect", true, "in a cluster: elect one replica to write PolicySource status (every replica syncs and serves)")
 	f.StringVar(&o.stateDir, "state-dir", "ward-state", "folder for trusted metadata, applied bundles and the self-signed certificate")
 	f.StringVar(&o.addr, "addr", ":8443", "HTTPS address of the webhook and the push endpoint")
 	f.StringVar(&o.healthAddr, "health-addr", ":8080", "HTTP address of /healthz, /readyz, /metrics and /status")
@@ -95,21 +102,20 @@ A config file:
 }
 
 func (o *serveOptions) run(cmd *cobra.Command) error {
-	if o.config == "" {
-		return errors.New("--config is required (a file of PolicySource documents; see ward serve --help)")
-	}
-	sources, err := config.Load(o.config)
-	if err != nil {
-		return err
-	}
-	resolver := config.FileResolver{Dir: filepath.Dir(o.config)}
 	var specs []syncer.Spec
-	for _, ps := range sources {
-		sp, err := config.Spec(ps, resolver, o.stateDir)
+	if o.config != "" {
+		sources, err := config.Load(o.config)
 		if err != nil {
 			return err
 		}
-		specs = append(specs, sp)
+		resolver := config.FileResolver{Dir: filepath.Dir(o.config)}
+		for _, ps := range sources {
+			sp, err := config.Spec(ps, resolver, o.stateDir)
+			if err != nil {
+				return err
+			}
+			specs = append(specs, sp)
+		}
 	}
 	tlsConfig, certNote, err := o.tls()
 	if err != nil {
@@ -138,11 +144,23 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	pols := &admission.Policies{}
-	syn, err := syncer.New(specs, o.stateDir, pols, syncer.WithMetrics(syncer.NewMetrics(reg)))
+	var cl *clusterParts
+	syncOpts := []syncer.Option{syncer.WithMetrics(syncer.NewMetrics(reg))}
+	if o.config == "" {
+		if cl, err = o.cluster(log); err != nil {
+			return err
+		}
+		syncOpts = append(syncOpts, syncer.WithStatusHook(cl.writer.Synced))
+	}
+	syn, err := syncer.New(specs, o.stateDir, pols, syncOpts...)
 	if err != nil {
 		return err
 	}
-	decider := admission.NewDecider(imageverify.New(vopts...))
+	deciderOpts := []admission.DeciderOption{}
+	if cl != nil {
+		deciderOpts = append(deciderOpts, admission.WithKeychain(admission.PullSecretKeychain(cl.clientset)), admission.WithNamespaceLabels(cl.namespaceLabels))
+	}
+	decider := admission.NewDecider(imageverify.New(vopts...), deciderOpts...)
 	wh := admission.NewWebhook(decider, pols, admission.WithLogger(log.WithName("admission")),
 		admission.WithMetrics(admission.NewMetrics(reg)), admission.WithDecisionTimeout(o.decisionTimeout))
 	srv, err := server.Listen(server.Options{Addr: o.addr, HealthAddr: o.healthAddr, TLS: tlsConfig, PushSecret: pushSecret,
@@ -159,10 +177,21 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 	for _, sp := range specs {
 		p.line("ward serve: source %s: %s, env %s, every %s", sp.Name, sp.Source, sp.Env, orDefault(sp.Interval, syncer.DefaultInterval))
 	}
+	if cl != nil {
+		p.line("ward serve: following the cluster's PolicySources (namespace %s, leader election %t)", o.namespace, o.leaderElect)
+		return cl.run(ctx, syn, srv, o)
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return syn.Run(gctx) })
 	g.Go(func() error { return srv.Serve(gctx) })
 	return g.Wait()
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
 }
 
 func orDefault(d, def time.Duration) time.Duration {

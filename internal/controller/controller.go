@@ -1,0 +1,130 @@
+// Package controller runs ward inside a cluster: it turns PolicySource
+// objects into the sync loop's sources on every replica, and on the
+// elected leader only writes their status (Flux-style conditions Ready,
+// Reconciling and Stalled, the applied bundle, the last failure) and
+// events.
+package controller
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+
+	"ward.dev/ward/api/v1alpha1"
+	"ward.dev/ward/sync/config"
+	"ward.dev/ward/sync/syncer"
+)
+
+// Reconciler keeps the sync loop's sources in step with the PolicySource
+// objects. It runs on every replica: each one syncs and serves.
+type Reconciler struct {
+	// Client reads PolicySources (cached).
+	Client client.Client
+	// Reader reads ConfigMaps and Secrets directly (no cluster-wide
+	// watch on secrets).
+	Reader client.Reader
+	// Namespace is where roots and secrets are looked up (ward's own).
+	Namespace string
+	Syncer    *syncer.Syncer
+	StateDir  string
+	// Status receives spec problems for the leader to write.
+	Status *StatusWriter
+
+	mu      sync.Mutex
+	handled map[string]string // source → last reconcile request handled
+}
+
+// SetupWithManager registers the reconciler; it does not need leadership.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.handled = map[string]string{}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.PolicySource{}).
+		Named("policysource").
+		WithOptions(controller.Options{NeedLeaderElection: ptr(false)}).
+		Complete(r)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// Reconcile applies one PolicySource to the sync loop.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	log := logr.FromContextOrDiscard(ctx)
+	var ps v1alpha1.PolicySource
+	if err := r.Client.Get(ctx, req.NamespacedName, &ps); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Syncer.Remove(req.Name)
+			log.Info("policy source removed", "source", req.Name)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	if !ps.DeletionTimestamp.IsZero() {
+		r.Syncer.Remove(ps.Name)
+		return ctrl.Result{}, nil
+	}
+	spec, err := config.Spec(ps, clusterResolver{ctx: ctx, reader: r.Reader, namespace: r.Namespace}, r.StateDir)
+	if err == nil {
+		err = r.Syncer.Upsert(spec)
+	}
+	if err != nil {
+		// A spec that cannot be used: the source keeps what it enforced
+		// (or denies all if it never had a bundle); the leader says why.
+		log.Info("policy source spec refused", "source", ps.Name, "error", err.Error())
+		r.Status.Stalled(ps.Name, ps.Generation, err)
+		return ctrl.Result{}, nil
+	}
+	r.Status.Accepted(ps.Name, ps.Generation)
+	if v, ok := meta.ReconcileAnnotationValue(ps.Annotations); ok {
+		r.mu.Lock()
+		if r.handled[ps.Name] != v {
+			r.handled[ps.Name] = v
+			r.Syncer.Trigger(ps.Name)
+			r.Status.Handled(ps.Name, v)
+		}
+		r.mu.Unlock()
+	}
+	return ctrl.Result{}, nil
+}
+
+// clusterResolver reads roots from ConfigMaps and credentials from Secrets
+// in ward's namespace.
+type clusterResolver struct {
+	ctx       context.Context
+	reader    client.Reader
+	namespace string
+}
+
+func (c clusterResolver) File(path string) ([]byte, error) {
+	return nil, fmt.Errorf("rootFile %s: in a cluster, use root or rootConfigMap", path)
+}
+
+func (c clusterResolver) ConfigMapKey(name, key string) ([]byte, error) {
+	var cm corev1.ConfigMap
+	if err := c.reader.Get(c.ctx, types.NamespacedName{Namespace: c.namespace, Name: name}, &cm); err != nil {
+		return nil, fmt.Errorf("ConfigMap %s/%s: %w", c.namespace, name, err)
+	}
+	if v, ok := cm.Data[key]; ok {
+		return []byte(v), nil
+	}
+	if v, ok := cm.BinaryData[key]; ok {
+		return v, nil
+	}
+	return nil, fmt.Errorf("ConfigMap %s/%s has no key %q", c.namespace, name, key)
+}
+
+func (c clusterResolver) Secret(name string) (map[string][]byte, error) {
+	var s corev1.Secret
+	if err := c.reader.Get(c.ctx, types.NamespacedName{Namespace: c.namespace, Name: name}, &s); err != nil {
+		return nil, fmt.Errorf("Secret %s/%s: %w", c.namespace, name, err)
+	}
+	return s.Data, nil
+}

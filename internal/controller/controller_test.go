@@ -1,0 +1,197 @@
+package controller_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"ward.dev/ward/admission"
+	"ward.dev/ward/api/v1alpha1"
+	"ward.dev/ward/internal/controller"
+	"ward.dev/ward/internal/tuftest"
+	"ward.dev/ward/sync/syncer"
+)
+
+// startAPIServer runs a real kube-apiserver and etcd (built by
+// hack/kube-assets.sh; `make test` exports KUBEBUILDER_ASSETS) with ward's
+// CRD installed.
+func startAPIServer(t *testing.T) (*envtest.Environment, client.Client, *runtime.Scheme) {
+	t.Helper()
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		t.Fatal("KUBEBUILDER_ASSETS is not set: run `make test`, or export KUBEBUILDER_ASSETS=$(hack/kube-assets.sh)")
+	}
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "deploy", "crds")},
+		ErrorIfCRDPathMissing: true,
+		BinaryAssetsDirectory: assets,
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatalf("failed to start the API server: %v", err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	scheme := runtime.NewScheme()
+	clientgoscheme.AddToScheme(scheme)
+	v1alpha1.AddToScheme(scheme)
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env, c, scheme
+}
+
+func allowing(glob string) string {
+	return fmt.Sprintf("apiVersion: policy.ward.dev/v1\nkind: ImagePolicy\nmetadata: {name: allow}\nspec:\n  images: [{glob: %q}]\n  authorities: [{static: {action: pass}}]\n", glob)
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestPolicySourceStatusInARealAPIServer(t *testing.T) {
+	env, c, scheme := startAPIServer(t)
+	repo := tuftest.NewRepo(t, tuftest.Options{Envs: []string{"prod"}})
+	repo.Publish(t, "prod", allowing("reg.example.com/v1/**"))
+	clock := &tuftest.Clock{T: repo.Clock.T.Add(time.Hour)}
+
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pols := &admission.Policies{}
+	writer := &controller.StatusWriter{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("ward")}
+	syn, err := syncer.New(nil, t.TempDir(), pols, syncer.WithClock(clock.Now), syncer.WithStatusHook(writer.Synced))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mgr.Add(writer); err != nil {
+		t.Fatal(err)
+	}
+	r := &controller.Reconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Namespace: "default", Syncer: syn, StateDir: t.TempDir(), Status: writer}
+	if err := r.SetupWithManager(mgr); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); syn.Run(ctx) }()
+	go func() { mgr.Start(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	ps := &v1alpha1.PolicySource{
+		ObjectMeta: metav1.ObjectMeta{Name: "prod"},
+		Spec: v1alpha1.PolicySourceSpec{Env: "prod", Root: string(repo.Root(t)), Interval: &metav1.Duration{Duration: time.Hour}, Dir: &v1alpha1.DirSource{Path: repo.Dir}},
+	}
+	if err := c.Create(t.Context(), ps); err != nil {
+		t.Fatal(err)
+	}
+	get := func() *v1alpha1.PolicySource {
+		var got v1alpha1.PolicySource
+		if err := c.Get(t.Context(), types.NamespacedName{Name: "prod"}, &got); err != nil {
+			t.Fatal(err)
+		}
+		return &got
+	}
+	eventually(t, "Ready with v1", func() bool {
+		got := get()
+		return conditions.IsTrue(got, meta.ReadyCondition) && got.Status.Applied != nil && got.Status.Applied.Version == 1
+	})
+	if got := get(); !strings.Contains(conditions.GetMessage(got, meta.ReadyCondition), "enforcing prod v1") || got.Status.ObservedGeneration != got.Generation {
+		t.Fatalf("status = %+v", got.Status)
+	}
+
+	// A new version, and a reconcile request (as `flux reconcile` makes).
+	repo.Publish(t, "prod", allowing("reg.example.com/v2/**"))
+	request := func(v string) {
+		got := get()
+		if got.Annotations == nil {
+			got.Annotations = map[string]string{}
+		}
+		got.Annotations[meta.ReconcileRequestAnnotation] = v
+		if err := c.Update(t.Context(), got); err != nil {
+			t.Fatal(err)
+		}
+	}
+	request("one")
+	eventually(t, "v2 applied", func() bool {
+		got := get()
+		return got.Status.Applied != nil && got.Status.Applied.Version == 2 && got.Status.LastHandledReconcileAt == "one"
+	})
+
+	// A replayed timestamp: refused; v2 stays enforced and status says so.
+	old := repo.Read(t, "metadata/timestamp.json")
+	repo.RefreshTimestamp(repo.Signers)
+	request("two")
+	eventually(t, "refresh synced", func() bool { return get().Status.LastHandledReconcileAt == "two" && syn.Statuses()[0].LastError == "" && syn.Statuses()[0].Syncs >= 3 })
+	repo.Write(t, "metadata/timestamp.json", old)
+	request("three")
+	eventually(t, "refusal on status", func() bool {
+		got := get()
+		return conditions.IsFalse(got, meta.ReadyCondition) && conditions.GetReason(got, meta.ReadyCondition) == syncer.ReasonVerificationFailed
+	})
+	got := get()
+	if got.Status.Applied.Version != 2 || !strings.Contains(conditions.GetMessage(got, meta.ReadyCondition), "still enforcing prod v2") {
+		t.Fatalf("status after refusal = %+v", got.Status)
+	}
+	eventually(t, "a warning event", func() bool {
+		var evs eventsv1.EventList
+		if err := c.List(t.Context(), &evs); err != nil {
+			return false
+		}
+		for _, e := range evs.Items {
+			if e.Regarding.Name == "prod" && e.Reason == syncer.ReasonVerificationFailed && e.Type == "Warning" {
+				return true
+			}
+		}
+		return false
+	})
+
+	// A spec the loop cannot use is Stalled.
+	bad := &v1alpha1.PolicySource{ObjectMeta: metav1.ObjectMeta{Name: "broken"}, Spec: v1alpha1.PolicySourceSpec{Env: "prod", Root: "{}", Dir: &v1alpha1.DirSource{Path: repo.Dir}}}
+	if err := c.Create(t.Context(), bad); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "Stalled", func() bool {
+		var b v1alpha1.PolicySource
+		if err := c.Get(t.Context(), types.NamespacedName{Name: "broken"}, &b); err != nil {
+			return false
+		}
+		return conditions.IsTrue(&b, meta.StalledCondition) && conditions.GetReason(&b, meta.StalledCondition) == controller.ReasonInvalidSpec
+	})
+
+	// Deleting a PolicySource takes its policies out.
+	if err := c.Delete(t.Context(), get()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "source removed", func() bool {
+		for _, name := range syn.Sources() {
+			if name == "prod" {
+				return false
+			}
+		}
+		return true
+	})
+}
