@@ -103,7 +103,7 @@ func TestPolicySourceStatusInARealAPIServer(t *testing.T) {
 
 	ps := &v1alpha1.PolicySource{
 		ObjectMeta: metav1.ObjectMeta{Name: "prod"},
-		Spec: v1alpha1.PolicySourceSpec{Env: "prod", Root: string(repo.Root(t)), Interval: &metav1.Duration{Duration: time.Hour}, Dir: &v1alpha1.DirSource{Path: repo.Dir}},
+		Spec:       v1alpha1.PolicySourceSpec{Env: "prod", Root: string(repo.Root(t)), Interval: &metav1.Duration{Duration: time.Hour}, Dir: &v1alpha1.DirSource{Path: repo.Dir}},
 	}
 	if err := c.Create(t.Context(), ps); err != nil {
 		t.Fatal(err)
@@ -145,7 +145,9 @@ func TestPolicySourceStatusInARealAPIServer(t *testing.T) {
 	old := repo.Read(t, "metadata/timestamp.json")
 	repo.RefreshTimestamp(repo.Signers)
 	request("two")
-	eventually(t, "refresh synced", func() bool { return get().Status.LastHandledReconcileAt == "two" && syn.Statuses()[0].LastError == "" && syn.Statuses()[0].Syncs >= 3 })
+	eventually(t, "refresh synced", func() bool {
+		return get().Status.LastHandledReconcileAt == "two" && syn.Statuses()[0].LastError == "" && syn.Statuses()[0].Syncs >= 3
+	})
 	repo.Write(t, "metadata/timestamp.json", old)
 	request("three")
 	eventually(t, "refusal on status", func() bool {
