@@ -1,12 +1,14 @@
 package syncer_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 
@@ -121,4 +123,35 @@ func TestGitSourceWrongPassword(t *testing.T) {
 	if g.allowed(t, "v1") {
 		t.Fatal("allowed without a verified bundle")
 	}
+}
+
+// A commit published to the Git branch is enforced within one interval
+// (plus jitter) without a trigger, and at once with one.
+func TestGitSourceIntervalAndTrigger(t *testing.T) {
+	g := newGitEnv(t)
+	src := &source.Git{URL: g.url, Path: "tuf", Auth: &githttp.BasicAuth{Username: g.srv.User, Password: g.srv.Pass}, CacheDir: filepath.Join(g.stateDir, "git-cache")}
+	spec := syncer.Spec{Name: "prod", Env: "prod", Root: g.root, Source: src, Interval: 300 * time.Millisecond}
+	s, err := syncer.New([]syncer.Spec{spec}, g.stateDir, g.policies, syncer.WithClock(g.clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, func() bool { return g.allowed(t, "v1") })
+
+	g.repo.Publish(t, "prod", allowing("reg.example.com/v2/**"))
+	g.push(t, "v2")
+	waitFor(t, func() bool { return g.allowed(t, "v2") }) // by the interval alone
+
+	spec.Interval = time.Hour
+	if err := s.Upsert(spec); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return status(t, s).Syncs >= 1 && g.allowed(t, "v2") })
+	g.repo.Publish(t, "prod", allowing("reg.example.com/v3/**"))
+	g.push(t, "v3")
+	s.Trigger("prod") // an hour-long interval: only the push trigger can sync now
+	waitFor(t, func() bool { return g.allowed(t, "v3") })
 }
