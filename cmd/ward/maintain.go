@@ -46,6 +46,9 @@ Needs the timestamp and snapshot keys.`,
 			if err != nil {
 				return err
 			}
+			if err := ro.push(cmd, repo, fmt.Sprintf("timestamp v%d", res.TimestampVersion)); err != nil {
+				return fmt.Errorf("signed timestamp v%d, but %w", res.TimestampVersion, err)
+			}
 			for _, role := range res.Expiring {
 				progress(cmd, "warning: role %s expires within 30 days; re-sign it (publish or promote for an environment, ward root rotate for root and targets)", role)
 			}
@@ -194,6 +197,9 @@ func (o *rotateOptions) run(cmd *cobra.Command, args []string) error {
 		if err := repo.Save(); err != nil {
 			return fmt.Errorf("rotated, but failed to update %s: %w", policyrepo.FileName, err)
 		}
+	}
+	if err := o.push(cmd, repo, fmt.Sprintf("root v%d", res.RootVersion)); err != nil {
+		return fmt.Errorf("rotated to root v%d, but %w", res.RootVersion, err)
 	}
 	return o.print(cmd, res, func(p printer) {
 		p.line("root v%d; signed anew: %s", res.RootVersion, strings.Join(res.Resigned, ", "))

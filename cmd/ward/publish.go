@@ -48,7 +48,16 @@ func (ro *repoOptions) release(cmd *cobra.Command, args, envs []string, signer s
 	if err != nil {
 		return nil, err
 	}
-	return op(repo, tuf, signers)
+	rel, err := op(repo, tuf, signers)
+	if err != nil {
+		return nil, err
+	}
+	// Pushed also when nothing was signed: a push that failed before is
+	// made by running the command again.
+	if err := ro.push(cmd, repo, fmt.Sprintf("%s v%d %s", rel.Env, rel.Version, rel.Digest)); err != nil {
+		return nil, fmt.Errorf("signed %s v%d, but %w (run the command again, or push tuf/ yourself)", rel.Env, rel.Version, err)
+	}
+	return rel, nil
 }
 
 func newPublishCommand() *cobra.Command {
@@ -65,7 +74,9 @@ func newPublishCommand() *cobra.Command {
 ENV's next version: ENV's role (its keys), then snapshot and timestamp.
 Publishing the bundle ENV already serves signs nothing. Print env, version
 and digest. Needs the keys of ENV, snapshot and timestamp (ward.yaml or
---key). Commit the tuf/ folder afterwards, or let CI push it.`,
+--key). Then the TUF repository is pushed to ward.yaml's remotes (Git
+branches, OCI artifacts) unless --no-push; without remotes, commit the tuf/
+folder (controllers can follow it in the policy repository itself).`,
 		Example: "  ward publish --env dev .\n  ward publish --env dev --key dev=awskms:///alias/ward-dev .",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -50,6 +50,30 @@ type Config struct {
 	// Expiry overrides how long newly signed metadata stays valid, per
 	// role, as Go durations ("24h").
 	Expiry map[string]string `json:"expiry,omitempty"`
+	// Remotes are where every signing command pushes the TUF repository
+	// after it signs: Git branches and OCI artifacts that controllers
+	// follow.
+	Remotes []Remote `json:"remotes,omitempty"`
+}
+
+// Remote is one place the TUF repository is pushed to: exactly one of Git
+// and OCI.
+type Remote struct {
+	Git *GitRemote `json:"git,omitempty"`
+	OCI *OCIRemote `json:"oci,omitempty"`
+}
+
+// GitRemote is a branch (and folder) of a Git repository.
+type GitRemote struct {
+	URL    string `json:"url"`
+	Branch string `json:"branch,omitempty"`
+	Path   string `json:"path,omitempty"`
+}
+
+// OCIRemote is an OCI artifact reference, oci://registry/repository:tag.
+type OCIRemote struct {
+	URL      string `json:"url"`
+	Insecure bool   `json:"insecure,omitempty"`
 }
 
 // Repo is a loaded policy repository.

@@ -50,6 +50,9 @@ type OCI struct {
 	CAPEM []byte
 	// Insecure allows plain HTTP.
 	Insecure bool
+	// Keychain is used when DockerConfig is empty (the CLI passes the
+	// user's Docker config); nil means anonymous.
+	Keychain authn.Keychain
 }
 
 func (o *OCI) String() string { return "oci " + strings.TrimPrefix(o.URL, "oci://") }
@@ -79,6 +82,9 @@ func (o *OCI) remoteOptions(ctx context.Context) ([]remote.Option, error) {
 		base.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
 	kc := authn.Keychain(authn.NewMultiKeychain())
+	if o.Keychain != nil {
+		kc = o.Keychain
+	}
 	if len(o.DockerConfig) > 0 {
 		k, err := dockerConfigKeychain(o.DockerConfig)
 		if err != nil {
