@@ -127,7 +127,8 @@ func (g *Git) Open(ctx context.Context) (Snapshot, error) {
 		opts.Depth = 1
 	}
 	if err := repo.FetchContext(ctx, opts); err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return nil, fmt.Errorf("failed to fetch %s from %s: %s", name, redactURL(g.URL), redactErr(err, g.URL))
+		// The caller names the source; say only what went wrong.
+		return nil, errors.New(redactErr(err, g.URL))
 	}
 	var hash plumbing.Hash
 	if g.Commit != "" {
