@@ -141,25 +141,6 @@ func TestAttackTimestampRollback(t *testing.T) {
 	f.refused(t, "dev", tufclient.ErrRollback)
 }
 
-// forgeSnapshot writes snapshot N+1 changed by mutate and a timestamp that
-// lists it, signed with the online keys (an attacker who holds them).
-func forgeSnapshot(t *testing.T, r *tuftest.Repo, mutate func(*metadata.SnapshotType)) {
-	t.Helper()
-	cur := r.Name(t, tuflayout.Snapshot, 0)
-	next := r.Name(t, tuflayout.Snapshot, 1)
-	var version int64
-	data := tuftest.Resign(t, r, cur, next, metadata.Snapshot(), func(s *metadata.SnapshotType) {
-		s.Version++
-		version = s.Version
-		mutate(s)
-	}, r.Signers[tuflayout.Snapshot]...)
-	sum := sha256.Sum256(data)
-	tuftest.Resign(t, r, tuflayout.TimestampMetadata, tuflayout.TimestampMetadata, metadata.Timestamp(), func(ts *metadata.TimestampType) {
-		ts.Version++
-		ts.Meta["snapshot.json"] = &metadata.MetaFiles{Version: version, Length: int64(len(data)), Hashes: metadata.Hashes{"sha256": sum[:]}}
-	}, r.Signers[tuflayout.Timestamp]...)
-}
-
 func TestAttackSnapshotRollback(t *testing.T) {
 	f := newFixture(t, tuftest.Options{})
 	f.repo.Publish(t, "dev", "v: 2\n")
@@ -182,7 +163,7 @@ func TestAttackTargetsRollback(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.mustUpdate(t, "dev", 1)
-	forgeSnapshot(t, f.repo, func(s *metadata.SnapshotType) { s.Meta["targets.json"].Version = 1 })
+	tuftest.ForgeSnapshot(t, f.repo, func(s *metadata.SnapshotType) { s.Meta["targets.json"].Version = 1 })
 	f.refused(t, "dev", tufclient.ErrRollback)
 }
 
@@ -190,7 +171,7 @@ func TestAttackEnvironmentRoleRollback(t *testing.T) {
 	f := newFixture(t, tuftest.Options{})
 	f.repo.Publish(t, "dev", "v: 2\n")
 	f.mustUpdate(t, "dev", 2)
-	forgeSnapshot(t, f.repo, func(s *metadata.SnapshotType) { s.Meta["dev.json"].Version-- })
+	tuftest.ForgeSnapshot(t, f.repo, func(s *metadata.SnapshotType) { s.Meta["dev.json"].Version-- })
 	f.refused(t, "dev", tufclient.ErrRollback)
 }
 
@@ -209,7 +190,7 @@ func TestAttackBundleVersionRollbackSurvivesRestart(t *testing.T) {
 	tuftest.Resign(t, f.repo, tuflayout.VersionedMetadata("dev", devV+1), tuflayout.VersionedMetadata("dev", devV+1), metadata.Targets(), func(tt *metadata.TargetsType) {
 		tt.Version = devV + 1
 	}, f.repo.Signers["dev"]...)
-	forgeSnapshot(t, f.repo, func(s *metadata.SnapshotType) { s.Meta["dev.json"].Version = devV + 1 })
+	tuftest.ForgeSnapshot(t, f.repo, func(s *metadata.SnapshotType) { s.Meta["dev.json"].Version = devV + 1 })
 	f.refused(t, "dev", tufclient.ErrRollback)
 	// A restarted client reads the accepted version from its state.
 	f.client = f.newClient(t)
@@ -321,7 +302,7 @@ func TestAttackSameKeyCountedOnce(t *testing.T) {
 	md.Signatures = append(md.Signatures, metadata.Signature{KeyID: aliasID, Signature: md.Signatures[0].Signature})
 	data, _ = md.ToBytes(true)
 	f.repo.Write(t, dNext, data)
-	forgeSnapshot(t, f.repo, func(s *metadata.SnapshotType) {
+	tuftest.ForgeSnapshot(t, f.repo, func(s *metadata.SnapshotType) {
 		s.Meta["targets.json"].Version++
 		s.Meta["dev.json"].Version++
 	})
@@ -348,7 +329,7 @@ func TestAttackEnvKeySignsAnotherEnv(t *testing.T) {
 			tt.Targets["prod/bundle.tar.gz"] = tf
 		}, f.repo.Signers["dev"]...)
 		f.repo.Write(t, tuflayout.TargetFile("prod", strings.TrimPrefix(evil.Digest, "sha256:")), f.repo.Read(t, tuflayout.TargetFile("dev", strings.TrimPrefix(evil.Digest, "sha256:"))))
-		forgeSnapshot(t, f.repo, func(s *metadata.SnapshotType) { s.Meta["prod.json"].Version++ })
+		tuftest.ForgeSnapshot(t, f.repo, func(s *metadata.SnapshotType) { s.Meta["prod.json"].Version++ })
 		f.refused(t, "prod", tufclient.ErrSignature)
 	})
 	t.Run("dev role lists a prod path", func(t *testing.T) {
@@ -364,7 +345,7 @@ func TestAttackEnvKeySignsAnotherEnv(t *testing.T) {
 			tf.Custom, _ = (&tuflayout.Custom{Version: 1}).Raw()
 			tt.Targets["prod/bundle.tar.gz"] = tf
 		}, f.repo.Signers["dev"]...)
-		forgeSnapshot(t, f.repo, func(s *metadata.SnapshotType) { s.Meta["dev.json"].Version++ })
+		tuftest.ForgeSnapshot(t, f.repo, func(s *metadata.SnapshotType) { s.Meta["dev.json"].Version++ })
 		// prod has no bundle of its own: the dev-signed one is not found.
 		f.refused(t, "prod", tufclient.ErrNotFound)
 		f.mustUpdate(t, "dev", 1)

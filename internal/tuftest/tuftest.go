@@ -9,6 +9,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"os"
 	"path/filepath"
 	"testing"
@@ -204,4 +205,23 @@ func (r *Repo) Name(tb testing.TB, role string, delta int64) string {
 		tb.Fatalf("role %s not found", role)
 	}
 	return tuflayout.VersionedMetadata(role, v+delta)
+}
+
+// ForgeSnapshot writes snapshot N+1 changed by mutate and a timestamp that
+// lists it, signed with the online keys: an attacker who holds them.
+func ForgeSnapshot(tb testing.TB, r *Repo, mutate func(*metadata.SnapshotType)) {
+	tb.Helper()
+	cur := r.Name(tb, tuflayout.Snapshot, 0)
+	next := r.Name(tb, tuflayout.Snapshot, 1)
+	var version int64
+	data := Resign(tb, r, cur, next, metadata.Snapshot(), func(s *metadata.SnapshotType) {
+		s.Version++
+		version = s.Version
+		mutate(s)
+	}, r.Signers[tuflayout.Snapshot]...)
+	sum := sha256.Sum256(data)
+	Resign(tb, r, tuflayout.TimestampMetadata, tuflayout.TimestampMetadata, metadata.Timestamp(), func(ts *metadata.TimestampType) {
+		ts.Version++
+		ts.Meta["snapshot.json"] = &metadata.MetaFiles{Version: version, Length: int64(len(data)), Hashes: metadata.Hashes{"sha256": sum[:]}}
+	}, r.Signers[tuflayout.Timestamp]...)
 }

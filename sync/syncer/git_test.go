@@ -12,7 +12,11 @@ import (
 
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"ward.dev/ward/bundle/tuflayout"
 	"ward.dev/ward/internal/gittest"
+	"ward.dev/ward/internal/tuftest"
 	"ward.dev/ward/sync/source"
 	"ward.dev/ward/sync/syncer"
 )
@@ -20,13 +24,16 @@ import (
 // gitEnv is a TUF repository published into a branch of a real Git server.
 type gitEnv struct {
 	*env
-	srv  *gittest.Server
-	url  string
-	work string // a working clone that pushes the tuf/ folder
+	oldTimestamp []byte
+	srv          *gittest.Server
+	url          string
+	work         string // a working clone that pushes the tuf/ folder
 }
 
-func newGitEnv(t *testing.T) *gitEnv {
-	e := newEnv(t)
+func newGitEnv(t *testing.T) *gitEnv { return newGitEnvWith(t, tuftest.Options{}) }
+
+func newGitEnvWith(t *testing.T, o tuftest.Options) *gitEnv {
+	e := newEnvWith(t, o)
 	srv := gittest.Start(t)
 	url := srv.NewRepo(t, "policies.git")
 	work := filepath.Join(t.TempDir(), "work")
@@ -154,4 +161,70 @@ func TestGitSourceIntervalAndTrigger(t *testing.T) {
 	g.push(t, "v3")
 	s.Trigger("prod") // an hour-long interval: only the push trigger can sync now
 	waitFor(t, func() bool { return g.allowed(t, "v3") })
+}
+
+// The foundation's attacks, made by someone who can push to the Git branch
+// (and, where it says so, holds an online or environment key): each is
+// refused through the live source, the last verified policy stays
+// enforced, and the status names the refusal.
+func TestGitSourceAttacks(t *testing.T) {
+	tests := []struct {
+		name   string
+		opts   tuftest.Options
+		attack func(t *testing.T, g *gitEnv)
+	}{
+		{"timestamp rollback", tuftest.Options{}, func(t *testing.T, g *gitEnv) {
+			g.repo.Write(t, tuflayout.TimestampMetadata, g.oldTimestamp)
+		}},
+		{"environment role rollback with the online keys", tuftest.Options{}, func(t *testing.T, g *gitEnv) {
+			tuftest.ForgeSnapshot(t, g.repo, func(s *metadata.SnapshotType) { s.Meta["prod.json"].Version-- })
+		}},
+		{"mix and match", tuftest.Options{}, func(t *testing.T, g *gitEnv) {
+			g.repo.Publish(t, "prod", allowing("reg.example.com/v3/**"))
+			v := g.repo.Versions(t)["prod"]
+			g.repo.Write(t, tuflayout.VersionedMetadata("prod", v), g.repo.Read(t, tuflayout.VersionedMetadata("prod", v-1)))
+		}},
+		{"tampered bundle", tuftest.Options{}, func(t *testing.T, g *gitEnv) {
+			rel := g.repo.Publish(t, "prod", allowing("reg.example.com/v3/**"))
+			name := tuflayout.TargetFile("prod", strings.TrimPrefix(rel.Digest, "sha256:"))
+			data := g.repo.Read(t, name)
+			data[len(data)/2] ^= 0xff
+			g.repo.Write(t, name, data)
+		}},
+		{"endless timestamp", tuftest.Options{}, func(t *testing.T, g *gitEnv) {
+			g.repo.Write(t, tuflayout.TimestampMetadata, make([]byte, 1<<20))
+		}},
+		{"signatures below the threshold", tuftest.Options{Envs: []string{"prod"}, Keys: map[string]int{"prod": 2}, Thresholds: map[string]int{"prod": 2}}, func(t *testing.T, g *gitEnv) {
+			g.repo.Publish(t, "prod", allowing("reg.example.com/v3/**"))
+			name := g.repo.Name(t, "prod", 0)
+			tuftest.Resign(t, g.repo, name, name, metadata.Targets(), func(*metadata.TargetsType) {}, g.repo.Signers["prod"][0])
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newGitEnvWith(t, tc.opts)
+			s := g.syncer(t, g.srv.Pass)
+			if err := s.Sync(t.Context(), "prod"); err != nil {
+				t.Fatal(err)
+			}
+			g.oldTimestamp = g.repo.Read(t, tuflayout.TimestampMetadata)
+			g.repo.Publish(t, "prod", allowing("reg.example.com/v2/**"))
+			g.push(t, "v2")
+			if err := s.Sync(t.Context(), "prod"); err != nil || !g.allowed(t, "v2") {
+				t.Fatalf("v2: %v", err)
+			}
+			tc.attack(t, g)
+			g.push(t, "attack")
+			err := s.Sync(t.Context(), "prod")
+			var se *syncer.Error
+			if !errors.As(err, &se) || se.Reason != syncer.ReasonVerificationFailed {
+				t.Fatalf("err = %v, want a verification refusal", err)
+			}
+			st := status(t, s)
+			if !g.allowed(t, "v2") || g.allowed(t, "v3") || st.Ready || st.Applied.Version != 2 || st.LastError == "" {
+				t.Fatalf("after the attack: status = %+v", st)
+			}
+			t.Logf("refused: %s", st.LastError)
+		})
+	}
 }

@@ -29,8 +29,13 @@ type env struct {
 	clock    *tuftest.Clock
 }
 
-func newEnv(t *testing.T) *env {
-	repo := tuftest.NewRepo(t, tuftest.Options{Envs: []string{"prod"}})
+func newEnv(t *testing.T) *env { return newEnvWith(t, tuftest.Options{}) }
+
+func newEnvWith(t *testing.T, o tuftest.Options) *env {
+	if len(o.Envs) == 0 {
+		o.Envs = []string{"prod"}
+	}
+	repo := tuftest.NewRepo(t, o)
 	repo.Publish(t, "prod", allowing("reg.example.com/v1/**"))
 	return &env{repo: repo, root: repo.Root(t), stateDir: t.TempDir(), policies: &admission.Policies{}, clock: &tuftest.Clock{T: repo.Clock.T.Add(time.Hour)}}
 }

@@ -73,7 +73,10 @@ func TestGitHostTroubleAndRecovery(t *testing.T) {
 	for _, mode := range []string{"garbage", "5xx", "slow"} {
 		proxy.mode.Store(mode)
 		start := status(t, s).Failures
-		waitFor(t, func() bool { st := status(t, s); return st.Failures > start && st.LastReason == syncer.ReasonFetchFailed })
+		waitFor(t, func() bool {
+			st := status(t, s)
+			return st.Failures > start && st.LastReason == syncer.ReasonFetchFailed
+		})
 		st := status(t, s)
 		if !g.allowed(t, "v1") || st.Ready || !strings.Contains(st.LastError, "failed to fetch") {
 			t.Fatalf("%s: status = %+v", mode, st)
