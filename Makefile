@@ -20,7 +20,7 @@ help: ## Show the targets
 build: ## Build bin/ward
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ward
 
-setup: ## Install what tests need when missing: git and docker-registry (apt), kube-apiserver and etcd (built into ~/.cache/ward)
+setup: ## Install what tests need when missing: git, docker-registry and openssh-server (apt), kube-apiserver and etcd (built into ~/.cache/ward)
 	@./hack/setup.sh
 	@./hack/kube-assets.sh >/dev/null
 

@@ -6,6 +6,7 @@ set -euo pipefail
 need=()
 command -v git >/dev/null || need+=(git)
 command -v docker-registry >/dev/null || need+=(docker-registry)
+[ -x /usr/sbin/sshd ] || command -v sshd >/dev/null || need+=(openssh-server)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

@@ -228,3 +228,46 @@ func TestGitSourceAttacks(t *testing.T) {
 		})
 	}
 }
+
+// Git over ssh (Debian's sshd on a loopback port): a key, and the host key
+// checked against known_hosts.
+func TestGitSourceSSH(t *testing.T) {
+	e := newEnv(t)
+	sshd := gittest.StartSSH(t)
+	url := sshd.NewRepo(t, "policies.git")
+	auth, err := source.GitAuth(url, map[string][]byte{"identity": sshd.ClientKey, "known_hosts": sshd.KnownHosts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := source.PushGit(t.Context(), e.repo.Dir, &source.Git{URL: url, Path: "tuf", Auth: auth}, "v1"); err != nil {
+		t.Fatal(err)
+	}
+	spec := syncer.Spec{Name: "prod", Env: "prod", Root: e.root, Source: &source.Git{URL: url, Path: "tuf", Auth: auth, CacheDir: filepath.Join(t.TempDir(), "git")}}
+	s, err := syncer.New([]syncer.Spec{spec}, e.stateDir, e.policies, syncer.WithClock(e.clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(t.Context(), "prod"); err != nil {
+		t.Fatal(err)
+	}
+	if !e.allowed(t, "v1") {
+		t.Fatal("v1 not enforced")
+	}
+
+	// A server whose host key is not the one known is refused.
+	other := gittest.StartSSH(t)
+	wrongHosts := strings.Replace(string(other.KnownHosts), strings.Fields(string(other.KnownHosts))[0], strings.Fields(string(sshd.KnownHosts))[0], 1)
+	bad, err := source.GitAuth(url, map[string][]byte{"identity": sshd.ClientKey, "known_hosts": []byte(wrongHosts)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Source = &source.Git{URL: url, Path: "tuf", Auth: bad, CacheDir: filepath.Join(t.TempDir(), "git")}
+	s2, _ := syncer.New([]syncer.Spec{spec}, t.TempDir(), e.policies, syncer.WithClock(e.clock.Now))
+	err = s2.Sync(t.Context(), "prod")
+	if err == nil || !strings.Contains(err.Error(), "key mismatch") {
+		t.Fatalf("wrong host key: err = %v", err)
+	}
+	if _, err := source.GitAuth(url, map[string][]byte{"identity": sshd.ClientKey}); err == nil {
+		t.Fatal("ssh credentials without known_hosts were accepted")
+	}
+}
