@@ -113,6 +113,17 @@ type OCISource struct {
 	// Insecure allows plain HTTP.
 	// +optional
 	Insecure bool `json:"insecure,omitempty"`
+	// Verify requires a cosign signature on the artifact itself (either
+	// format) before anything is read from it: defense in depth on top of
+	// TUF.
+	// +optional
+	Verify *OCIVerify `json:"verify,omitempty"`
+}
+
+// OCIVerify names the key that must have signed the artifact.
+type OCIVerify struct {
+	// Key is a PEM public key (cosign.pub).
+	Key string `json:"key"`
 }
 
 // AppliedBundle is the bundle a source enforces.

@@ -17,6 +17,8 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+
 	"ward.dev/ward/api/v1alpha1"
 	"ward.dev/ward/sync/source"
 	"ward.dev/ward/sync/syncer"
@@ -208,6 +210,13 @@ func ociSource(name string, o *v1alpha1.OCISource, r Resolver) (source.Source, e
 		return nil, fmt.Errorf("policy source %s: oci.url is required", name)
 	}
 	src := &source.OCI{URL: o.URL, Insecure: o.Insecure}
+	if o.Verify != nil {
+		pk, err := cryptoutils.UnmarshalPEMToPublicKey([]byte(o.Verify.Key))
+		if err != nil {
+			return nil, fmt.Errorf("policy source %s: oci.verify.key is not a PEM public key", name)
+		}
+		src.VerifyKey = pk
+	}
 	if o.SecretRef != nil {
 		data, err := r.Secret(o.SecretRef.Name)
 		if err != nil {

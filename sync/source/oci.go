@@ -2,6 +2,7 @@ package source
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -22,8 +23,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"ward.dev/ward/admission/imageverify"
 	"ward.dev/ward/bundle/tufclient"
 	"ward.dev/ward/internal/httpbound"
+	"ward.dev/ward/policies"
 )
 
 // Media types of a TUF repository stored as an OCI artifact: one layer per
@@ -53,6 +56,9 @@ type OCI struct {
 	// Keychain is used when DockerConfig is empty (the CLI passes the
 	// user's Docker config); nil means anonymous.
 	Keychain authn.Keychain
+	// VerifyKey, when set, must have signed the artifact (cosign, either
+	// format) before anything is read from it.
+	VerifyKey crypto.PublicKey
 }
 
 func (o *OCI) String() string { return "oci " + strings.TrimPrefix(o.URL, "oci://") }
@@ -116,6 +122,11 @@ func (o *OCI) Open(ctx context.Context) (Snapshot, error) {
 	if desc.Size > MaxManifestBytes || len(desc.Manifest) > MaxManifestBytes {
 		return nil, fmt.Errorf("the manifest of %s is over %d bytes", ref, MaxManifestBytes)
 	}
+	if o.VerifyKey != nil {
+		if err := o.verifyArtifact(ctx, ref.Context().Digest(desc.Digest.String())); err != nil {
+			return nil, err
+		}
+	}
 	m, err := v1.ParseManifest(strings.NewReader(string(desc.Manifest)))
 	if err != nil {
 		return nil, fmt.Errorf("%s is not an image manifest: %w", ref, err)
@@ -132,6 +143,29 @@ func (o *OCI) Open(ctx context.Context) (Snapshot, error) {
 		return nil, fmt.Errorf("%s holds no files titled by path (not a TUF repository pushed by ward)", ref)
 	}
 	return &ociSnapshot{repo: ref.Context(), files: files, opts: opts, revision: desc.Digest.String()}, nil
+}
+
+// verifyArtifact checks the artifact's cosign signature with VerifyKey.
+func (o *OCI) verifyArtifact(ctx context.Context, d name.Digest) error {
+	var vopts []imageverify.Option
+	if len(o.CAPEM) > 0 {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(o.CAPEM)
+		vopts = append(vopts, imageverify.WithRootCAs(pool))
+	}
+	kc := o.Keychain
+	if len(o.DockerConfig) > 0 {
+		k, err := dockerConfigKeychain(o.DockerConfig)
+		if err != nil {
+			return err
+		}
+		kc = k
+	}
+	a := &policies.CompiledAuthority{Name: "artifact-key", Key: &policies.PublicKey{Public: o.VerifyKey, Hash: crypto.SHA256}}
+	if _, err := imageverify.New(vopts...).Verify(ctx, d, a, kc); err != nil {
+		return fmt.Errorf("the artifact %s is not signed by the key the source names: %w", d.DigestStr(), err)
+	}
+	return nil
 }
 
 type ociSnapshot struct {

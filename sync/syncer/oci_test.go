@@ -7,7 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+
 	"ward.dev/ward/internal/registrytest"
+	"ward.dev/ward/internal/signtest"
 	"ward.dev/ward/sync/source"
 	"ward.dev/ward/sync/syncer"
 )
@@ -80,4 +83,46 @@ func globTargets(t *testing.T, e *env) []string {
 		out = append(out, e.repo.Path("targets/prod/"+en.Name()))
 	}
 	return out
+}
+
+// With a verify key, the artifact itself must carry a cosign signature by
+// it before anything is read from it.
+func TestOCISourceArtifactSignature(t *testing.T) {
+	host := signtest.Registry(t, true)
+	key := signtest.NewKey(t)
+	oci := &source.OCI{URL: "oci://" + host + "/policies/tuf:prod", VerifyKey: key.Public}
+	e := newEnv(t)
+	push := func() name.Digest {
+		t.Helper()
+		d, err := source.PushOCI(t.Context(), e.repo.Dir, oci)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, _ := name.NewDigest(host + "/policies/tuf@" + d)
+		return ref
+	}
+	signtest.SignBundle(t, push(), key) // cosign v3's format
+	s, err := syncer.New([]syncer.Spec{{Name: "prod", Env: "prod", Root: e.root, Source: oci}}, e.stateDir, e.policies, syncer.WithClock(e.clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(t.Context(), "prod"); err != nil {
+		t.Fatal(err)
+	}
+	if !e.allowed(t, "v1") {
+		t.Fatal("v1 not enforced")
+	}
+	e.repo.Publish(t, "prod", allowing("reg.example.com/v2/**"))
+	unsigned := push()
+	if err := s.Sync(t.Context(), "prod"); err == nil || !strings.Contains(err.Error(), "not signed by the key") {
+		t.Fatalf("unsigned artifact: err = %v", err)
+	}
+	signtest.SignLegacy(t, unsigned, signtest.NewKey(t)) // someone else's key
+	if err := s.Sync(t.Context(), "prod"); err == nil || !e.allowed(t, "v1") || e.allowed(t, "v2") {
+		t.Fatalf("artifact signed by another key: err = %v", err)
+	}
+	signtest.SignLegacy(t, unsigned, key)
+	if err := s.Sync(t.Context(), "prod"); err != nil || !e.allowed(t, "v2") {
+		t.Fatalf("signed v2: err = %v", err)
+	}
 }
