@@ -271,3 +271,32 @@ func TestGitSourceSSH(t *testing.T) {
 		t.Fatal("ssh credentials without known_hosts were accepted")
 	}
 }
+
+// A tag, or a pinned commit, instead of a branch.
+func TestGitSourceTagAndCommit(t *testing.T) {
+	g := newGitEnv(t)
+	gittest.Run(t, g.work, "git", "tag", "policies-v1")
+	gittest.Run(t, g.work, "git", "push", "-q", "origin", "policies-v1")
+	commitV1 := strings.TrimSpace(gittest.Run(t, g.work, "git", "rev-parse", "HEAD"))
+	g.repo.Publish(t, "prod", allowing("reg.example.com/v2/**"))
+	g.push(t, "v2")
+	auth := &githttp.BasicAuth{Username: g.srv.User, Password: g.srv.Pass}
+	for _, src := range []*source.Git{
+		{URL: g.url, Tag: "policies-v1", Path: "tuf", Auth: auth},
+		{URL: g.url, Commit: commitV1, Path: "tuf", Auth: auth},
+	} {
+		src.CacheDir = filepath.Join(t.TempDir(), "git")
+		e := newEnv(t)
+		e.root, e.repo = g.root, g.repo
+		s, err := syncer.New([]syncer.Spec{{Name: "prod", Env: "prod", Root: g.root, Source: src}}, t.TempDir(), e.policies, syncer.WithClock(g.clock.Now))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Sync(t.Context(), "prod"); err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		if !e.allowed(t, "v1") || e.allowed(t, "v2") {
+			t.Fatalf("%s does not enforce v1", src)
+		}
+	}
+}

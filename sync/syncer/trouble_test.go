@@ -14,6 +14,7 @@ import (
 
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 
+	"ward.dev/ward/internal/signtest"
 	"ward.dev/ward/sync/source"
 	"ward.dev/ward/sync/syncer"
 )
@@ -85,4 +86,44 @@ func TestGitHostTroubleAndRecovery(t *testing.T) {
 	}
 	proxy.mode.Store("ok")
 	waitFor(t, func() bool { return g.allowed(t, "v2") && status(t, s).Ready })
+}
+
+// The registry of an OCI source down, slow or answering garbage: the same.
+func TestOCIRegistryTroubleAndRecovery(t *testing.T) {
+	host := signtest.Registry(t, true)
+	e := newEnv(t)
+	direct := &source.OCI{URL: "oci://" + host + "/policies/tuf:prod"}
+	if _, err := source.PushOCI(t.Context(), e.repo.Dir, direct); err != nil {
+		t.Fatal(err)
+	}
+	proxy := newTroubleProxy(t, "http://"+host)
+	viaProxy := &source.OCI{URL: "oci://" + strings.TrimPrefix(proxy.srv.URL, "http://") + "/policies/tuf:prod"}
+	s, err := syncer.New([]syncer.Spec{{Name: "prod", Env: "prod", Root: e.root, Source: viaProxy, Interval: 200 * time.Millisecond, Timeout: time.Second}},
+		e.stateDir, e.policies, syncer.WithClock(e.clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, func() bool { return e.allowed(t, "v1") })
+	e.repo.Publish(t, "prod", allowing("reg.example.com/v2/**"))
+	if _, err := source.PushOCI(t.Context(), e.repo.Dir, direct); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []string{"garbage", "5xx", "slow"} {
+		proxy.mode.Store(mode)
+		start := status(t, s).Failures
+		waitFor(t, func() bool {
+			st := status(t, s)
+			return st.Failures > start && st.LastReason == syncer.ReasonFetchFailed
+		})
+		if !e.allowed(t, "v1") || status(t, s).Ready {
+			t.Fatalf("%s: status = %+v", mode, status(t, s))
+		}
+		t.Logf("%s: %s", mode, status(t, s).LastError)
+	}
+	proxy.mode.Store("ok")
+	waitFor(t, func() bool { return e.allowed(t, "v2") && status(t, s).Ready })
 }
