@@ -194,6 +194,47 @@ func TestGitSourceAttacks(t *testing.T) {
 		{"endless timestamp", tuftest.Options{}, func(t *testing.T, g *gitEnv) {
 			g.repo.Write(t, tuflayout.TimestampMetadata, make([]byte, 1<<20))
 		}},
+		{"bundle version rollback with the environment key", tuftest.Options{}, func(t *testing.T, g *gitEnv) {
+			v := g.repo.Versions(t)["prod"]
+			next := tuflayout.VersionedMetadata("prod", v+1)
+			g.repo.Write(t, next, g.repo.Read(t, tuflayout.VersionedMetadata("prod", v-1))) // lists bundle v1
+			tuftest.Resign(t, g.repo, next, next, metadata.Targets(), func(tt *metadata.TargetsType) { tt.Version = v + 1 }, g.repo.Signers["prod"]...)
+			tuftest.ForgeSnapshot(t, g.repo, func(s *metadata.SnapshotType) { s.Meta["prod.json"].Version = v + 1 })
+		}},
+		{"endless bundle", tuftest.Options{}, func(t *testing.T, g *gitEnv) {
+			rel := g.repo.Publish(t, "prod", allowing("reg.example.com/v3/**"))
+			name := tuflayout.TargetFile("prod", strings.TrimPrefix(rel.Digest, "sha256:"))
+			g.repo.Write(t, name, append(g.repo.Read(t, name), make([]byte, 1<<20)...))
+		}},
+		{"another environment's key signs prod's role", tuftest.Options{Envs: []string{"dev", "prod"}}, func(t *testing.T, g *gitEnv) {
+			evil := g.repo.Publish(t, "dev", allowing("reg.example.com/v3/**"))
+			next := g.repo.Name(t, "prod", 1)
+			tuftest.Resign(t, g.repo, g.repo.Name(t, "dev", 0), next, metadata.Targets(), func(tt *metadata.TargetsType) {
+				tt.Version = g.repo.Versions(t)["prod"] + 1
+				tf := tt.Targets["dev/bundle.tar.gz"]
+				delete(tt.Targets, "dev/bundle.tar.gz")
+				tf.Path = "prod/bundle.tar.gz"
+				tf.Custom, _ = (&tuflayout.Custom{Version: 3}).Raw()
+				tt.Targets["prod/bundle.tar.gz"] = tf
+			}, g.repo.Signers["dev"]...)
+			hexDigest := strings.TrimPrefix(evil.Digest, "sha256:")
+			g.repo.Write(t, tuflayout.TargetFile("prod", hexDigest), g.repo.Read(t, tuflayout.TargetFile("dev", hexDigest)))
+			tuftest.ForgeSnapshot(t, g.repo, func(s *metadata.SnapshotType) { s.Meta["prod.json"].Version++ })
+		}},
+		{"root rotation without the old threshold", tuftest.Options{Envs: []string{"prod"}, Keys: map[string]int{"root": 3}, Thresholds: map[string]int{"root": 2}}, func(t *testing.T, g *gitEnv) {
+			attacker := tuftest.NewSigner(t)
+			pub, _ := attacker.PublicKey()
+			k, _ := metadata.KeyFromPublicKey(pub)
+			id, _ := k.ID()
+			tuftest.Resign(t, g.repo, "metadata/1.root.json", "metadata/2.root.json", metadata.Root(), func(r *metadata.RootType) {
+				r.Version = 2
+				r.Keys[id] = k
+				for _, role := range r.Roles {
+					role.KeyIDs = []string{id}
+					role.Threshold = 1
+				}
+			}, attacker, g.repo.Signers["root"][0])
+		}},
 		{"signatures below the threshold", tuftest.Options{Envs: []string{"prod"}, Keys: map[string]int{"prod": 2}, Thresholds: map[string]int{"prod": 2}}, func(t *testing.T, g *gitEnv) {
 			g.repo.Publish(t, "prod", allowing("reg.example.com/v3/**"))
 			name := g.repo.Name(t, "prod", 0)
