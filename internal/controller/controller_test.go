@@ -11,6 +11,7 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -18,6 +19,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -197,3 +199,72 @@ func TestPolicySourceStatusInARealAPIServer(t *testing.T) {
 		return true
 	})
 }
+
+// Two replicas: both follow the PolicySource, sync and enforce; one
+// elected leader holds the lease and writes status.
+func TestEveryReplicaSyncsOneLeaderWritesStatus(t *testing.T) {
+	env, c, scheme := startAPIServer(t)
+	repo := tuftest.NewRepo(t, tuftest.Options{Envs: []string{"prod"}})
+	repo.Publish(t, "prod", allowing("reg.example.com/v1/**"))
+	clock := &tuftest.Clock{T: repo.Clock.T.Add(time.Hour)}
+	ctx, cancel := context.WithCancel(t.Context())
+	var syncers []*syncer.Syncer
+	var dones []chan struct{}
+	for range 2 {
+		mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
+			LeaderElection: true, LeaderElectionID: "ward-status-writer", LeaderElectionNamespace: "default",
+			Controller:    ctrlconfig.Controller{SkipNameValidation: ptr(true)}, // two replicas in one process
+			LeaseDuration: ptr(4 * time.Second), RenewDeadline: ptr(3 * time.Second), RetryPeriod: ptr(500 * time.Millisecond)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		writer := &controller.StatusWriter{Client: mgr.GetClient()}
+		syn, err := syncer.New(nil, t.TempDir(), &admission.Policies{}, syncer.WithClock(clock.Now), syncer.WithStatusHook(writer.Synced))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mgr.Add(writer)
+		r := &controller.Reconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Namespace: "default", Syncer: syn, StateDir: t.TempDir(), Status: writer}
+		if err := r.SetupWithManager(mgr); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { defer close(done); syn.Run(ctx) }()
+		go func() { mgr.Start(ctx) }()
+		syncers, dones = append(syncers, syn), append(dones, done)
+	}
+	defer func() {
+		cancel()
+		for _, d := range dones {
+			<-d
+		}
+	}()
+	ps := &v1alpha1.PolicySource{
+		ObjectMeta: metav1.ObjectMeta{Name: "prod"},
+		Spec:       v1alpha1.PolicySourceSpec{Env: "prod", Root: string(repo.Root(t)), Interval: &metav1.Duration{Duration: time.Hour}, Dir: &v1alpha1.DirSource{Path: repo.Dir}},
+	}
+	if err := c.Create(t.Context(), ps); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "both replicas enforce v1", func() bool {
+		for _, s := range syncers {
+			if !s.Ready() {
+				return false
+			}
+		}
+		return true
+	})
+	eventually(t, "status written by the leader", func() bool {
+		var got v1alpha1.PolicySource
+		if err := c.Get(t.Context(), types.NamespacedName{Name: "prod"}, &got); err != nil {
+			return false
+		}
+		return conditions.IsTrue(&got, meta.ReadyCondition)
+	})
+	var lease coordinationv1.Lease
+	if err := c.Get(t.Context(), types.NamespacedName{Namespace: "default", Name: "ward-status-writer"}, &lease); err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
+		t.Fatalf("no leader lease: %v %+v", err, lease.Spec)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
