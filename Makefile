@@ -12,7 +12,7 @@ FUZZTIME ?= 10s
 # about 8 s.
 FUZZ_TARGETS := ./bundle:FuzzRead ./bundle/tufclient:FuzzUpdateMetadata:2000x ./bundle/tuflayout:FuzzParseCustom ./policies:FuzzCompile:20000x ./admission:FuzzValidate:20000x
 
-.PHONY: help setup build test unit vet fmt lint fuzz bench demo verify tidy generate controller-gen
+.PHONY: help setup build test unit vet fmt lint fuzz bench demo demo-authoring verify tidy generate controller-gen
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -48,7 +48,11 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 10s)
 bench: ## Benchmarks: bundle verify + unpack, glob matching, admission decisions (10, 1,000, 10,000 policies)
 	$(GO) test -run '^$$' -bench . -benchmem ./bundle/... ./policies/... ./admission/...
 
-demo: build ## The authoring flow end to end (the full demo comes with the controller)
+demo: build ## The whole story on this machine, no cluster (ward demo)
+	@./hack/setup.sh
+	$(BIN) demo
+
+demo-authoring: build ## The authoring flow alone: reproducible builds, verify, rollback, timestamp refresh
 	./hack/demo.sh $(BIN)
 
 CONTROLLER_GEN_VERSION := v0.23.0

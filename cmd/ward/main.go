@@ -92,6 +92,7 @@ The authoring flow:
 		newTestCommand(),
 		newServeCommand(),
 		newStatusCommand(),
+		newDemoCommand(),
 		newTUFCommand(),
 		newVersionCommand(),
 	)

@@ -195,3 +195,13 @@ func TestServeBadInput(t *testing.T) {
 		t.Errorf("status of nothing: exit %d %q", code, errOut)
 	}
 }
+
+func TestDemo(t *testing.T) {
+	code, out, errOut := ward(t, "demo")
+	if code != 0 || !strings.Contains(out, "All 9 steps behaved as expected") {
+		t.Fatalf("ward demo: exit %d\n%s%s", code, out, errOut)
+	}
+	if strings.Contains(out, "demo-git-secret") {
+		t.Error("the demo printed the Git password")
+	}
+}

@@ -4,14 +4,14 @@
 package gittest
 
 import (
-	"net/http"
-	"net/http/cgi"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"ward.dev/ward/internal/gitserver"
 )
 
 // Server is a running Git smart-HTTP server.
@@ -28,26 +28,12 @@ type Server struct {
 // auth credentials User and Pass.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	execPath, err := exec.Command("git", "--exec-path").Output()
-	if err != nil {
-		t.Fatalf("git is not installed: run `make test` (it installs it): %v", err)
-	}
 	s := &Server{Root: t.TempDir(), User: "ward", Pass: "git-s3cret"}
-	backend := &cgi.Handler{
-		Path: filepath.Join(strings.TrimSpace(string(execPath)), "git-http-backend"),
-		Env:  []string{"GIT_PROJECT_ROOT=" + s.Root, "GIT_HTTP_EXPORT_ALL=1"},
+	h, err := gitserver.Handler(s.Root, s.User, s.Pass)
+	if err != nil {
+		t.Fatalf("%v: run `make test` (it installs git)", err)
 	}
-	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u, p, ok := r.BasicAuth()
-		if !ok || u != s.User || p != s.Pass {
-			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
-			return
-		}
-		h := *backend
-		h.Env = append(append([]string{}, backend.Env...), "REMOTE_USER="+u)
-		h.ServeHTTP(w, r)
-	}))
+	s.srv = httptest.NewServer(h)
 	t.Cleanup(s.srv.Close)
 	s.URL = s.srv.URL
 	return s
@@ -60,9 +46,9 @@ func (s *Server) Close() { s.srv.Close() }
 // its URL.
 func (s *Server) NewRepo(t testing.TB, name string) string {
 	t.Helper()
-	dir := filepath.Join(s.Root, name)
-	Run(t, "", "git", "init", "-q", "--bare", "-b", "main", dir)
-	Run(t, dir, "git", "config", "http.receivepack", "true")
+	if err := gitserver.InitBare(filepath.Join(s.Root, name)); err != nil {
+		t.Fatal(err)
+	}
 	return s.URL + "/" + name
 }
 

@@ -14,7 +14,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 	cbundle "github.com/sigstore/cosign/v2/pkg/cosign/bundle"
-	"github.com/sigstore/cosign/v2/pkg/oci/mutate"
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 	"github.com/sigstore/cosign/v2/pkg/oci/static"
 	"github.com/sigstore/cosign/v2/pkg/types"
@@ -27,6 +26,8 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 	sigdsse "github.com/sigstore/sigstore/pkg/signature/dsse"
 	"github.com/sigstore/sigstore/pkg/signature/payload"
+
+	"ward.dev/ward/internal/imagesign"
 )
 
 // Sigstore is sigstore-go's virtual Sigstore: a Fulcio-like CA issuing
@@ -130,11 +131,7 @@ func (s *Sigstore) SignLegacyAt(t testing.TB, d name.Digest, identity, issuer st
 	if err != nil {
 		t.Fatal(err)
 	}
-	attach(t, d, func(se *seHolder) error {
-		var err error
-		se.se, err = mutate.AttachSignatureToEntity(se.se, ociSig)
-		return err
-	}, ociremote.WriteSignatures, opts...)
+	check(t, imagesign.AttachSignature(d, ociSig, opts...))
 }
 
 // SignBundle signs d keylessly in the Sigstore bundle format (a DSSE
