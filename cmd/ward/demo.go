@@ -61,15 +61,15 @@ every step behaved as expected. Needs git.`,
 }
 
 type demo struct {
-	ctx   context.Context
-	out   io.Writer
-	step  int
-	dir   string
-	repo  string // the policy repository
-	reg   string // registry host
-	git   string // Git server URL
-	gitU  string
-	gitP  string
+	ctx              context.Context
+	out              io.Writer
+	step             int
+	dir              string
+	repo             string // the policy repository
+	reg              string // registry host
+	git              string // Git server URL
+	gitU             string
+	gitP             string
 	signed, unsigned name.Digest
 	webhooks         map[string]*demoController
 }

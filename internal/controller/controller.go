@@ -9,20 +9,28 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/predicates"
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"ward.dev/ward/api/v1alpha1"
 	"ward.dev/ward/sync/config"
 	"ward.dev/ward/sync/syncer"
 )
+
+// specRetry is how soon a refused spec is tried again (its Secret or
+// ConfigMap may appear).
+const specRetry = time.Minute
 
 // Reconciler keeps the sync loop's sources in step with the PolicySource
 // objects. It runs on every replica: each one syncs and serves.
@@ -47,7 +55,8 @@ type Reconciler struct {
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.handled = map[string]string{}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&v1alpha1.PolicySource{}).
+		// Spec changes and reconcile requests, not our own status writes.
+		For(&v1alpha1.PolicySource{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicates.ReconcileRequestedPredicate{}))).
 		Named("policysource").
 		WithOptions(controller.Options{NeedLeaderElection: ptr(false)}).
 		Complete(r)
@@ -76,11 +85,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		err = r.Syncer.Upsert(spec)
 	}
 	if err != nil {
-		// A spec that cannot be used: the source keeps what it enforced
-		// (or denies all if it never had a bundle); the leader says why.
+		// A spec that cannot be used: a source that had a working spec
+		// keeps it and its bundle; a new one denies every image instead of
+		// dropping out. The leader says why; a Secret or ConfigMap that
+		// appears later is picked up by the periodic retry.
 		log.Info("policy source spec refused", "source", ps.Name, "error", err.Error())
+		r.Syncer.Block(ps.Name, ps.Spec.Env, err.Error())
 		r.Status.Stalled(ps.Name, ps.Generation, err)
-		return ctrl.Result{}, nil
+		return ctrl.Result{RequeueAfter: specRetry}, nil
 	}
 	r.Status.Accepted(ps.Name, ps.Generation)
 	if v, ok := meta.ReconcileAnnotationValue(ps.Annotations); ok {

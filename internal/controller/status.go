@@ -38,7 +38,14 @@ type StatusWriter struct {
 	mu      sync.Mutex
 	pending map[string]*observed
 	wake    chan struct{}
+	// stalled keeps each source's spec problem until a spec is accepted,
+	// so that a sync of the old spec does not report it Ready.
+	stalled map[string]error
 }
+
+// maxPendingEvents bounds the events kept per source between writes (a
+// follower keeps them until it leads).
+const maxPendingEvents = 10
 
 type observed struct {
 	generation int64
@@ -57,6 +64,7 @@ func (w *StatusWriter) entry(name string) *observed {
 	w.mu.Lock()
 	if w.pending == nil {
 		w.pending = map[string]*observed{}
+		w.stalled = map[string]error{}
 	}
 	if w.wake == nil {
 		w.wake = make(chan struct{}, 1)
@@ -70,6 +78,11 @@ func (w *StatusWriter) entry(name string) *observed {
 }
 
 func (w *StatusWriter) done() {
+	for _, o := range w.pending {
+		if n := len(o.events); n > maxPendingEvents {
+			o.events = o.events[n-maxPendingEvents:]
+		}
+	}
 	w.mu.Unlock()
 	select {
 	case w.wake <- struct{}{}:
@@ -94,15 +107,19 @@ func (w *StatusWriter) Synced(st syncer.Status) {
 // Stalled records a spec that cannot be used.
 func (w *StatusWriter) Stalled(name string, generation int64, err error) {
 	o := w.entry(name)
-	o.generation, o.specErr = generation, err
-	o.events = append(o.events, event{warning: true, reason: ReasonInvalidSpec, notes: err.Error()})
+	o.generation = generation
+	if prev, ok := w.stalled[name]; !ok || prev.Error() != err.Error() {
+		o.events = append(o.events, event{warning: true, reason: ReasonInvalidSpec, notes: err.Error()})
+	}
+	w.stalled[name] = err
 	w.done()
 }
 
 // Accepted records a spec the sync loop took.
 func (w *StatusWriter) Accepted(name string, generation int64) {
 	o := w.entry(name)
-	o.generation, o.specErr = generation, nil
+	o.generation = generation
+	delete(w.stalled, name)
 	w.done()
 }
 
@@ -132,12 +149,21 @@ func (w *StatusWriter) Start(ctx context.Context) error {
 		w.pending = map[string]*observed{}
 		w.mu.Unlock()
 		for name, o := range batch {
+			w.mu.Lock()
+			o.specErr = w.stalled[name]
+			w.mu.Unlock()
 			if err := w.write(ctx, name, o); err != nil {
 				w.Log.Error(err, "failed to write status", "source", name)
-				// Keep it for the next round, merged under newer news.
+				// Keep it for the next round; newer news wins, its events
+				// are kept.
 				w.mu.Lock()
-				if _, newer := w.pending[name]; !newer {
+				if newer, ok := w.pending[name]; !ok {
 					w.pending[name] = o
+				} else {
+					newer.events = append(o.events, newer.events...)
+					if newer.sync == nil {
+						newer.sync = o.sync
+					}
 				}
 				w.mu.Unlock()
 				go func() { time.Sleep(2 * time.Second); w.entry(name); w.done() }()

@@ -112,7 +112,12 @@ func (r FileResolver) Secret(name string) (map[string][]byte, error) {
 	}
 	out := map[string][]byte{}
 	for _, e := range entries {
-		if !e.Type().IsRegular() {
+		// Kubernetes mounts keys as links into a hidden ..data folder.
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		fi, err := os.Stat(filepath.Join(dir, e.Name()))
+		if err != nil || !fi.Mode().IsRegular() {
 			continue
 		}
 		data, err := os.ReadFile(filepath.Join(dir, e.Name()))

@@ -178,12 +178,17 @@ func setRemote(repo *git.Repository, u string) error {
 	return err
 }
 
-// redactErr removes credentials of u from an error message.
+// redactErr removes the user part of u (a token is often the user name)
+// from an error message.
 func redactErr(err error, u string) string {
 	msg := err.Error()
 	if parsed, perr := url.Parse(u); perr == nil && parsed.User != nil {
+		msg = strings.ReplaceAll(msg, parsed.User.String()+"@", "")
 		if p, ok := parsed.User.Password(); ok && p != "" {
 			msg = strings.ReplaceAll(msg, p, "REDACTED")
+		}
+		if name := parsed.User.Username(); name != "" {
+			msg = strings.ReplaceAll(msg, name, "REDACTED")
 		}
 	}
 	return msg

@@ -3,6 +3,8 @@ package syncer
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -149,9 +151,12 @@ type Syncer struct {
 	status   map[string]*Status
 	triggers map[string]chan struct{}
 	running  map[string]*sync.Mutex
-	runCtx   context.Context
-	cancels  map[string]context.CancelFunc
-	loops    sync.WaitGroup
+	// gens counts changes of trust per source: a sync started under an
+	// older generation is discarded when it ends.
+	gens    map[string]uint64
+	runCtx  context.Context
+	cancels map[string]context.CancelFunc
+	loops   sync.WaitGroup
 }
 
 // New checks the specs and makes a Syncer that stores the combined policies
@@ -161,7 +166,7 @@ type Syncer struct {
 func New(specs []Spec, stateDir string, p *admission.Policies, opts ...Option) (*Syncer, error) {
 	s := &Syncer{stateDir: stateDir, policies: p, now: time.Now, jitter: 0.1,
 		states: map[string]*admission.State{}, status: map[string]*Status{}, triggers: map[string]chan struct{}{},
-		running: map[string]*sync.Mutex{}, cancels: map[string]context.CancelFunc{}}
+		running: map[string]*sync.Mutex{}, cancels: map[string]context.CancelFunc{}, gens: map[string]uint64{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -213,7 +218,11 @@ func (s *Syncer) addLocked(sp Spec) {
 	s.specs = append(s.specs, sp)
 	s.status[sp.Name] = &Status{Name: sp.Name, Env: sp.Env, Source: sp.Source.String(), Suspended: sp.Suspend}
 	s.triggers[sp.Name] = make(chan struct{}, 1)
-	s.running[sp.Name] = &sync.Mutex{}
+	if s.running[sp.Name] == nil {
+		// Kept across Remove: a sync of the old source still in flight
+		// finishes before one of the new starts.
+		s.running[sp.Name] = &sync.Mutex{}
+	}
 }
 
 // sameTrust reports whether two specs trust the same bundles: same
@@ -243,25 +252,46 @@ func (s *Syncer) Upsert(sp Spec) error {
 		return nil
 	}
 	old := s.specs[i]
+	if old.Source != nil && sameTrust(old, sp) && old.Interval == sp.Interval && old.Timeout == sp.Timeout && old.OnExpiry == sp.OnExpiry && old.Suspend == sp.Suspend {
+		return nil // nothing changed: keep the loop as it is
+	}
 	s.specs[i] = sp
 	st := s.status[sp.Name]
 	st.Env, st.Source, st.Suspended = sp.Env, sp.Source.String(), sp.Suspend
-	if !sameTrust(old, sp) {
+	if old.Source == nil || !sameTrust(old, sp) {
+		// What was verified for the old trust is nothing for the new: a
+		// sync in flight is discarded when it ends, and the next sync
+		// finds the state folder's trust changed and clears it.
+		s.gens[sp.Name]++
 		delete(s.states, sp.Name)
 		st.Applied, st.Ready, st.LastError, st.LastReason = nil, false, "", ""
-		run := s.running[sp.Name]
-		run.Lock() // wait for a sync in flight to finish
-		if err := os.RemoveAll(s.sourceDir(sp.Name)); err != nil {
-			run.Unlock()
-			return fmt.Errorf("policy source %s: failed to clear its state: %w", sp.Name, err)
-		}
-		run.Unlock()
 		s.swapLocked()
 	}
 	s.stopLocked(sp.Name)
 	s.startLocked(sp)
 	return nil
 }
+
+// Block registers a source whose spec cannot be used, so that it takes part
+// as deny-all instead of silently dropping out; a source with a working
+// spec keeps it (and its bundle). Upsert with a usable spec replaces the
+// block.
+func (s *Syncer) Block(name, env, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if slices.ContainsFunc(s.specs, func(x Spec) bool { return x.Name == name }) {
+		return
+	}
+	s.addLocked(Spec{Name: name, Env: env, Source: blocked(reason)})
+	s.status[name].LastError, s.status[name].LastReason = reason, "InvalidSpec"
+	s.swapLocked()
+}
+
+// blocked is the source of a blocked spec: never synced.
+type blocked string
+
+func (b blocked) Open(context.Context) (source.Snapshot, error) { return nil, errors.New(string(b)) }
+func (b blocked) String() string                                { return "invalid spec" }
 
 // Remove stops and forgets a source; its policies stop taking part.
 func (s *Syncer) Remove(name string) {
@@ -272,6 +302,7 @@ func (s *Syncer) Remove(name string) {
 		return
 	}
 	s.stopLocked(name)
+	s.gens[name]++
 	s.specs = slices.Delete(s.specs, i, i+1)
 	delete(s.states, name)
 	delete(s.status, name)
@@ -286,15 +317,22 @@ func validateName(name string) error {
 	return nil
 }
 
-func (s *Syncer) spec(name string) (Spec, *sync.Mutex, bool) {
+// spec returns a source's spec and generation.
+func (s *Syncer) spec(name string) (Spec, uint64, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, sp := range s.specs {
 		if sp.Name == name {
-			return sp, s.running[name], true
+			return sp, s.gens[name], true
 		}
 	}
-	return Spec{}, nil, false
+	return Spec{}, 0, false
+}
+
+func (s *Syncer) runMutex(name string) *sync.Mutex {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.running[name]
 }
 
 // Sources lists the source names in order.
@@ -308,7 +346,32 @@ func (s *Syncer) Sources() []string {
 	return out
 }
 
-func (s *Syncer) sourceDir(name string) string { return filepath.Join(s.stateDir, name) }
+func (s *Syncer) sourceDir(name string) string { return filepath.Join(s.stateDir, "sources", name) }
+
+// trustFile records what a source's state folder was verified under.
+const trustFile = "trust.json"
+
+// checkTrust clears a source's state folder when it was built under
+// another root, repository or environment: what was verified for one is
+// nothing for the other (a rotated-away root must not stay trusted).
+func (s *Syncer) checkTrust(sp Spec) error {
+	dir := s.sourceDir(sp.Name)
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00", sp.Source.String(), sp.Env)
+	h.Write(sp.Root)
+	want := hex.EncodeToString(h.Sum(nil))
+	got, err := os.ReadFile(filepath.Join(dir, trustFile))
+	if err == nil && string(got) == want {
+		return nil
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, trustFile), []byte(want), 0o600)
+}
 
 // Statuses returns every source's status, in order.
 func (s *Syncer) Statuses() []Status {
@@ -358,10 +421,9 @@ func (s *Syncer) Trigger(name string) bool {
 	return true
 }
 
-// Run restores persisted bundles, then syncs every source at its interval
-// (and when triggered) until ctx ends.
+// Run syncs every source at its interval (and when triggered) until ctx
+// ends, each first serving its persisted bundle (see Restore).
 func (s *Syncer) Run(ctx context.Context) error {
-	s.Restore(ctx)
 	s.mu.Lock()
 	s.runCtx = ctx
 	for _, sp := range s.specs {
@@ -381,7 +443,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 // startLocked starts a source's loop when Run runs and the source is not
 // suspended.
 func (s *Syncer) startLocked(sp Spec) {
-	if s.runCtx == nil || sp.Suspend {
+	if _, isBlocked := sp.Source.(blocked); s.runCtx == nil || sp.Suspend || isBlocked {
 		return
 	}
 	ctx, cancel := context.WithCancel(s.runCtx)
@@ -402,6 +464,9 @@ func (s *Syncer) stopLocked(name string) {
 }
 
 func (s *Syncer) loop(ctx context.Context, sp Spec, trigger chan struct{}) {
+	// Serve what was verified before a restart while the source is asked
+	// (also for sources that appear later, as PolicySources do).
+	s.restore(ctx, sp)
 	failures := 0
 	for {
 		wait := sp.Interval + time.Duration(rand.Float64()*s.jitter*float64(sp.Interval))
@@ -432,12 +497,19 @@ func (s *Syncer) loop(ctx context.Context, sp Spec, trigger chan struct{}) {
 // swap. On failure nothing is swapped in and the error (an *Error) is also
 // recorded in the status.
 func (s *Syncer) Sync(ctx context.Context, name string) error {
-	sp, run, ok := s.spec(name)
-	if !ok {
+	run := s.runMutex(name)
+	if run == nil {
 		return fmt.Errorf("no policy source %q", name)
 	}
 	run.Lock() // one sync of a source at a time
 	defer run.Unlock()
+	sp, gen, ok := s.spec(name) // read under the run lock: the spec it runs with
+	if !ok {
+		return fmt.Errorf("no policy source %q", name)
+	}
+	if _, isBlocked := sp.Source.(blocked); isBlocked {
+		return &Error{Reason: "InvalidSpec", Err: errors.New(string(sp.Source.(blocked)))}
+	}
 	log := logr.FromContextOrDiscard(ctx).WithValues("source", name, "env", sp.Env)
 	ctx, cancel := context.WithTimeout(ctx, sp.Timeout)
 	defer cancel()
@@ -448,10 +520,13 @@ func (s *Syncer) Sync(ctx context.Context, name string) error {
 		if !errors.As(err, &se) {
 			se = &Error{Reason: ReasonFetchFailed, Err: err}
 		}
-		s.failed(sp, se, start, log)
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			return se // stopped, not failed
+		}
+		s.failed(sp, gen, se, start, log)
 		return se
 	}
-	s.apply(sp, st, applied, start, log)
+	s.apply(sp, gen, st, applied, start, log)
 	return nil
 }
 
@@ -469,7 +544,7 @@ func (s *Syncer) fetchAndVerify(ctx context.Context, sp Spec) (*admission.State,
 // compiles it.
 func (s *Syncer) verify(ctx context.Context, sp Spec, f tufclient.Fetcher, now func() time.Time, revision string) (*admission.State, *Applied, error) {
 	dir := s.sourceDir(sp.Name)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := s.checkTrust(sp); err != nil {
 		return nil, nil, err
 	}
 	client, err := tufclient.New(sp.Root, f, dir, tufclient.WithClock(now))
@@ -500,10 +575,10 @@ func (s *Syncer) verify(ctx context.Context, sp Spec, f tufclient.Fetcher, now f
 	return admission.NewState(set, prov), a, nil
 }
 
-func (s *Syncer) apply(sp Spec, st *admission.State, a *Applied, start time.Time, log logr.Logger) {
+func (s *Syncer) apply(sp Spec, gen uint64, st *admission.State, a *Applied, start time.Time, log logr.Logger) {
 	s.mu.Lock()
 	status, ok := s.status[sp.Name]
-	if !ok { // removed meanwhile
+	if !ok || s.gens[sp.Name] != gen { // removed or re-trusted meanwhile
 		s.mu.Unlock()
 		return
 	}
@@ -532,17 +607,17 @@ func (s *Syncer) apply(sp Spec, st *admission.State, a *Applied, start time.Time
 	}
 }
 
-func (s *Syncer) failed(sp Spec, se *Error, start time.Time, log logr.Logger) {
+func (s *Syncer) failed(sp Spec, gen uint64, se *Error, start time.Time, log logr.Logger) {
 	s.mu.Lock()
 	status, ok := s.status[sp.Name]
-	if !ok { // removed meanwhile
+	if !ok || s.gens[sp.Name] != gen { // removed or re-trusted meanwhile
 		s.mu.Unlock()
 		return
 	}
 	status.LastAttempt, status.LastError, status.LastReason, status.Ready = start, se.Error(), se.Reason, false
 	status.Syncs++
 	status.Failures++
-	if se.Reason == ReasonMetadataExpired && status.Applied != nil && !status.Applied.Expired {
+	if se.Reason == ReasonMetadataExpired && status.Applied != nil {
 		status.Applied.Expired = true
 		if sp.OnExpiry == OnExpiryDenyAll {
 			s.states[sp.Name] = denyAll(sp, "the metadata of "+sp.Env+" has expired (onExpiry: deny-all)")
@@ -611,15 +686,35 @@ func (s *Syncer) Restore(ctx context.Context) {
 	specs := slices.Clone(s.specs)
 	s.mu.Unlock()
 	for _, sp := range specs {
+		s.restore(ctx, sp)
+	}
+}
+
+// restore serves one source's persisted bundle (see Restore).
+func (s *Syncer) restore(ctx context.Context, sp Spec) {
+	if _, isBlocked := sp.Source.(blocked); isBlocked {
+		return
+	}
+	run := s.runMutex(sp.Name)
+	if run == nil {
+		return
+	}
+	run.Lock()
+	defer run.Unlock()
+	_, gen, ok := s.spec(sp.Name)
+	if !ok {
+		return
+	}
+	{
 		log := logr.FromContextOrDiscard(ctx).WithValues("source", sp.Name, "env", sp.Env)
 		data, err := os.ReadFile(filepath.Join(s.sourceDir(sp.Name), "applied.json"))
 		if err != nil {
-			continue
+			return
 		}
 		var prev Applied
 		if err := json.Unmarshal(data, &prev); err != nil {
 			log.Error(err, "ignoring a corrupt applied.json")
-			continue
+			return
 		}
 		f := stateFetcher{dir: s.sourceDir(sp.Name)}
 		st, a, err := s.verify(ctx, sp, f, s.now, prev.Revision)
@@ -633,9 +728,12 @@ func (s *Syncer) Restore(ctx context.Context) {
 				st, a, err = s.verify(ctx, sp, f, func() time.Time { return at }, prev.Revision)
 			}
 		}
+		if err == nil && !expired && a.Digest != prev.Digest {
+			err = fmt.Errorf("the persisted metadata names %s, the applied bundle was %s", a.Digest, prev.Digest)
+		}
 		if err != nil {
 			log.Error(err, "the persisted bundle does not verify; waiting for the source")
-			continue
+			return
 		}
 		a.Expired = expired
 		a.AppliedAt = s.now()
@@ -643,7 +741,7 @@ func (s *Syncer) Restore(ctx context.Context) {
 			a.VerifiedAt = prev.VerifiedAt
 		}
 		s.mu.Lock()
-		if status, ok := s.status[sp.Name]; ok && status.Applied == nil {
+		if status, ok := s.status[sp.Name]; ok && status.Applied == nil && s.gens[sp.Name] == gen {
 			s.states[sp.Name] = st
 			status.Applied = a
 			s.swapLocked()

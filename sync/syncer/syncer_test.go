@@ -174,7 +174,7 @@ func TestRestoreRefusesTamperedState(t *testing.T) {
 	if err := e.syncer(t, "").Sync(t.Context(), "prod"); err != nil {
 		t.Fatal(err)
 	}
-	targets, _ := filepath.Glob(filepath.Join(e.stateDir, "prod", "targets", "*"))
+	targets, _ := filepath.Glob(filepath.Join(e.stateDir, "sources", "prod", "targets", "*"))
 	if len(targets) != 1 {
 		t.Fatalf("cached targets: %v", targets)
 	}
@@ -304,5 +304,49 @@ func TestUpsertAndRemoveWhileRunning(t *testing.T) {
 	}
 	if err := s.Upsert(syncer.Spec{Name: "bad/name", Env: "prod", Root: a.root, Source: source.Dir{Path: a.repo.Dir}}); err == nil {
 		t.Fatal("a bad name was accepted")
+	}
+}
+
+// A state folder verified under one root is not trusted under another: a
+// root rotated away (or a recreated source) starts from the pinned root.
+func TestChangedRootClearsState(t *testing.T) {
+	e := newEnv(t)
+	if err := e.syncer(t, "").Sync(t.Context(), "prod"); err != nil {
+		t.Fatal(err)
+	}
+	other := tuftest.NewRepo(t, tuftest.Options{Envs: []string{"prod"}})
+	e.root = other.Root(t) // the cluster now pins another root
+	e.policies = &admission.Policies{}
+	s := e.syncer(t, "")
+	s.Restore(t.Context())
+	if e.allowed(t, "v1") || s.Ready() {
+		t.Fatal("a bundle verified under the old root was served")
+	}
+	if err := s.Sync(t.Context(), "prod"); err == nil {
+		t.Fatal("the repository verified under a root that did not sign it")
+	}
+}
+
+// A source whose spec cannot be used denies all instead of dropping out.
+func TestBlockedSourceDeniesAll(t *testing.T) {
+	e := newEnv(t)
+	e.repo.Publish(t, "prod", allowing("reg.example.com/v1/**")+"---\napiVersion: policy.ward.dev/v1\nkind: Settings\nmetadata: {name: s}\nspec: {unmatchedImages: allow}\n")
+	s := e.syncer(t, "")
+	if err := s.Sync(t.Context(), "prod"); err != nil {
+		t.Fatal(err)
+	}
+	if !e.allowed(t, "anything") {
+		t.Fatal("unmatched images not allowed")
+	}
+	s.Block("broken", "prod", "root does not parse")
+	if e.allowed(t, "anything") || e.allowed(t, "v1") || s.Ready() {
+		t.Fatal("a blocked source does not deny")
+	}
+	if st := s.Statuses()[1]; st.LastError != "root does not parse" || st.Ready {
+		t.Fatalf("blocked status = %+v", st)
+	}
+	s.Remove("broken")
+	if !e.allowed(t, "v1") {
+		t.Fatal("removing the blocked source did not restore the policies")
 	}
 }
