@@ -3,6 +3,7 @@ package bundle
 import (
 	"bytes"
 	"fmt"
+	"time"
 
 	"ward.dev/ward/bundle/tufclient"
 	"ward.dev/ward/bundle/tuflayout"
@@ -13,9 +14,10 @@ import (
 // only way to make one, so nothing downstream can compile bytes that TUF
 // did not approve.
 type Verified struct {
-	contents *Contents
-	env      string
-	custom   tuflayout.Custom
+	contents   *Contents
+	env        string
+	custom     tuflayout.Custom
+	trustUntil time.Time
 }
 
 // Open reads a TUF-verified target as a bundle and checks that the
@@ -32,7 +34,7 @@ func Open(t *tufclient.Target, opts ...ReadOption) (*Verified, error) {
 	if custom.Commit != "" && custom.Commit != c.Manifest.Source.Commit {
 		return nil, fmt.Errorf("failed to open the bundle of %s: signed metadata names commit %s, the manifest %s", t.Env(), custom.Commit, c.Manifest.Source.Commit)
 	}
-	return &Verified{contents: c, env: t.Env(), custom: custom}, nil
+	return &Verified{contents: c, env: t.Env(), custom: custom, trustUntil: t.TrustUntil()}, nil
 }
 
 // Env is the environment the bundle was verified for.
@@ -72,3 +74,7 @@ type Document struct {
 	Path string
 	Data []byte
 }
+
+// TrustUntil is when the metadata that vouched for the bundle starts to
+// expire (see tufclient.Target.TrustUntil).
+func (v *Verified) TrustUntil() time.Time { return v.trustUntil }

@@ -262,14 +262,30 @@ func (c *Client) Update(ctx context.Context, env string) (*Target, error) {
 		}
 	}
 	roleVersion, expires := int64(0), time.Time{}
-	if md := u.GetTrustedMetadataSet().Targets[env]; md != nil {
+	trusted := u.GetTrustedMetadataSet()
+	if md := trusted.Targets[env]; md != nil {
 		roleVersion, expires = md.Signed.Version, md.Signed.Expires
+	}
+	trustUntil := expires
+	earlier := func(t time.Time) {
+		if !t.IsZero() && (trustUntil.IsZero() || t.Before(trustUntil)) {
+			trustUntil = t
+		}
+	}
+	if trusted.Timestamp != nil {
+		earlier(trusted.Timestamp.Signed.Expires)
+	}
+	if trusted.Snapshot != nil {
+		earlier(trusted.Snapshot.Signed.Expires)
+	}
+	if md := trusted.Targets[tuflayout.Targets]; md != nil {
+		earlier(md.Signed.Expires)
 	}
 	seen[env] = accepted{Version: custom.Version, Digest: digest}
 	if err := c.writeVersions(seen); err != nil {
 		return nil, err
 	}
-	return &Target{env: env, data: data, digest: digest, custom: *custom, roleVersion: roleVersion, expires: expires}, nil
+	return &Target{env: env, data: data, digest: digest, custom: *custom, roleVersion: roleVersion, expires: expires, trustUntil: trustUntil}, nil
 }
 
 // checkLayout enforces ward's layout beyond TUF's rules: the top-level

@@ -15,6 +15,7 @@ type Target struct {
 	custom      tuflayout.Custom
 	roleVersion int64
 	expires     time.Time
+	trustUntil  time.Time
 }
 
 // Env is the environment the bundle was verified for.
@@ -34,3 +35,8 @@ func (t *Target) RoleVersion() int64 { return t.roleVersion }
 
 // Expires is when that role's metadata expires.
 func (t *Target) Expires() time.Time { return t.expires }
+
+// TrustUntil is when the first of the metadata that vouches for the bundle
+// (timestamp, snapshot, targets, the environment's role) expires: past it,
+// the bundle is no longer known to be current.
+func (t *Target) TrustUntil() time.Time { return t.trustUntil }

@@ -92,6 +92,10 @@ type Applied struct {
 	Revision string `json:"revision,omitempty"`
 	// VerifiedAt is when the bundle's metadata last verified.
 	VerifiedAt time.Time `json:"verifiedAt"`
+	// TrustUntil is when the first of the metadata vouching for it
+	// expires; past it, the bundle counts as expired even if the source
+	// cannot be asked.
+	TrustUntil time.Time `json:"trustUntil,omitzero"`
 	// AppliedAt is when the bundle was swapped in.
 	AppliedAt time.Time `json:"appliedAt"`
 	// Expired is true while the metadata has expired and the bundle is
@@ -570,7 +574,7 @@ func (s *Syncer) verify(ctx context.Context, sp Spec, f tufclient.Fetcher, now f
 	if err != nil {
 		return nil, nil, &Error{Reason: ReasonPoliciesInvalid, Err: fmt.Errorf("failed to compile the policies of %s v%d: %w", b.Env(), b.Version(), err)}
 	}
-	a := &Applied{Env: b.Env(), Version: b.Version(), Digest: b.Digest(), Commit: b.Commit(), Policies: set.Len(), Revision: revision, VerifiedAt: now()}
+	a := &Applied{Env: b.Env(), Version: b.Version(), Digest: b.Digest(), Commit: b.Commit(), Policies: set.Len(), Revision: revision, VerifiedAt: now(), TrustUntil: b.TrustUntil()}
 	prov := admission.Provenance{Source: sp.Name, Env: b.Env(), Version: b.Version(), Digest: b.Digest(), Commit: b.Commit()}
 	return admission.NewState(set, prov), a, nil
 }
@@ -617,7 +621,11 @@ func (s *Syncer) failed(sp Spec, gen uint64, se *Error, start time.Time, log log
 	status.LastAttempt, status.LastError, status.LastReason, status.Ready = start, se.Error(), se.Reason, false
 	status.Syncs++
 	status.Failures++
-	if se.Reason == ReasonMetadataExpired && status.Applied != nil {
+	// Expired metadata, or a source that cannot be asked past the time the
+	// metadata it gave expires: either way the bundle is not known to be
+	// current any more.
+	pastTrust := status.Applied != nil && !status.Applied.TrustUntil.IsZero() && s.now().After(status.Applied.TrustUntil)
+	if (se.Reason == ReasonMetadataExpired || pastTrust) && status.Applied != nil {
 		status.Applied.Expired = true
 		if sp.OnExpiry == OnExpiryDenyAll {
 			s.states[sp.Name] = denyAll(sp, "the metadata of "+sp.Env+" has expired (onExpiry: deny-all)")

@@ -350,3 +350,33 @@ func TestBlockedSourceDeniesAll(t *testing.T) {
 		t.Fatal("removing the blocked source did not restore the policies")
 	}
 }
+
+// A source that cannot be asked past the expiry of the metadata it gave
+// counts as expired too: onExpiry deny-all cannot be dodged by taking the
+// source down.
+func TestExpiryWhileTheSourceIsDown(t *testing.T) {
+	for _, onExpiry := range []string{syncer.OnExpiryKeep, syncer.OnExpiryDenyAll} {
+		t.Run(onExpiry, func(t *testing.T) {
+			e := newEnv(t)
+			s := e.syncer(t, onExpiry)
+			if err := s.Sync(t.Context(), "prod"); err != nil {
+				t.Fatal(err)
+			}
+			os.RemoveAll(e.repo.Dir)
+			e.clock.T = e.clock.T.Add(time.Hour) // still fresh
+			s.Sync(t.Context(), "prod")
+			if !e.allowed(t, "v1") || status(t, s).Applied.Expired {
+				t.Fatal("denied before the metadata expired")
+			}
+			e.clock.T = e.clock.T.Add(48 * time.Hour)
+			err := s.Sync(t.Context(), "prod")
+			var se *syncer.Error
+			if !errors.As(err, &se) || se.Reason != syncer.ReasonFetchFailed {
+				t.Fatalf("err = %v", err)
+			}
+			if got, want := e.allowed(t, "v1"), onExpiry == syncer.OnExpiryKeep; got != want || !status(t, s).Applied.Expired {
+				t.Fatalf("allowed = %t, status = %+v", got, status(t, s))
+			}
+		})
+	}
+}
