@@ -12,7 +12,7 @@ FUZZTIME ?= 10s
 # about 8 s.
 FUZZ_TARGETS := ./bundle:FuzzRead ./bundle/tufclient:FuzzUpdateMetadata:2000x ./bundle/tuflayout:FuzzParseCustom ./policies:FuzzCompile:20000x ./admission:FuzzValidate:20000x
 
-.PHONY: help setup build test unit vet fmt lint fuzz bench demo demo-authoring verify tidy generate controller-gen
+.PHONY: help setup build test unit e2e vet fmt lint fuzz bench demo demo-authoring verify tidy generate controller-gen
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ test: setup vet unit fuzz ## Everything CI runs: vet, unit and integration tests
 
 unit: ## Unit and integration tests with -race (a real kube-apiserver, registry and Git server included)
 	KUBEBUILDER_ASSETS=$$(./hack/kube-assets.sh) $(GO) test -race -count=1 ./...
+
+e2e: setup ## The end-to-end suite alone: ward behind a real kube-apiserver with real webhook configurations (also part of unit)
+	KUBEBUILDER_ASSETS=$$(./hack/kube-assets.sh) $(GO) test -race -count=1 -v ./test/e2e/
 
 vet: ## go vet and a gofmt check
 	$(GO) vet ./...
