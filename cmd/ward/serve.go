@@ -19,6 +19,7 @@ import (
 
 	"ward.dev/ward/admission"
 	"ward.dev/ward/admission/imageverify"
+	"ward.dev/ward/internal/certs"
 	"ward.dev/ward/internal/server"
 	"ward.dev/ward/sync/config"
 	"ward.dev/ward/sync/syncer"
@@ -37,6 +38,9 @@ type serveOptions struct {
 	pushSecretFile  string
 	registryCA      string
 	decisionTimeout time.Duration
+	tlsSecret       string
+	webhookService  string
+	webhookConfig   string
 }
 
 func newServeCommand() *cobra.Command {
@@ -97,6 +101,9 @@ A config file:
 	f.StringSliceVar(&o.hosts, "host", []string{"localhost", "127.0.0.1"}, "names of the self-signed certificate")
 	f.StringVar(&o.pushSecretFile, "push-secret-file", "", "file holding the HMAC secret of the push endpoint")
 	f.StringVar(&o.registryCA, "registry-ca", "", "PEM file of CAs to trust for registry TLS (default: the system's)")
+	f.StringVar(&o.tlsSecret, "webhook-tls-secret", "", "in a cluster: keep the serving certificate in this Secret of --namespace, made and rotated by ward, its CA written into the webhook configurations")
+	f.StringVar(&o.webhookService, "webhook-service", "ward", "in a cluster: the webhook's Service (the certificate's DNS names)")
+	f.StringVar(&o.webhookConfig, "webhook-config", "ward", "in a cluster: the Validating and Mutating webhook configurations whose caBundle ward keeps")
 	f.DurationVar(&o.decisionTimeout, "decision-timeout", admission.DefaultDecisionTimeout, "time limit of one admission decision (keep it under the webhook's timeoutSeconds)")
 	return cmd
 }
@@ -117,9 +124,15 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 			specs = append(specs, sp)
 		}
 	}
-	tlsConfig, certNote, err := o.tls()
-	if err != nil {
-		return err
+	var (
+		tlsConfig *tls.Config
+		certNote  string
+		err       error
+	)
+	if o.tlsSecret == "" || o.config != "" {
+		if tlsConfig, certNote, err = o.tls(); err != nil {
+			return err
+		}
 	}
 	var pushSecret []byte
 	if o.pushSecretFile != "" {
@@ -151,6 +164,15 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 			return err
 		}
 		syncOpts = append(syncOpts, syncer.WithStatusHook(cl.writer.Synced))
+		if o.tlsSecret != "" {
+			cl.certs = &certs.Manager{Client: cl.mgr.GetClient(), Reader: cl.mgr.GetAPIReader(), Namespace: o.namespace, Secret: o.tlsSecret,
+				Service: o.webhookService, WebhookConfig: o.webhookConfig, Log: log.WithName("certs")}
+			if err := cl.certs.Ensure(ctx); err != nil {
+				return fmt.Errorf("failed to set up the webhook serving certificate: %w", err)
+			}
+			tlsConfig = cl.certs.TLSConfig()
+			certNote = fmt.Sprintf("serving certificate from Secret %s/%s, rotated by ward; caBundle kept in %s", o.namespace, o.tlsSecret, o.webhookConfig)
+		}
 	}
 	syn, err := syncer.New(specs, o.stateDir, pols, syncOpts...)
 	if err != nil {

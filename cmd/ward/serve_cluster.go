@@ -15,6 +15,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"ward.dev/ward/api/v1alpha1"
+	"ward.dev/ward/internal/certs"
 	"ward.dev/ward/internal/controller"
 	"ward.dev/ward/internal/server"
 	"ward.dev/ward/sync/syncer"
@@ -26,6 +27,7 @@ type clusterParts struct {
 	mgr       manager.Manager
 	writer    *controller.StatusWriter
 	clientset kubernetes.Interface
+	certs     *certs.Manager
 }
 
 func (o *serveOptions) cluster(log logr.Logger) (*clusterParts, error) {
@@ -78,7 +80,11 @@ func (c *clusterParts) run(ctx context.Context, syn *syncer.Syncer, srv *server.
 	if err := r.SetupWithManager(c.mgr); err != nil {
 		return err
 	}
-	for _, f := range []func(context.Context) error{syn.Run, srv.Serve} {
+	runs := []func(context.Context) error{syn.Run, srv.Serve}
+	if c.certs != nil {
+		runs = append(runs, c.certs.Run)
+	}
+	for _, f := range runs {
 		if err := c.mgr.Add(everyReplica(f)); err != nil {
 			return err
 		}

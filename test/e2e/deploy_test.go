@@ -1,0 +1,184 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
+
+	"ward.dev/ward/internal/certs"
+	"ward.dev/ward/internal/manifests"
+)
+
+// kustomization is the part of kustomization.yaml the base uses.
+type kustomization struct {
+	Namespace string   `json:"namespace"`
+	Resources []string `json:"resources"`
+	Images    []struct {
+		Name, NewName, NewTag string
+	} `json:"images"`
+}
+
+// render reads a kustomization the way kustomize would for what the base
+// uses: resources (files and folders), the namespace of namespaced objects
+// and image names.
+func render(t *testing.T, dir string) []*unstructured.Unstructured {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k kustomization
+	if err := yaml.Unmarshal(data, &k); err != nil {
+		t.Fatal(err)
+	}
+	var out []*unstructured.Unstructured
+	for _, r := range k.Resources {
+		p := filepath.Join(dir, r)
+		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+			out = append(out, render(t, p)...)
+			continue
+		}
+		objs, err := manifests.Read([]string{p}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range objs {
+			u := &unstructured.Unstructured{}
+			if err := u.UnmarshalJSON(o.Raw); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, u)
+		}
+	}
+	for _, u := range out {
+		switch u.GetKind() {
+		case "Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration":
+		default:
+			if k.Namespace != "" {
+				u.SetNamespace(k.Namespace)
+			}
+		}
+		for _, img := range k.Images {
+			raw, _ := u.MarshalJSON()
+			raw = bytes.ReplaceAll(raw, []byte(`"image":"`+img.Name+`"`), []byte(`"image":"`+img.NewName+":"+img.NewTag+`"`))
+			u.UnmarshalJSON(raw)
+		}
+	}
+	return out
+}
+
+// TestDeployManifests applies deploy/base to a real API server with
+// server-side apply, then lets ward's certificate manager make the serving
+// certificate and fill in the caBundle, and rotate it.
+func TestDeployManifests(t *testing.T) {
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		t.Fatal("KUBEBUILDER_ASSETS is not set: run `make test`, or export KUBEBUILDER_ASSETS=$(hack/kube-assets.sh)")
+	}
+	env := &envtest.Environment{BinaryAssetsDirectory: assets}
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Stop()
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	objs := render(t, filepath.Join("..", "..", "deploy", "base"))
+	kinds := map[string]bool{}
+	for _, u := range objs {
+		kinds[u.GetKind()] = true
+		if err := c.Patch(ctx, u, client.Apply, client.FieldOwner("ward-e2e"), client.ForceOwnership); err != nil {
+			t.Fatalf("apply %s %s: %v", u.GetKind(), u.GetName(), err)
+		}
+	}
+	for _, want := range []string{"CustomResourceDefinition", "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment", "PodDisruptionBudget", "Service", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"} {
+		if !kinds[want] {
+			t.Errorf("deploy/base has no %s", want)
+		}
+	}
+	var d appsv1.Deployment
+	if err := c.Get(ctx, types.NamespacedName{Namespace: "ward-system", Name: "ward"}, &d); err != nil {
+		t.Fatal(err)
+	}
+	ct := d.Spec.Template.Spec.Containers[0]
+	if *d.Spec.Replicas != 2 || ct.ReadinessProbe == nil || ct.LivenessProbe == nil || ct.Resources.Requests.Cpu().IsZero() || !strings.Contains(ct.Image, "ghcr.io/ward-dev/ward") {
+		t.Fatalf("deployment = %+v", d.Spec)
+	}
+	var v admissionregistrationv1.ValidatingWebhookConfiguration
+	if err := c.Get(ctx, types.NamespacedName{Name: "ward"}, &v); err != nil {
+		t.Fatal(err)
+	}
+	if *v.Webhooks[0].FailurePolicy != admissionregistrationv1.Fail || !strings.Contains(v.Webhooks[0].NamespaceSelector.String(), "ward-system") {
+		t.Fatalf("webhook = %+v", v.Webhooks[0])
+	}
+
+	// ward's certificate manager, as the Deployment runs it.
+	now := time.Now()
+	m := &certs.Manager{Client: c, Reader: c, Namespace: "ward-system", Secret: "ward-webhook-tls", Service: "ward", WebhookConfig: "ward", Now: func() time.Time { return now }}
+	if err := m.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var s corev1.Secret
+	if err := c.Get(ctx, types.NamespacedName{Namespace: "ward-system", Name: "ward-webhook-tls"}, &s); err != nil {
+		t.Fatal(err)
+	}
+	caBundle := func() [][]byte {
+		var v admissionregistrationv1.ValidatingWebhookConfiguration
+		var mw admissionregistrationv1.MutatingWebhookConfiguration
+		c.Get(ctx, types.NamespacedName{Name: "ward"}, &v)
+		c.Get(ctx, types.NamespacedName{Name: "ward"}, &mw)
+		return [][]byte{v.Webhooks[0].ClientConfig.CABundle, mw.Webhooks[0].ClientConfig.CABundle}
+	}
+	for _, b := range caBundle() {
+		if !bytes.Equal(b, s.Data["ca.crt"]) {
+			t.Fatal("caBundle not written")
+		}
+	}
+	serving := func() *x509.Certificate {
+		cert, err := m.GetCertificate(&tls.ClientHelloInfo{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf, _ := x509.ParseCertificate(cert.Certificate[0])
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(s.Data["ca.crt"])
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: "ward.ward-system.svc", CurrentTime: now}); err != nil {
+			t.Fatalf("serving certificate does not verify for the Service: %v", err)
+		}
+		return leaf
+	}
+	first := serving()
+
+	// Eleven months later: the serving certificate is renewed under the
+	// same CA, so the caBundle stays valid through the rotation.
+	now = now.Add(340 * 24 * time.Hour)
+	if err := m.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	second := serving()
+	if second.SerialNumber.Cmp(first.SerialNumber) == 0 {
+		t.Fatal("the serving certificate was not renewed")
+	}
+	for _, b := range caBundle() {
+		if !bytes.Equal(b, s.Data["ca.crt"]) {
+			t.Fatal("the CA changed with the serving certificate")
+		}
+	}
+}
