@@ -20,18 +20,19 @@ help: ## Show the targets
 build: ## Build bin/ward
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ward
 
-setup: ## Install what tests need when missing: git, docker-registry and openssh-server (apt), kube-apiserver and etcd (built into ~/.cache/ward)
+setup: ## Install what tests need when missing: git, docker-registry and openssh-server (apt), kube-apiserver, etcd and helm (built into ~/.cache/ward)
 	@./hack/setup.sh
 	@./hack/kube-assets.sh >/dev/null
+	@./hack/helm.sh >/dev/null
 
 test: setup vet unit fuzz ## Everything CI runs: vet, unit and integration tests with -race, a short fuzz run of each target
 	@echo "make test: all passed"
 
 unit: ## Unit and integration tests with -race (a real kube-apiserver, registry and Git server included)
-	KUBEBUILDER_ASSETS=$$(./hack/kube-assets.sh) $(GO) test -race -count=1 ./...
+	KUBEBUILDER_ASSETS=$$(./hack/kube-assets.sh) WARD_HELM=$$(./hack/helm.sh) $(GO) test -race -count=1 ./...
 
 e2e: setup ## The end-to-end suite alone: ward behind a real kube-apiserver with real webhook configurations (also part of unit)
-	KUBEBUILDER_ASSETS=$$(./hack/kube-assets.sh) $(GO) test -race -count=1 -v ./test/e2e/
+	KUBEBUILDER_ASSETS=$$(./hack/kube-assets.sh) WARD_HELM=$$(./hack/helm.sh) $(GO) test -race -count=1 -v ./test/e2e/
 
 vet: ## go vet and a gofmt check
 	$(GO) vet ./...
@@ -67,9 +68,10 @@ controller-gen:
 generate: controller-gen ## Regenerate deepcopy code and the PolicySource CRD from api/
 	$(CONTROLLER_GEN) object paths=./api/...
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:dir=deploy/crds
+	cp deploy/crds/ward.dev_policysources.yaml deploy/chart/ward/crds/
 
 tidy: ## go mod tidy
 	$(GO) mod tidy
 
 verify: tidy generate ## Fail if go mod tidy or code generation changes the tree
-	git diff --exit-code go.mod go.sum api deploy/crds
+	git diff --exit-code go.mod go.sum api deploy/crds deploy/chart/ward/crds

@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -180,5 +182,82 @@ func TestDeployManifests(t *testing.T) {
 		if !bytes.Equal(b, s.Data["ca.crt"]) {
 			t.Fatal("the CA changed with the serving certificate")
 		}
+	}
+}
+
+// TestHelmChart renders the chart with helm (built by hack/helm.sh) and
+// applies it, CRDs first, to a real API server; the cert-manager variant
+// renders its Certificate and the CA injection.
+func TestHelmChart(t *testing.T) {
+	helm := os.Getenv("WARD_HELM")
+	if helm == "" {
+		t.Fatal("WARD_HELM is not set: run `make test`, or export WARD_HELM=$(hack/helm.sh)")
+	}
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		t.Fatal("KUBEBUILDER_ASSETS is not set: run `make test`, or export KUBEBUILDER_ASSETS=$(hack/kube-assets.sh)")
+	}
+	chart := filepath.Join("..", "..", "deploy", "chart", "ward")
+	template := func(args ...string) []manifests.Object {
+		t.Helper()
+		out, err := exec.Command(helm, append([]string{"template", "ward", chart, "--namespace", "ward-system", "--include-crds"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("helm template: %v\n%s", err, out)
+		}
+		objs, err := manifests.Parse("helm template", out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return objs
+	}
+	withCM := template("--set", "certManager.enabled=true")
+	found := map[string]bool{}
+	for _, o := range withCM {
+		found[o.Kind] = true
+		if o.Kind == "ValidatingWebhookConfiguration" && !strings.Contains(string(o.Raw), "cert-manager.io/inject-ca-from") {
+			t.Error("no CA injection with cert-manager")
+		}
+	}
+	if !found["Certificate"] || !found["Issuer"] {
+		t.Fatalf("cert-manager variant renders %v", found)
+	}
+
+	env := &envtest.Environment{BinaryAssetsDirectory: assets}
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Stop()
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := &unstructured.Unstructured{}
+	ns.SetAPIVersion("v1")
+	ns.SetKind("Namespace")
+	ns.SetName("ward-system")
+	if err := c.Patch(t.Context(), ns, client.Apply, client.FieldOwner("ward-e2e")); err != nil {
+		t.Fatal(err)
+	}
+	objs := template()
+	// CRDs first, as helm installs them.
+	sort.SliceStable(objs, func(i, j int) bool {
+		return objs[i].Kind == "CustomResourceDefinition" && objs[j].Kind != "CustomResourceDefinition"
+	})
+	for _, o := range objs {
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(o.Raw); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Patch(t.Context(), u, client.Apply, client.FieldOwner("ward-e2e"), client.ForceOwnership); err != nil {
+			t.Fatalf("apply %s %s: %v", u.GetKind(), u.GetName(), err)
+		}
+	}
+	var d appsv1.Deployment
+	if err := c.Get(t.Context(), types.NamespacedName{Namespace: "ward-system", Name: "ward"}, &d); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(d.Spec.Template.Spec.Containers[0].Args, " "), "--webhook-tls-secret=ward-webhook-tls") {
+		t.Fatalf("args = %v", d.Spec.Template.Spec.Containers[0].Args)
 	}
 }
