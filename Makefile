@@ -12,7 +12,7 @@ FUZZTIME ?= 10s
 # about 8 s.
 FUZZ_TARGETS := ./bundle:FuzzRead ./bundle/tufclient:FuzzUpdateMetadata:2000x ./bundle/tuflayout:FuzzParseCustom ./policies:FuzzCompile:20000x ./admission:FuzzValidate:20000x
 
-.PHONY: help setup build test unit e2e vet fmt lint fuzz bench demo demo-authoring verify tidy generate controller-gen
+.PHONY: help setup build test unit e2e vet fmt lint fuzz bench demo demo-apiserver demo-authoring verify tidy generate controller-gen
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -55,6 +55,9 @@ bench: ## Benchmarks: bundle verify + unpack, glob matching, admission decisions
 demo: build ## The whole story on this machine, no cluster (ward demo)
 	@./hack/setup.sh
 	$(BIN) demo
+
+demo-apiserver: build setup ## The same story, the admission steps through a real kube-apiserver
+	$(BIN) demo --apiserver --kube-assets $$(./hack/kube-assets.sh)
 
 demo-authoring: build ## The authoring flow alone: reproducible builds, verify, rollback, timestamp refresh
 	./hack/demo.sh $(BIN)

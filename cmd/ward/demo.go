@@ -23,6 +23,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/spf13/cobra"
 	admissionv1 "k8s.io/api/admission/v1"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"ward.dev/ward/admission"
 	"ward.dev/ward/admission/imageverify"
@@ -36,7 +41,11 @@ import (
 )
 
 func newDemoCommand() *cobra.Command {
-	var keep bool
+	var (
+		keep      bool
+		apiserver bool
+		assets    string
+	)
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "The whole story on this machine, no cluster needed",
@@ -49,14 +58,28 @@ with provenance; a policy change committed, published and hot-swapped; the
 same bundle promoted to prod; a git revert published as a higher version;
 and a replay of old metadata refused while the current policy keeps being
 enforced. Each step prints what it did and what came out. Exit 0 only if
-every step behaved as expected. Needs git.`,
+every step behaved as expected. Needs git.
+
+With --apiserver the admission steps go through a real kube-apiserver and
+etcd (started here; build them once with hack/kube-assets.sh, which prints
+the folder for --kube-assets or KUBEBUILDER_ASSETS): ward is registered
+with Validating and Mutating webhook configurations, and Pods are created
+with client-go.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			d := &demo{out: cmd.OutOrStdout(), ctx: cmd.Context()}
+			if apiserver {
+				if assets == "" {
+					return errors.New("--apiserver needs kube-apiserver and etcd: run hack/kube-assets.sh and pass the folder it prints as --kube-assets (or KUBEBUILDER_ASSETS)")
+				}
+				d.assets = assets
+			}
 			return d.run(keep)
 		},
 	}
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep the demo's folder")
+	cmd.Flags().BoolVar(&apiserver, "apiserver", false, "run the admission steps through a real kube-apiserver")
+	cmd.Flags().StringVar(&assets, "kube-assets", os.Getenv("KUBEBUILDER_ASSETS"), "folder holding kube-apiserver and etcd (hack/kube-assets.sh)")
 	return cmd
 }
 
@@ -72,6 +95,11 @@ type demo struct {
 	gitP             string
 	signed, unsigned name.Digest
 	webhooks         map[string]*demoController
+	// With --apiserver: the control plane's binaries, and a client.
+	assets  string
+	kube    client.Client
+	pods    int
+	stopAPI func()
 }
 
 type demoController struct {
@@ -134,6 +162,9 @@ func (d *demo) run(keep bool) (err error) {
 	}
 	d.webhooks = map[string]*demoController{}
 	defer func() {
+		if d.stopAPI != nil {
+			d.stopAPI()
+		}
 		for _, c := range d.webhooks {
 			c.cancel()
 			<-c.done
@@ -350,6 +381,48 @@ func (d *demo) serveDev() error {
 	}
 	a := c.syn.Statuses()[0].Applied
 	d.ok("enforcing dev v%d (%s, commit %s)", a.Version, a.Digest, a.Commit[:12])
+	if d.assets != "" {
+		return d.startAPIServer(c)
+	}
+	return nil
+}
+
+// startAPIServer runs kube-apiserver and etcd and registers the dev
+// controller's webhook with them.
+func (d *demo) startAPIServer(c *demoController) error {
+	env := &envtest.Environment{BinaryAssetsDirectory: d.assets}
+	cfg, err := env.Start()
+	if err != nil {
+		return fmt.Errorf("failed to start kube-apiserver and etcd from %s: %w", d.assets, err)
+	}
+	go func() { <-d.ctx.Done(); env.Stop() }()
+	d.stopAPI = func() { _ = env.Stop() }
+	if d.kube, err = client.New(cfg, client.Options{}); err != nil {
+		return err
+	}
+	ca, err := os.ReadFile(filepath.Join(d.dir, "state-dev", "tls", "serving.crt"))
+	if err != nil {
+		return err
+	}
+	fail, none, timeout := admissionregistrationv1.Fail, admissionregistrationv1.SideEffectClassNone, int32(10)
+	rules := []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+		Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}}}}
+	url := func(p string) *string { u := "https://" + c.addr + p; return &u }
+	objs := []client.Object{
+		&admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "ward"}, Webhooks: []admissionregistrationv1.MutatingWebhook{{
+			Name: "pin.ward.dev", ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: url(admission.PathMutate), CABundle: ca},
+			Rules: rules, FailurePolicy: &fail, SideEffects: &none, AdmissionReviewVersions: []string{"v1"}, TimeoutSeconds: &timeout}}},
+		&admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "ward"}, Webhooks: []admissionregistrationv1.ValidatingWebhook{{
+			Name: "images.ward.dev", ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: url(admission.PathValidate), CABundle: ca},
+			Rules: rules, FailurePolicy: &fail, SideEffects: &none, AdmissionReviewVersions: []string{"v1"}, TimeoutSeconds: &timeout}}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "apps"}},
+	}
+	for _, o := range objs {
+		if err := d.kube.Create(d.ctx, o); err != nil {
+			return err
+		}
+	}
+	d.line("kube-apiserver on %s; ward registered with Validating and Mutating webhook configurations (failurePolicy Fail)", cfg.Host)
 	return nil
 }
 
@@ -380,6 +453,24 @@ func (c *demoController) review(path, image string, labels map[string]string) (*
 // admitPod runs a Pod through /mutate then /validate, as the API server
 // does, and returns the verdict and the pinned image.
 func (d *demo) admitPod(env, image string, labels map[string]string) (bool, string, string, error) {
+	if d.kube != nil && env == "dev" {
+		d.pods++
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("demo-%d", d.pods), Namespace: "apps", Labels: labels},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: image}}}}
+		var err error
+		for range 100 { // the API server may call the webhook only once it is registered
+			if err = d.kube.Create(d.ctx, p); err == nil || !strings.Contains(err.Error(), "failed calling webhook") {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err != nil {
+			v := d.webhooks[env].syn.Statuses()[0].Applied.Version
+			return false, "", fmt.Sprintf("%s [via kube-apiserver; dev enforces v%d]", err, v), nil
+		}
+		v := d.webhooks[env].syn.Statuses()[0].Applied.Version
+		return true, p.Spec.Containers[0].Image, fmt.Sprintf(" [via kube-apiserver; bundle-version %d]", v), nil
+	}
 	c := d.webhooks[env]
 	m, err := c.review(admission.PathMutate, image, labels)
 	if err != nil {
@@ -561,7 +652,7 @@ func (d *demo) replay() error {
 		return err
 	}
 	d.line("the unsigned image again: allowed=%t %s", ok, info)
-	if ok || st.Applied.Version != 3 || !strings.Contains(info, "bundle-version 3") {
+	if ok || st.Applied.Version != 3 || !(strings.Contains(info, "bundle-version 3") || strings.Contains(info, "dev v3")) {
 		return errors.New("the current policy is not enforced after the replay")
 	}
 	d.ok("replay refused; dev v3 keeps being enforced")

@@ -205,3 +205,14 @@ func TestDemo(t *testing.T) {
 		t.Error("the demo printed the Git password")
 	}
 }
+
+func TestDemoThroughTheAPIServer(t *testing.T) {
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		t.Fatal("KUBEBUILDER_ASSETS is not set: run `make test`, or export KUBEBUILDER_ASSETS=$(hack/kube-assets.sh)")
+	}
+	code, out, errOut := ward(t, "demo", "--apiserver", "--kube-assets", assets)
+	if code != 0 || !strings.Contains(out, "All 9 steps behaved as expected") || !strings.Contains(out, "via kube-apiserver") {
+		t.Fatalf("ward demo --apiserver: exit %d\n%s%s", code, out, errOut)
+	}
+}
