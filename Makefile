@@ -12,13 +12,17 @@ FUZZTIME ?= 10s
 # about 8 s.
 FUZZ_TARGETS := ./bundle:FuzzRead ./bundle/tufclient:FuzzUpdateMetadata:2000x ./bundle/tuflayout:FuzzParseCustom ./policies:FuzzCompile:20000x ./admission:FuzzValidate:20000x
 
-.PHONY: help setup build test unit e2e vet fmt lint fuzz bench demo demo-apiserver demo-authoring verify tidy generate controller-gen
+.PHONY: help setup build image test unit e2e vet fmt lint fuzz bench demo demo-apiserver demo-authoring verify tidy generate controller-gen
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
 
-build: ## Build bin/ward
-	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ward
+build: ## Build bin/ward (static)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ward
+
+image: build ## Build ward's container image and push it, no Docker needed: make image IMAGE=registry.example.com/ward:TAG
+	@test -n "$(IMAGE)" || { echo "make image: set IMAGE=registry.example.com/ward:TAG"; exit 2; }
+	$(GO) run ./hack/image --binary $(BIN) --image $(IMAGE)
 
 setup: ## Install what tests need when missing: git, docker-registry and openssh-server (apt), kube-apiserver, etcd and helm (built into ~/.cache/ward)
 	@./hack/setup.sh
