@@ -15,7 +15,7 @@ FUZZ_TARGETS := ./bundle:FuzzRead ./bundle/tufclient:FuzzUpdateMetadata:2000x ./
 .PHONY: help setup build image test unit e2e vet fmt lint fuzz bench demo demo-apiserver demo-authoring verify tidy generate controller-gen
 
 help: ## Show the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
 build: ## Build bin/ward (static)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ward
