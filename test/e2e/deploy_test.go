@@ -19,72 +19,51 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/yaml"
 
 	"ward.dev/ward/internal/certs"
 	"ward.dev/ward/internal/manifests"
 )
 
-// kustomization is the part of kustomization.yaml the base uses.
-type kustomization struct {
-	Namespace string   `json:"namespace"`
-	Resources []string `json:"resources"`
-	Images    []struct {
-		Name, NewName, NewTag string
-	} `json:"images"`
-}
-
-// render reads a kustomization the way kustomize would for what the base
-// uses: resources (files and folders), the namespace of namespaced objects
-// and image names.
+// render runs `kustomize build` (built by hack/kustomize.sh) on dir.
 func render(t *testing.T, dir string) []*unstructured.Unstructured {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
+	kustomize := os.Getenv("WARD_KUSTOMIZE")
+	if kustomize == "" {
+		t.Fatal("WARD_KUSTOMIZE is not set: run `make test`, or export WARD_KUSTOMIZE=$(hack/kustomize.sh)")
+	}
+	out, err := exec.Command(kustomize, "build", dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v\n%s", dir, err, out)
+	}
+	objs, err := manifests.Parse("kustomize build", out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var k kustomization
-	if err := yaml.Unmarshal(data, &k); err != nil {
-		t.Fatal(err)
-	}
-	var out []*unstructured.Unstructured
-	for _, r := range k.Resources {
-		p := filepath.Join(dir, r)
-		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
-			out = append(out, render(t, p)...)
-			continue
-		}
-		objs, err := manifests.Read([]string{p}, nil)
-		if err != nil {
+	var us []*unstructured.Unstructured
+	for _, o := range objs {
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(o.Raw); err != nil {
 			t.Fatal(err)
 		}
-		for _, o := range objs {
-			u := &unstructured.Unstructured{}
-			if err := u.UnmarshalJSON(o.Raw); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, u)
-		}
+		us = append(us, u)
 	}
-	for _, u := range out {
-		switch u.GetKind() {
-		case "Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration":
-		default:
-			if k.Namespace != "" {
-				u.SetNamespace(k.Namespace)
-			}
-		}
-		for _, img := range k.Images {
-			raw, _ := u.MarshalJSON()
-			raw = bytes.ReplaceAll(raw, []byte(`"image":"`+img.Name+`"`), []byte(`"image":"`+img.NewName+":"+img.NewTag+`"`))
-			u.UnmarshalJSON(raw)
-		}
-	}
-	return out
+	// CRDs and namespaces first, as kubectl apply orders them.
+	sort.SliceStable(us, func(i, j int) bool { return rank(us[i].GetKind()) < rank(us[j].GetKind()) })
+	return us
 }
 
-// TestDeployManifests applies deploy/base to a real API server with
-// server-side apply, then lets ward's certificate manager make the serving
+func rank(kind string) int {
+	switch kind {
+	case "CustomResourceDefinition":
+		return 0
+	case "Namespace":
+		return 1
+	}
+	return 2
+}
+
+// TestDeployManifests renders deploy/base with kustomize and applies it to a
+// real API server with server-side apply, then lets ward's certificate manager make the serving
 // certificate and fill in the caBundle, and rotate it.
 func TestDeployManifests(t *testing.T) {
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
