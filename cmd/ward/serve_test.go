@@ -179,11 +179,12 @@ func TestServeBadInput(t *testing.T) {
 	tmp := t.TempDir()
 	bad := writeFile(t, filepath.Join(tmp, "bad.yaml"), "apiVersion: ward.dev/v1alpha1\nkind: PolicySource\nmetadata: {name: x}\nspec: {env: dev, root: '{}', dir: {path: /nonexistent}}\n")
 	noSource := writeFile(t, filepath.Join(tmp, "nosource.yaml"), "apiVersion: ward.dev/v1alpha1\nkind: PolicySource\nmetadata: {name: x}\nspec: {env: dev, rootFile: r.json}\n")
+	state := filepath.Join(tmp, "state")
 	for _, args := range [][]string{
-		{"serve"},
-		{"serve", "--config", filepath.Join(tmp, "missing.yaml")},
-		{"serve", "--config", bad},
-		{"serve", "--config", noSource},
+		{"serve", "--state-dir", state},
+		{"serve", "--state-dir", state, "--config", filepath.Join(tmp, "missing.yaml")},
+		{"serve", "--state-dir", state, "--config", bad},
+		{"serve", "--state-dir", state, "--config", noSource},
 	} {
 		code, _, errOut := ward(t, args...)
 		if code != 2 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
