@@ -273,39 +273,7 @@ func TestAttackBelowThreshold(t *testing.T) {
 // One key listed under two key IDs, threshold 2: its two signatures count once.
 func TestAttackSameKeyCountedOnce(t *testing.T) {
 	f := newFixture(t, tuftest.Options{})
-	evil := f.repo.Signers["dev"][0]
-	pub, _ := evil.PublicKey()
-	k, _ := metadata.KeyFromPublicKey(pub)
-	alias := *k
-	alias.Scheme = "ecdsa-sha2-nistp256"
-	alias.Type = "ecdsa-sha2-nistp256"
-	aliasID, _ := alias.ID()
-	// The targets key holder (a careless or hostile targets signer) adds
-	// the alias to dev's role with threshold 2.
-	tName := f.repo.Name(t, tuflayout.Targets, 0)
-	tNext := f.repo.Name(t, tuflayout.Targets, 1)
-	tuftest.Resign(t, f.repo, tName, tNext, metadata.Targets(), func(tt *metadata.TargetsType) {
-		tt.Version++
-		tt.Delegations.Keys[aliasID] = &alias
-		for i := range tt.Delegations.Roles {
-			if tt.Delegations.Roles[i].Name == "dev" {
-				tt.Delegations.Roles[i].KeyIDs = append(tt.Delegations.Roles[i].KeyIDs, aliasID)
-				tt.Delegations.Roles[i].Threshold = 2
-			}
-		}
-	}, f.repo.Signers[tuflayout.Targets]...)
-	// Dev's role signed by the one key, twice: once under each key ID.
-	dName := f.repo.Name(t, "dev", 0)
-	dNext := f.repo.Name(t, "dev", 1)
-	data := tuftest.Resign(t, f.repo, dName, dNext, metadata.Targets(), func(tt *metadata.TargetsType) { tt.Version++ }, evil)
-	md, _ := metadata.Targets().FromBytes(data)
-	md.Signatures = append(md.Signatures, metadata.Signature{KeyID: aliasID, Signature: md.Signatures[0].Signature})
-	data, _ = md.ToBytes(true)
-	f.repo.Write(t, dNext, data)
-	tuftest.ForgeSnapshot(t, f.repo, func(s *metadata.SnapshotType) {
-		s.Meta["targets.json"].Version++
-		s.Meta["dev.json"].Version++
-	})
+	tuftest.CountOneKeyTwice(t, f.repo, "dev")
 	f.refused(t, "dev", tufclient.ErrSignature)
 }
 

@@ -225,3 +225,37 @@ func ForgeSnapshot(tb testing.TB, r *Repo, mutate func(*metadata.SnapshotType)) 
 		ts.Meta["snapshot.json"] = &metadata.MetaFiles{Version: version, Length: int64(len(data)), Hashes: metadata.Hashes{"sha256": sum[:]}}
 	}, r.Signers[tuflayout.Timestamp]...)
 }
+
+// CountOneKeyTwice is an attack by the holder of the targets key and one
+// key of env: env's role gets the key again under a second key ID and
+// threshold 2, and a new env role is signed by the one key under both IDs.
+// A client must count the key once.
+func CountOneKeyTwice(tb testing.TB, r *Repo, env string) {
+	tb.Helper()
+	evil := r.Signers[env][0]
+	pub, _ := evil.PublicKey()
+	k, _ := metadata.KeyFromPublicKey(pub)
+	alias := *k
+	alias.Scheme, alias.Type = "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp256"
+	aliasID, _ := alias.ID()
+	Resign(tb, r, r.Name(tb, tuflayout.Targets, 0), r.Name(tb, tuflayout.Targets, 1), metadata.Targets(), func(tt *metadata.TargetsType) {
+		tt.Version++
+		tt.Delegations.Keys[aliasID] = &alias
+		for i := range tt.Delegations.Roles {
+			if tt.Delegations.Roles[i].Name == env {
+				tt.Delegations.Roles[i].KeyIDs = append(tt.Delegations.Roles[i].KeyIDs, aliasID)
+				tt.Delegations.Roles[i].Threshold = 2
+			}
+		}
+	}, r.Signers[tuflayout.Targets]...)
+	next := r.Name(tb, env, 1)
+	data := Resign(tb, r, r.Name(tb, env, 0), next, metadata.Targets(), func(tt *metadata.TargetsType) { tt.Version++ }, evil)
+	md, _ := metadata.Targets().FromBytes(data)
+	md.Signatures = append(md.Signatures, metadata.Signature{KeyID: aliasID, Signature: md.Signatures[0].Signature})
+	data, _ = md.ToBytes(true)
+	r.Write(tb, next, data)
+	ForgeSnapshot(tb, r, func(s *metadata.SnapshotType) {
+		s.Meta["targets.json"].Version++
+		s.Meta[env+".json"].Version++
+	})
+}

@@ -236,33 +236,7 @@ func TestGitSourceAttacks(t *testing.T) {
 			}, attacker, g.repo.Signers["root"][0])
 		}},
 		{"one key counted twice under two key IDs", tuftest.Options{}, func(t *testing.T, g *gitEnv) {
-			evil := g.repo.Signers["prod"][0]
-			pub, _ := evil.PublicKey()
-			k, _ := metadata.KeyFromPublicKey(pub)
-			alias := *k
-			alias.Scheme, alias.Type = "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp256"
-			aliasID, _ := alias.ID()
-			tNext := g.repo.Name(t, tuflayout.Targets, 1)
-			tuftest.Resign(t, g.repo, g.repo.Name(t, tuflayout.Targets, 0), tNext, metadata.Targets(), func(tt *metadata.TargetsType) {
-				tt.Version++
-				tt.Delegations.Keys[aliasID] = &alias
-				for i := range tt.Delegations.Roles {
-					if tt.Delegations.Roles[i].Name == "prod" {
-						tt.Delegations.Roles[i].KeyIDs = append(tt.Delegations.Roles[i].KeyIDs, aliasID)
-						tt.Delegations.Roles[i].Threshold = 2
-					}
-				}
-			}, g.repo.Signers[tuflayout.Targets]...)
-			pNext := g.repo.Name(t, "prod", 1)
-			data := tuftest.Resign(t, g.repo, g.repo.Name(t, "prod", 0), pNext, metadata.Targets(), func(tt *metadata.TargetsType) { tt.Version++ }, evil)
-			md, _ := metadata.Targets().FromBytes(data)
-			md.Signatures = append(md.Signatures, metadata.Signature{KeyID: aliasID, Signature: md.Signatures[0].Signature})
-			data, _ = md.ToBytes(true)
-			g.repo.Write(t, pNext, data)
-			tuftest.ForgeSnapshot(t, g.repo, func(s *metadata.SnapshotType) {
-				s.Meta["targets.json"].Version++
-				s.Meta["prod.json"].Version++
-			})
+			tuftest.CountOneKeyTwice(t, g.repo, "prod")
 		}},
 		{"signatures below the threshold", tuftest.Options{Envs: []string{"prod"}, Keys: map[string]int{"prod": 2}, Thresholds: map[string]int{"prod": 2}}, func(t *testing.T, g *gitEnv) {
 			g.repo.Publish(t, "prod", allowing("reg.example.com/v3/**"))
