@@ -32,8 +32,6 @@ type Cache struct {
 	results map[string]cacheEntry
 	digests map[string]digestEntry
 	group   singleflight.Group
-
-	hits, misses uint64
 }
 
 type cacheEntry struct {
@@ -75,35 +73,19 @@ func NewCache(opts ...CacheOption) *Cache {
 	return c
 }
 
-// Stats returns the hit and miss counts of verification lookups.
-func (c *Cache) Stats() (hits, misses uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.hits, c.misses
-}
-
 // verify returns the cached result for (digest, fingerprint) or runs fn
 // once for all concurrent callers.
 func (c *Cache) verify(ctx context.Context, digest, fingerprint string, fn func(context.Context) (*imageverify.Result, error)) (*imageverify.Result, error) {
 	key := digest + "|" + fingerprint
-	now := c.now()
-	c.mu.Lock()
-	if e, ok := c.results[key]; ok && now.Before(e.expires) {
-		c.hits++
-		c.mu.Unlock()
+	if e, ok := c.lookup(key); ok {
 		return e.res, e.err
 	}
-	c.misses++
-	c.mu.Unlock()
 	ch := c.group.DoChan(key, func() (any, error) {
 		// A lookup that finished between our miss and this call stored
 		// its result: use it.
-		c.mu.Lock()
-		if e, ok := c.results[key]; ok && c.now().Before(e.expires) {
-			c.mu.Unlock()
+		if e, ok := c.lookup(key); ok {
 			return e.res, e.err
 		}
-		c.mu.Unlock()
 		// Detached from the first caller's cancellation, bounded by its
 		// deadline, so one client giving up does not fail the others.
 		vctx := context.WithoutCancel(ctx)
@@ -122,7 +104,7 @@ func (c *Cache) verify(ctx context.Context, digest, fingerprint string, fn func(
 		}
 		if ttl > 0 {
 			c.mu.Lock()
-			c.evictLocked(len(c.results), func() { clear(c.results) })
+			emptyIfFull(c.results, c.max)
 			c.results[key] = cacheEntry{res: res, err: err, expires: c.now().Add(ttl)}
 			c.mu.Unlock()
 		}
@@ -143,11 +125,19 @@ func (c *Cache) verify(ctx context.Context, digest, fingerprint string, fn func(
 	}
 }
 
-// evictLocked empties a full map. Crude but bounded: a full cache is rare
+// lookup returns an unexpired result.
+func (c *Cache) lookup(key string) (cacheEntry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.results[key]
+	return e, ok && c.now().Before(e.expires)
+}
+
+// emptyIfFull empties a full map. Crude but bounded: a full cache is rare
 // (10,000 distinct image×authority pairs within a TTL) and refills fast.
-func (c *Cache) evictLocked(n int, clearFn func()) {
-	if n >= c.max {
-		clearFn()
+func emptyIfFull[V any](m map[string]V, max int) {
+	if len(m) >= max {
+		clear(m)
 	}
 }
 
@@ -168,6 +158,6 @@ func (c *Cache) storeDigest(ref, digest string) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.evictLocked(len(c.digests), func() { clear(c.digests) })
+	emptyIfFull(c.digests, c.max)
 	c.digests[ref] = digestEntry{digest: digest, expires: c.now().Add(c.digestTTL)}
 }

@@ -71,9 +71,6 @@ func NewDecider(v Verifier, opts ...DeciderOption) *Decider {
 	return d
 }
 
-// Cache returns the decider's verification cache.
-func (d *Decider) Cache() *Cache { return d.cache }
-
 // Request is what a decision is about.
 type Request struct {
 	// Kind is the workload kind (Pod, Deployment, …).

@@ -1,6 +1,7 @@
 package admission_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -136,5 +137,32 @@ spec:
 	}
 	if dec.Allowed || !strings.Contains(dec.Message(), "1 of 2 required distinct signers verified") {
 		t.Fatalf("allowed=%t message=%q", dec.Allowed, dec.Message())
+	}
+}
+
+// Namespace labels are looked up only for sets that select by them, and
+// decide which policies apply.
+func TestNamespaceSelector(t *testing.T) {
+	doc := strings.Replace(staticPolicy("gold-only", "reg.example.com/**", "fail"), "spec:\n", "spec:\n  match: {namespaceSelector: {matchLabels: {tier: gold}}}\n", 1)
+	lookups := 0
+	labels := func(_ context.Context, ns string) (map[string]string, error) {
+		lookups++
+		return map[string]string{"tier": map[string]string{"gold": "gold"}[ns]}, nil
+	}
+	d := admission.NewDecider(&countingVerifier{}, admission.WithNamespaceLabels(labels))
+	st := admission.NewState(compile(t, doc, allowUnmatched), admission.Provenance{Version: 1})
+	for ns, allowed := range map[string]bool{"gold": false, "plain": true} {
+		req := podRequest("reg.example.com/app@sha256:" + strings.Repeat("a", 64))
+		req.Namespace = ns
+		dec, err := d.Decide(t.Context(), st, req)
+		if err != nil || dec.Allowed != allowed {
+			t.Fatalf("%s: allowed=%v err=%v %s", ns, dec.Allowed, err, dec.Message())
+		}
+	}
+	without := admission.NewState(compile(t, staticPolicy("all", "reg.example.com/**", "pass")), admission.Provenance{Version: 1})
+	before := lookups
+	d.Decide(t.Context(), without, podRequest("reg.example.com/app@sha256:"+strings.Repeat("a", 64)))
+	if lookups != before {
+		t.Fatal("namespace labels looked up for a set that does not select by them")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -59,7 +60,7 @@ spec:
 			return
 		}
 		for _, img := range w.Images() {
-			if len(img) < len("reg.example.com/") || img[:len("reg.example.com/")] != "reg.example.com/" {
+			if !strings.HasPrefix(img, "reg.example.com/") {
 				t.Fatalf("allowed image %q that no policy matches", img)
 			}
 		}

@@ -40,17 +40,18 @@ func (m *Metrics) observe(webhook, outcome string, d time.Duration) {
 	m.duration.WithLabelValues(webhook).Observe(d.Seconds())
 }
 
-func outcomeOf(dec *Decision, early *ctrladmission.Response) string {
-	if early != nil {
-		if early.Result != nil && early.Result.Code >= 400 {
-			return "errored"
-		}
-		return "skipped"
-	}
+// outcomeOf names what happened to a request: the response, and the
+// decision behind it when there was one (/mutate admits what it does not
+// pin; its decision says denied).
+func outcomeOf(dec *Decision, resp *ctrladmission.Response) string {
 	switch {
-	case !dec.Allowed:
+	case dec == nil && resp.Result != nil && resp.Result.Code >= 400:
+		return "errored" // undecodable: no decision was made
+	case dec == nil:
+		return "skipped"
+	case !resp.Allowed || !dec.Allowed:
 		return "denied"
-	case len(dec.Warnings()) > 0:
+	case len(resp.Warnings) > 0:
 		return "warned"
 	}
 	for _, f := range dec.Failures {

@@ -75,9 +75,6 @@ func (p *Policies) Load() *State {
 // Store makes s the active state for every request that starts after it.
 func (p *Policies) Store(s *State) { p.p.Store(s) }
 
-// Loaded reports whether a verified bundle has been stored.
-func (p *Policies) Loaded() bool { return p.p.Load() != nil }
-
 // Annotation keys of a decision's provenance (DESIGN §6). In an
 // AdmissionResponse they are sent without the "ward.dev/" prefix: the API
 // server prefixes audit annotations with the webhook's own name.

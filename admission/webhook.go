@@ -76,13 +76,29 @@ func (w *Webhook) Register(mux *http.ServeMux) {
 // Validator is the validating handler: the verdict, warnings and audit
 // annotations.
 func (w *Webhook) Validator() http.Handler {
-	return &ctrladmission.Webhook{Handler: ctrladmission.HandlerFunc(w.validate), RecoverPanic: ptr(true)}
+	return w.handler("validate", w.validate)
 }
 
 // Mutator is the mutating handler: it pins verified images to their digest
 // and never denies (the validating handler does).
 func (w *Webhook) Mutator() http.Handler {
-	return &ctrladmission.Webhook{Handler: ctrladmission.HandlerFunc(w.mutate), RecoverPanic: ptr(true)}
+	return w.handler("mutate", w.mutate)
+}
+
+// handler decides, lets respond turn the decision into a response, and
+// records the outcome; requests with nothing to decide are answered
+// directly.
+func (w *Webhook) handler(name string, respond func(ctrladmission.Request, *Decision) ctrladmission.Response) http.Handler {
+	return &ctrladmission.Webhook{RecoverPanic: ptr(true), Handler: ctrladmission.HandlerFunc(func(ctx context.Context, req ctrladmission.Request) ctrladmission.Response {
+		start := time.Now()
+		dec, resp := w.decide(ctx, req)
+		if resp == nil {
+			r := respond(req, dec)
+			resp = &r
+		}
+		w.metrics.observe(name, outcomeOf(dec, resp), time.Since(start))
+		return *resp
+	})}
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -127,13 +143,7 @@ func toAny(ss []string) []any {
 	return out
 }
 
-func (w *Webhook) validate(ctx context.Context, req ctrladmission.Request) ctrladmission.Response {
-	start := time.Now()
-	dec, early := w.decide(ctx, req)
-	if early != nil {
-		w.metrics.observe("validate", outcomeOf(nil, early), time.Since(start))
-		return *early
-	}
+func (w *Webhook) validate(req ctrladmission.Request, dec *Decision) ctrladmission.Response {
 	var resp ctrladmission.Response
 	switch unpinned := w.unpinned(dec); {
 	case !dec.Allowed:
@@ -154,7 +164,6 @@ func (w *Webhook) validate(ctx context.Context, req ctrladmission.Request) ctrla
 	for _, f := range dec.Failures {
 		log.Info("policy failed", "mode", f.Mode, "policy", f.Policy, "image", f.Image, "authority", f.Authority, "reason", f.Reason)
 	}
-	w.metrics.observe("validate", outcomeOf(dec, nil), time.Since(start))
 	return resp
 }
 
@@ -172,14 +181,7 @@ func (w *Webhook) unpinned(dec *Decision) []string {
 	return out
 }
 
-func (w *Webhook) mutate(ctx context.Context, req ctrladmission.Request) ctrladmission.Response {
-	start := time.Now()
-	dec, early := w.decide(ctx, req)
-	if early != nil {
-		w.metrics.observe("mutate", outcomeOf(nil, early), time.Since(start))
-		return *early
-	}
-	w.metrics.observe("mutate", outcomeOf(dec, nil), time.Since(start))
+func (w *Webhook) mutate(_ ctrladmission.Request, dec *Decision) ctrladmission.Response {
 	if !dec.Allowed || len(dec.Patches) == 0 {
 		return ctrladmission.Allowed("")
 	}

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -299,7 +301,7 @@ func TestWebhookBadRequests(t *testing.T) {
 	}{
 		{"not JSON", []byte("{nope"), http.StatusBadRequest},
 		{"no request", []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`), http.StatusBadRequest},
-		{"object not a pod", []byte(strings.Replace(string(review(t, "Pod", object("Pod", []string{f.signedTag}, nil, nil, nil))), `"containers":[`, `"containers":{"x":[`, 1)), http.StatusBadRequest},
+		{"object not a pod", review(t, "Pod", notAPod()), http.StatusBadRequest},
 		{"over the size limit", huge, http.StatusRequestEntityTooLarge},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -359,3 +361,48 @@ func TestWebhookSwapUnderLoad(t *testing.T) {
 }
 
 func testKey(t testing.TB) string { return signtest.NewKey(t).PEM }
+
+// Outcomes are counted from the response sent: a tag refused for not being
+// pinned is a deny, an object ward cannot decode an error.
+func TestWebhookMetrics(t *testing.T) {
+	f := newFixture(t)
+	reg := prometheus.NewRegistry()
+	mux := http.NewServeMux()
+	admission.NewWebhook(f.decider, f.policies, admission.WithMetrics(admission.NewMetrics(reg))).Register(mux)
+	srv := httptest.NewTLSServer(mux)
+	defer srv.Close()
+	f.srv = srv
+	f.post(t, admission.PathValidate, review(t, "Pod", object("Pod", []string{f.signedTag}, nil, nil, nil)))
+	f.post(t, admission.PathValidate, review(t, "Pod", object("Pod", []string{f.signedRef}, nil, nil, nil)))
+	f.post(t, admission.PathValidate, review(t, "Pod", notAPod()))
+	for outcome, want := range map[string]float64{"denied": 1, "allowed": 1, "errored": 1} {
+		c, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0.0
+		for _, mf := range c {
+			if mf.GetName() != "ward_admission_decisions_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "outcome" && l.GetValue() == outcome {
+						got += m.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+		if got != want {
+			t.Errorf("outcome %s counted %v times, want %v", outcome, got, want)
+		}
+	}
+}
+
+// notAPod is well-formed JSON whose containers are not a list: ward's own
+// decoding must refuse it (400), not the review's.
+func notAPod() map[string]any {
+	obj := object("Pod", []string{"reg.example.com/app:v1"}, nil, nil, nil)
+	obj["spec"].(map[string]any)["containers"] = map[string]any{"x": 1}
+	return obj
+}

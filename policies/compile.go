@@ -61,7 +61,7 @@ func Compile(docs []bundle.Document, opts ...Option) (*Set, error) {
 	if len(c.errs) > 0 {
 		return nil, &CompileError{Errs: c.errs}
 	}
-	return c.set, nil
+	return c.set.seal(), nil
 }
 
 type compiler struct {

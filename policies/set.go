@@ -16,6 +16,20 @@ type Set struct {
 	validations []*ValidationPolicy
 	index       *patternIndex
 	settings    Settings
+	// selectors is true when a policy selects namespaces by label; set
+	// once by seal, so that requests need not scan the policies.
+	selectors bool
+}
+
+// seal computes what a request would otherwise derive from the policies.
+func (s *Set) seal() *Set {
+	for _, p := range s.images {
+		s.selectors = s.selectors || p.match.selector != nil
+	}
+	for _, p := range s.validations {
+		s.selectors = s.selectors || p.match.selector != nil
+	}
+	return s
 }
 
 // Empty is a Set with no policies and the default settings: every image is
@@ -144,19 +158,7 @@ func (s *Set) Exempt(namespace string) bool {
 
 // UsesNamespaceSelectors reports whether any policy selects namespaces by
 // label, so callers know whether to look the labels up.
-func (s *Set) UsesNamespaceSelectors() bool {
-	for _, p := range s.images {
-		if p.match.selector != nil {
-			return true
-		}
-	}
-	for _, p := range s.validations {
-		if p.match.selector != nil {
-			return true
-		}
-	}
-	return false
-}
+func (s *Set) UsesNamespaceSelectors() bool { return s.selectors }
 
 // Subject is where a request applies: its namespace (with labels, when a
 // policy selects by label) and the workload kind.
@@ -215,13 +217,13 @@ func (s *Set) MatchValidation(subj Subject) []*ValidationPolicy {
 // set allows unmatched images; a namespace is exempt only if every set
 // exempts it.
 func Merge(sets ...*Set) *Set {
-	if len(sets) == 1 {
+	switch len(sets) {
+	case 0:
+		return Empty()
+	case 1:
 		return sets[0]
 	}
-	out := &Set{index: newPatternIndex(), settings: Settings{AllowUnmatched: len(sets) > 0, UnmatchedMode: ModeAudit}}
-	if len(sets) == 0 {
-		return Empty()
-	}
+	out := &Set{index: newPatternIndex(), settings: Settings{AllowUnmatched: true, UnmatchedMode: ModeAudit}}
 	for i, s := range sets {
 		for _, p := range s.images {
 			cp := *p
@@ -250,5 +252,5 @@ func Merge(sets ...*Set) *Set {
 			})
 		}
 	}
-	return out
+	return out.seal()
 }

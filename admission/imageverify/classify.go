@@ -2,14 +2,11 @@ package imageverify
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"net"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
-
-func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }
 
 // isTransport reports whether err came from talking to the registry
 // rather than from the content.

@@ -3,6 +3,7 @@ package imageverify
 import (
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
@@ -10,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -259,7 +261,7 @@ func logID(k crypto.PublicKey) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256Sum(der)
+	sum := sha256.Sum256(der)
 	return sum[:], nil
 }
 
@@ -376,28 +378,20 @@ func (r *Result) add(format string, signers ...string) {
 		return
 	}
 	for _, s := range signers {
-		if !contains(r.Signers, s) {
+		if !slices.Contains(r.Signers, s) {
 			r.Signers = append(r.Signers, s)
 		}
 	}
-	if !contains(r.Formats, format) {
+	if !slices.Contains(r.Formats, format) {
 		r.Formats = append(r.Formats, format)
 	}
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
+// dedupe keeps the first of equal reasons, in order.
 func dedupe(list []string) []string {
 	var out []string
 	for _, s := range list {
-		if !contains(out, s) {
+		if !slices.Contains(out, s) {
 			out = append(out, s)
 		}
 	}

@@ -264,9 +264,7 @@ func TestAttackEndlessData(t *testing.T) {
 func TestAttackBelowThreshold(t *testing.T) {
 	f := newFixture(t, tuftest.Options{Keys: map[string]int{"dev": 2}, Thresholds: map[string]int{"dev": 2}})
 	f.repo.Publish(t, "dev", "v: 2\n")
-	name := f.repo.Name(t, "dev", 0)
-	// Keep only the first of the two signatures.
-	tuftest.Resign(t, f.repo, name, name, metadata.Targets(), func(*metadata.TargetsType) {}, f.repo.Signers["dev"][0])
+	tuftest.KeepOneSignature(t, f.repo, "dev")
 	f.refused(t, "dev", tufclient.ErrSignature)
 }
 
@@ -287,17 +285,7 @@ func TestAttackEnvKeySignsAnotherEnv(t *testing.T) {
 		}
 		f.mustUpdate(t, "prod", 1)
 		evil := f.repo.Publish(t, "dev", "evil: true\n")
-		pNext := f.repo.Name(t, "prod", 1)
-		tuftest.Resign(t, f.repo, f.repo.Name(t, "dev", 0), pNext, metadata.Targets(), func(tt *metadata.TargetsType) {
-			tt.Version++
-			tf := tt.Targets["dev/bundle.tar.gz"]
-			delete(tt.Targets, "dev/bundle.tar.gz")
-			tf.Path = "prod/bundle.tar.gz"
-			tf.Custom, _ = (&tuflayout.Custom{Version: 2}).Raw()
-			tt.Targets["prod/bundle.tar.gz"] = tf
-		}, f.repo.Signers["dev"]...)
-		f.repo.Write(t, tuflayout.TargetFile("prod", strings.TrimPrefix(evil.Digest, "sha256:")), f.repo.Read(t, tuflayout.TargetFile("dev", strings.TrimPrefix(evil.Digest, "sha256:"))))
-		tuftest.ForgeSnapshot(t, f.repo, func(s *metadata.SnapshotType) { s.Meta["prod.json"].Version++ })
+		tuftest.SignAsOtherEnv(t, f.repo, "dev", "prod", evil.Digest, 2)
 		f.refused(t, "prod", tufclient.ErrSignature)
 	})
 	t.Run("dev role lists a prod path", func(t *testing.T) {
@@ -322,20 +310,9 @@ func TestAttackEnvKeySignsAnotherEnv(t *testing.T) {
 
 func TestAttackRootRotationWithoutOldThreshold(t *testing.T) {
 	f := newFixture(t, tuftest.Options{Keys: map[string]int{"root": 3}, Thresholds: map[string]int{"root": 2}})
-	attacker := tuftest.NewSigner(t)
-	pub, _ := attacker.PublicKey()
-	k, _ := metadata.KeyFromPublicKey(pub)
-	id, _ := k.ID()
 	// 2.root.json trusting only the attacker's key, signed by it and by
 	// one (of two needed) old root keys.
-	tuftest.Resign(t, f.repo, "metadata/1.root.json", "metadata/2.root.json", metadata.Root(), func(r *metadata.RootType) {
-		r.Version = 2
-		r.Keys[id] = k
-		for _, role := range r.Roles {
-			role.KeyIDs = []string{id}
-			role.Threshold = 1
-		}
-	}, attacker, f.repo.Signers["root"][0])
+	tuftest.ForgeRoot(t, f.repo)
 	f.refused(t, "dev", tufclient.ErrSignature)
 }
 

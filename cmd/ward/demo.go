@@ -18,12 +18,13 @@ import (
 	"strings"
 	"time"
 
+	"ward.dev/ward/admission/registration"
+
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/spf13/cobra"
 	admissionv1 "k8s.io/api/admission/v1"
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -404,19 +405,8 @@ func (d *demo) startAPIServer(c *demoController) error {
 	if err != nil {
 		return err
 	}
-	fail, none, timeout := admissionregistrationv1.Fail, admissionregistrationv1.SideEffectClassNone, int32(10)
-	rules := []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
-		Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}}}}
-	url := func(p string) *string { u := "https://" + c.addr + p; return &u }
-	objs := []client.Object{
-		&admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "ward"}, Webhooks: []admissionregistrationv1.MutatingWebhook{{
-			Name: "pin.ward.dev", ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: url(admission.PathMutate), CABundle: ca},
-			Rules: rules, FailurePolicy: &fail, SideEffects: &none, AdmissionReviewVersions: []string{"v1"}, TimeoutSeconds: &timeout}}},
-		&admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "ward"}, Webhooks: []admissionregistrationv1.ValidatingWebhook{{
-			Name: "images.ward.dev", ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: url(admission.PathValidate), CABundle: ca},
-			Rules: rules, FailurePolicy: &fail, SideEffects: &none, AdmissionReviewVersions: []string{"v1"}, TimeoutSeconds: &timeout}}},
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "apps"}},
-	}
+	vwc, mwc := registration.ForURL("ward", c.addr, ca)
+	objs := []client.Object{vwc, mwc, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "apps"}}}
 	for _, o := range objs {
 		if err := d.kube.Create(d.ctx, o); err != nil {
 			return err

@@ -191,8 +191,12 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 		return err
 	}
 	p := printer{cmd.ErrOrStderr()}
+	hook := ""
+	if len(pushSecret) > 0 {
+		hook = ", /hook/SOURCE"
+	}
 	p.line("ward serve: webhook on https://%s (/validate, /mutate%s), health on http://%s (/healthz, /readyz, /metrics, /status)",
-		srv.Addr(), map[bool]string{true: ", /hook/SOURCE", false: ""}[len(pushSecret) > 0], srv.HealthAddr())
+		srv.Addr(), hook, srv.HealthAddr())
 	if certNote != "" {
 		p.line("ward serve: %s", certNote)
 	}

@@ -115,6 +115,8 @@ type clusterResolver struct {
 	namespace string
 }
 
+func (c clusterResolver) Path(path string) string { return path }
+
 func (c clusterResolver) File(path string) ([]byte, error) {
 	return nil, fmt.Errorf("rootFile %s: in a cluster, use root or rootConfigMap", path)
 }

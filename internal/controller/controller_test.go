@@ -3,24 +3,21 @@ package controller_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"ward.dev/ward/internal/apiservertest"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"ward.dev/ward/admission"
@@ -29,35 +26,6 @@ import (
 	"ward.dev/ward/internal/tuftest"
 	"ward.dev/ward/sync/syncer"
 )
-
-// startAPIServer runs a real kube-apiserver and etcd (built by
-// hack/kube-assets.sh; `make test` exports KUBEBUILDER_ASSETS) with ward's
-// CRD installed.
-func startAPIServer(t *testing.T) (*envtest.Environment, client.Client, *runtime.Scheme) {
-	t.Helper()
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		t.Fatal("KUBEBUILDER_ASSETS is not set: run `make test`, or export KUBEBUILDER_ASSETS=$(hack/kube-assets.sh)")
-	}
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "deploy", "crds")},
-		ErrorIfCRDPathMissing: true,
-		BinaryAssetsDirectory: assets,
-	}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatalf("failed to start the API server: %v", err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
-	scheme := runtime.NewScheme()
-	clientgoscheme.AddToScheme(scheme)
-	v1alpha1.AddToScheme(scheme)
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return env, c, scheme
-}
 
 func allowing(glob string) string {
 	return fmt.Sprintf("apiVersion: policy.ward.dev/v1\nkind: ImagePolicy\nmetadata: {name: allow}\nspec:\n  images: [{glob: %q}]\n  authorities: [{static: {action: pass}}]\n", glob)
@@ -75,12 +43,12 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 func TestPolicySourceStatusInARealAPIServer(t *testing.T) {
-	env, c, scheme := startAPIServer(t)
+	cfg, c, scheme := apiservertest.Start(t, filepath.Join("..", "..", "deploy", "crds"))
 	repo := tuftest.NewRepo(t, tuftest.Options{Envs: []string{"prod"}})
 	repo.Publish(t, "prod", allowing("reg.example.com/v1/**"))
 	clock := &tuftest.Clock{T: repo.Clock.T.Add(time.Hour)}
 
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +171,7 @@ func TestPolicySourceStatusInARealAPIServer(t *testing.T) {
 // Two replicas: both follow the PolicySource, sync and enforce; one
 // elected leader holds the lease and writes status.
 func TestEveryReplicaSyncsOneLeaderWritesStatus(t *testing.T) {
-	env, c, scheme := startAPIServer(t)
+	cfg, c, scheme := apiservertest.Start(t, filepath.Join("..", "..", "deploy", "crds"))
 	repo := tuftest.NewRepo(t, tuftest.Options{Envs: []string{"prod"}})
 	repo.Publish(t, "prod", allowing("reg.example.com/v1/**"))
 	clock := &tuftest.Clock{T: repo.Clock.T.Add(time.Hour)}
@@ -211,7 +179,7 @@ func TestEveryReplicaSyncsOneLeaderWritesStatus(t *testing.T) {
 	var syncers []*syncer.Syncer
 	var dones []chan struct{}
 	for range 2 {
-		mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
+		mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
 			LeaderElection: true, LeaderElectionID: "ward-status-writer", LeaderElectionNamespace: "default",
 			Controller:    ctrlconfig.Controller{SkipNameValidation: ptr(true)}, // two replicas in one process
 			LeaseDuration: ptr(4 * time.Second), RenewDeadline: ptr(3 * time.Second), RetryPeriod: ptr(500 * time.Millisecond)})

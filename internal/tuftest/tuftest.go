@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -258,4 +259,52 @@ func CountOneKeyTwice(tb testing.TB, r *Repo, env string) {
 		s.Meta["targets.json"].Version++
 		s.Meta[env+".json"].Version++
 	})
+}
+
+// ForgeRoot writes 2.root.json trusting only a new key for every role,
+// signed by that key and one old root key: an attacker short of the old
+// root's threshold.
+func ForgeRoot(tb testing.TB, r *Repo) {
+	tb.Helper()
+	attacker := NewSigner(tb)
+	pub, _ := attacker.PublicKey()
+	k, _ := metadata.KeyFromPublicKey(pub)
+	id, _ := k.ID()
+	Resign(tb, r, "metadata/1.root.json", "metadata/2.root.json", metadata.Root(), func(rt *metadata.RootType) {
+		rt.Version = 2
+		rt.Keys[id] = k
+		for _, role := range rt.Roles {
+			role.KeyIDs = []string{id}
+			role.Threshold = 1
+		}
+	}, attacker, r.Signers["root"][0])
+}
+
+// SignAsOtherEnv has from's key sign the next version of to's role, listing
+// from's current bundle as to's with the given bundle version (and the
+// online keys list it): an environment key reaching into another
+// environment.
+func SignAsOtherEnv(tb testing.TB, r *Repo, from, to, digest string, bundleVersion int64) {
+	tb.Helper()
+	next := r.Name(tb, to, 1)
+	version := r.Versions(tb)[to] + 1
+	fromPath, toPath := tuflayout.TargetPath(from), tuflayout.TargetPath(to)
+	Resign(tb, r, r.Name(tb, from, 0), next, metadata.Targets(), func(tt *metadata.TargetsType) {
+		tt.Version = version
+		tf := tt.Targets[fromPath]
+		delete(tt.Targets, fromPath)
+		tf.Path = toPath
+		tf.Custom, _ = (&tuflayout.Custom{Version: bundleVersion}).Raw()
+		tt.Targets[toPath] = tf
+	}, r.Signers[from]...)
+	hexDigest := strings.TrimPrefix(digest, "sha256:")
+	r.Write(tb, tuflayout.TargetFile(to, hexDigest), r.Read(tb, tuflayout.TargetFile(from, hexDigest)))
+	ForgeSnapshot(tb, r, func(s *metadata.SnapshotType) { s.Meta[to+".json"].Version = version })
+}
+
+// KeepOneSignature re-signs env's current role with only its first key.
+func KeepOneSignature(tb testing.TB, r *Repo, env string) {
+	tb.Helper()
+	name := r.Name(tb, env, 0)
+	Resign(tb, r, name, name, metadata.Targets(), func(*metadata.TargetsType) {}, r.Signers[env][0])
 }

@@ -74,6 +74,9 @@ func Load(path string) ([]v1alpha1.PolicySource, error) {
 // Resolver reads what a spec refers to: files relative to the config
 // file, and (in a cluster) ConfigMaps and Secrets.
 type Resolver interface {
+	// Path makes a path named in a spec usable (relative to a config
+	// file, say).
+	Path(path string) string
 	// File reads a file named in a spec.
 	File(path string) ([]byte, error)
 	// ConfigMapKey reads a ConfigMap key.
@@ -85,13 +88,16 @@ type Resolver interface {
 // FileResolver resolves relative paths against Dir and has no cluster.
 type FileResolver struct{ Dir string }
 
-// File implements Resolver.
-func (r FileResolver) File(path string) ([]byte, error) {
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(r.Dir, path)
+// Path implements Resolver: relative paths are relative to Dir.
+func (r FileResolver) Path(path string) string {
+	if filepath.IsAbs(path) {
+		return path
 	}
-	return os.ReadFile(path)
+	return filepath.Join(r.Dir, path)
 }
+
+// File implements Resolver.
+func (r FileResolver) File(path string) ([]byte, error) { return os.ReadFile(r.Path(path)) }
 
 // ConfigMapKey implements Resolver.
 func (FileResolver) ConfigMapKey(name, _ string) ([]byte, error) {
@@ -166,13 +172,9 @@ func Spec(ps v1alpha1.PolicySource, r Resolver, stateDir string) (syncer.Spec, e
 		if s.Dir.Path == "" {
 			return sp, fmt.Errorf("policy source %s: dir.path is required", name)
 		}
-		path := s.Dir.Path
-		if fr, ok := r.(FileResolver); ok && !filepath.IsAbs(path) {
-			path = filepath.Join(fr.Dir, path)
-		}
-		sp.Source = source.Dir{Path: path}
+		sp.Source = source.Dir{Path: r.Path(s.Dir.Path)}
 	case s.Git != nil:
-		sp.Source, err = gitSource(name, s.Git, r, filepath.Join(stateDir, name, "git"))
+		sp.Source, err = gitSource(name, s.Git, r, filepath.Join(stateDir, "git", name))
 	case s.OCI != nil:
 		sp.Source, err = ociSource(name, s.OCI, r)
 	}

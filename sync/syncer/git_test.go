@@ -1,7 +1,6 @@
 package syncer_test
 
 import (
-	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -58,11 +57,7 @@ func (g *gitEnv) push(t *testing.T, msg string) {
 func (g *gitEnv) syncer(t *testing.T, pass string) *syncer.Syncer {
 	t.Helper()
 	src := &source.Git{URL: g.url, Path: "tuf", Auth: &githttp.BasicAuth{Username: g.srv.User, Password: pass}, CacheDir: filepath.Join(g.stateDir, "git-cache")}
-	s, err := syncer.New([]syncer.Spec{{Name: "prod", Env: "prod", Root: g.root, Source: src}}, g.stateDir, g.policies, syncer.WithClock(g.clock.Now))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return g.newSyncer(t, g.stateDir, syncer.Spec{Source: src})
 }
 
 func TestGitSource(t *testing.T) {
@@ -142,10 +137,7 @@ func TestGitSourceIntervalAndTrigger(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { s.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	run(t, s)
 	waitFor(t, func() bool { return g.allowed(t, "v1") })
 
 	g.repo.Publish(t, "prod", allowing("reg.example.com/v2/**"))
@@ -208,40 +200,17 @@ func TestGitSourceAttacks(t *testing.T) {
 		}},
 		{"another environment's key signs prod's role", tuftest.Options{Envs: []string{"dev", "prod"}}, func(t *testing.T, g *gitEnv) {
 			evil := g.repo.Publish(t, "dev", allowing("reg.example.com/v3/**"))
-			next := g.repo.Name(t, "prod", 1)
-			tuftest.Resign(t, g.repo, g.repo.Name(t, "dev", 0), next, metadata.Targets(), func(tt *metadata.TargetsType) {
-				tt.Version = g.repo.Versions(t)["prod"] + 1
-				tf := tt.Targets["dev/bundle.tar.gz"]
-				delete(tt.Targets, "dev/bundle.tar.gz")
-				tf.Path = "prod/bundle.tar.gz"
-				tf.Custom, _ = (&tuflayout.Custom{Version: 3}).Raw()
-				tt.Targets["prod/bundle.tar.gz"] = tf
-			}, g.repo.Signers["dev"]...)
-			hexDigest := strings.TrimPrefix(evil.Digest, "sha256:")
-			g.repo.Write(t, tuflayout.TargetFile("prod", hexDigest), g.repo.Read(t, tuflayout.TargetFile("dev", hexDigest)))
-			tuftest.ForgeSnapshot(t, g.repo, func(s *metadata.SnapshotType) { s.Meta["prod.json"].Version++ })
+			tuftest.SignAsOtherEnv(t, g.repo, "dev", "prod", evil.Digest, 3)
 		}},
 		{"root rotation without the old threshold", tuftest.Options{Envs: []string{"prod"}, Keys: map[string]int{"root": 3}, Thresholds: map[string]int{"root": 2}}, func(t *testing.T, g *gitEnv) {
-			attacker := tuftest.NewSigner(t)
-			pub, _ := attacker.PublicKey()
-			k, _ := metadata.KeyFromPublicKey(pub)
-			id, _ := k.ID()
-			tuftest.Resign(t, g.repo, "metadata/1.root.json", "metadata/2.root.json", metadata.Root(), func(r *metadata.RootType) {
-				r.Version = 2
-				r.Keys[id] = k
-				for _, role := range r.Roles {
-					role.KeyIDs = []string{id}
-					role.Threshold = 1
-				}
-			}, attacker, g.repo.Signers["root"][0])
+			tuftest.ForgeRoot(t, g.repo)
 		}},
 		{"one key counted twice under two key IDs", tuftest.Options{}, func(t *testing.T, g *gitEnv) {
 			tuftest.CountOneKeyTwice(t, g.repo, "prod")
 		}},
 		{"signatures below the threshold", tuftest.Options{Envs: []string{"prod"}, Keys: map[string]int{"prod": 2}, Thresholds: map[string]int{"prod": 2}}, func(t *testing.T, g *gitEnv) {
 			g.repo.Publish(t, "prod", allowing("reg.example.com/v3/**"))
-			name := g.repo.Name(t, "prod", 0)
-			tuftest.Resign(t, g.repo, name, name, metadata.Targets(), func(*metadata.TargetsType) {}, g.repo.Signers["prod"][0])
+			tuftest.KeepOneSignature(t, g.repo, "prod")
 		}},
 	}
 	for _, tc := range tests {

@@ -35,10 +35,7 @@ func TestOCISource(t *testing.T) {
 		return d
 	}
 	d1 := push()
-	s, err := syncer.New([]syncer.Spec{{Name: "prod", Env: "prod", Root: e.root, Source: oci}}, e.stateDir, e.policies, syncer.WithClock(e.clock.Now))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := e.newSyncer(t, e.stateDir, syncer.Spec{Source: oci})
 	if err := s.Sync(t.Context(), "prod"); err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +66,7 @@ func TestOCISource(t *testing.T) {
 
 	// Without credentials the registry refuses: the last policy stays.
 	anon := &source.OCI{URL: oci.URL, CAPEM: caPEM}
-	s2, _ := syncer.New([]syncer.Spec{{Name: "prod", Env: "prod", Root: e.root, Source: anon}}, t.TempDir(), e.policies, syncer.WithClock(e.clock.Now))
+	s2 := e.newSyncer(t, t.TempDir(), syncer.Spec{Source: anon})
 	if err := s2.Sync(t.Context(), "prod"); err == nil || !strings.Contains(err.Error(), "UNAUTHORIZED") {
 		t.Fatalf("anonymous: err = %v", err)
 	}
@@ -102,10 +99,7 @@ func TestOCISourceArtifactSignature(t *testing.T) {
 		return ref
 	}
 	signtest.SignBundle(t, push(), key) // cosign v3's format
-	s, err := syncer.New([]syncer.Spec{{Name: "prod", Env: "prod", Root: e.root, Source: oci}}, e.stateDir, e.policies, syncer.WithClock(e.clock.Now))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := e.newSyncer(t, e.stateDir, syncer.Spec{Source: oci})
 	if err := s.Sync(t.Context(), "prod"); err != nil {
 		t.Fatal(err)
 	}

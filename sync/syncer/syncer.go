@@ -657,6 +657,17 @@ func (s *Syncer) swapLocked() {
 
 // denyAll is a state that denies every image with reason.
 func denyAll(sp Spec, reason string) *admission.State {
+	return admission.NewState(denyAllSet(reason), admission.Provenance{Source: sp.Name, Env: sp.Env})
+}
+
+// denyAllSets holds the compiled deny-all sets by reason: every swap
+// combines one per pending source, and compiling builds CEL environments.
+var denyAllSets sync.Map
+
+func denyAllSet(reason string) *policies.Set {
+	if set, ok := denyAllSets.Load(reason); ok {
+		return set.(*policies.Set)
+	}
 	doc := fmt.Sprintf(`apiVersion: policy.ward.dev/v1
 kind: ImagePolicy
 metadata: {name: ward-deny-all}
@@ -668,7 +679,8 @@ spec:
 	if err != nil {
 		panic(fmt.Sprintf("the built-in deny-all policy does not compile: %v", err)) // a programming error
 	}
-	return admission.NewState(set, admission.Provenance{Source: sp.Name, Env: sp.Env})
+	denyAllSets.Store(reason, set)
+	return set
 }
 
 // persist records the applied bundle, so that a restart can serve it.

@@ -42,8 +42,23 @@ func newEnvWith(t *testing.T, o tuftest.Options) *env {
 
 func (e *env) syncer(t *testing.T, onExpiry string) *syncer.Syncer {
 	t.Helper()
-	s, err := syncer.New([]syncer.Spec{{Name: "prod", Env: "prod", Root: e.root, Source: source.Dir{Path: e.repo.Dir}, OnExpiry: onExpiry}},
-		e.stateDir, e.policies, syncer.WithClock(e.clock.Now))
+	return e.newSyncer(t, e.stateDir, syncer.Spec{Source: source.Dir{Path: e.repo.Dir}, OnExpiry: onExpiry})
+}
+
+// newSyncer makes a syncer of one source, named and set to prod and the
+// environment's root unless sp says otherwise, on the test clock.
+func (e *env) newSyncer(t *testing.T, stateDir string, sp syncer.Spec) *syncer.Syncer {
+	t.Helper()
+	if sp.Name == "" {
+		sp.Name = "prod"
+	}
+	if sp.Env == "" {
+		sp.Env = "prod"
+	}
+	if sp.Root == nil {
+		sp.Root = e.root
+	}
+	s, err := syncer.New([]syncer.Spec{sp}, stateDir, e.policies, syncer.WithClock(e.clock.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,20 +247,12 @@ func TestExpiredMetadata(t *testing.T) {
 
 func TestRunSyncsAtIntervalAndOnTrigger(t *testing.T) {
 	e := newEnv(t)
-	s, err := syncer.New([]syncer.Spec{{Name: "prod", Env: "prod", Root: e.root, Source: source.Dir{Path: e.repo.Dir}, Interval: time.Hour}},
-		e.stateDir, e.policies, syncer.WithClock(e.clock.Now))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { s.Run(ctx); close(done) }()
+	s := e.newSyncer(t, e.stateDir, syncer.Spec{Source: source.Dir{Path: e.repo.Dir}, Interval: time.Hour})
+	run(t, s)
 	waitFor(t, func() bool { return e.allowed(t, "v1") })
 	e.repo.Publish(t, "prod", allowing("reg.example.com/v2/**"))
 	s.Trigger("prod") // an hour-long interval: only the trigger can sync now
 	waitFor(t, func() bool { return e.allowed(t, "v2") })
-	cancel()
-	<-done
 }
 
 func waitFor(t *testing.T, cond func() bool) {
@@ -272,10 +279,7 @@ func TestUpsertAndRemoveWhileRunning(t *testing.T) {
 	if s.Ready() {
 		t.Fatal("ready with no sources")
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { s.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	run(t, s)
 
 	specA := syncer.Spec{Name: "a", Env: "prod", Root: a.root, Source: source.Dir{Path: a.repo.Dir}, Interval: time.Hour}
 	if err := s.Upsert(specA); err != nil {
@@ -379,4 +383,12 @@ func TestExpiryWhileTheSourceIsDown(t *testing.T) {
 			}
 		})
 	}
+}
+
+// run runs the loop until the test ends.
+func run(t *testing.T, s *syncer.Syncer) {
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
 }

@@ -1,7 +1,6 @@
 package syncer_test
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -58,34 +57,13 @@ func TestGitHostTroubleAndRecovery(t *testing.T) {
 	proxy := newTroubleProxy(t, g.srv.URL)
 	url := strings.Replace(g.url, g.srv.URL, proxy.srv.URL, 1)
 	src := &source.Git{URL: url, Path: "tuf", Auth: &githttp.BasicAuth{Username: g.srv.User, Password: g.srv.Pass}, CacheDir: filepath.Join(g.stateDir, "git-cache")}
-	s, err := syncer.New([]syncer.Spec{{Name: "prod", Env: "prod", Root: g.root, Source: src, Interval: 200 * time.Millisecond, Timeout: time.Second}},
-		g.stateDir, g.policies, syncer.WithClock(g.clock.Now))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { s.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	s := g.newSyncer(t, g.stateDir, syncer.Spec{Source: src, Interval: 200 * time.Millisecond, Timeout: time.Second})
+	run(t, s)
 	waitFor(t, func() bool { return g.allowed(t, "v1") })
 
 	g.repo.Publish(t, "prod", allowing("reg.example.com/v2/**"))
 	g.push(t, "v2")
-	for _, mode := range []string{"garbage", "5xx", "slow"} {
-		proxy.mode.Store(mode)
-		start := status(t, s).Failures
-		waitFor(t, func() bool {
-			st := status(t, s)
-			return st.Failures > start && st.LastReason == syncer.ReasonFetchFailed
-		})
-		st := status(t, s)
-		if !g.allowed(t, "v1") || st.Ready || !strings.Contains(st.LastError, "failed to fetch") {
-			t.Fatalf("%s: status = %+v", mode, st)
-		}
-		t.Logf("%s: %s", mode, st.LastError)
-	}
-	proxy.mode.Store("ok")
-	waitFor(t, func() bool { return g.allowed(t, "v2") && status(t, s).Ready })
+	breakAndRecover(t, proxy, s, g.env)
 }
 
 // The registry of an OCI source down, slow or answering garbage: the same.
@@ -98,20 +76,21 @@ func TestOCIRegistryTroubleAndRecovery(t *testing.T) {
 	}
 	proxy := newTroubleProxy(t, "http://"+host)
 	viaProxy := &source.OCI{URL: "oci://" + strings.TrimPrefix(proxy.srv.URL, "http://") + "/policies/tuf:prod"}
-	s, err := syncer.New([]syncer.Spec{{Name: "prod", Env: "prod", Root: e.root, Source: viaProxy, Interval: 200 * time.Millisecond, Timeout: time.Second}},
-		e.stateDir, e.policies, syncer.WithClock(e.clock.Now))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { s.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	s := e.newSyncer(t, e.stateDir, syncer.Spec{Source: viaProxy, Interval: 200 * time.Millisecond, Timeout: time.Second})
+	run(t, s)
 	waitFor(t, func() bool { return e.allowed(t, "v1") })
 	e.repo.Publish(t, "prod", allowing("reg.example.com/v2/**"))
 	if _, err := source.PushOCI(t.Context(), e.repo.Dir, direct); err != nil {
 		t.Fatal(err)
 	}
+	breakAndRecover(t, proxy, s, e)
+}
+
+// breakAndRecover has the proxy answer garbage, 5xx, then nothing: each
+// time the sync fails as a fetch, v1 stays enforced and the source is not
+// ready; when the proxy recovers, v2 is enforced.
+func breakAndRecover(t *testing.T, proxy *troubleProxy, s *syncer.Syncer, e *env) {
+	t.Helper()
 	for _, mode := range []string{"garbage", "5xx", "slow"} {
 		proxy.mode.Store(mode)
 		start := status(t, s).Failures
@@ -119,10 +98,11 @@ func TestOCIRegistryTroubleAndRecovery(t *testing.T) {
 			st := status(t, s)
 			return st.Failures > start && st.LastReason == syncer.ReasonFetchFailed
 		})
-		if !e.allowed(t, "v1") || status(t, s).Ready {
-			t.Fatalf("%s: status = %+v", mode, status(t, s))
+		st := status(t, s)
+		if !e.allowed(t, "v1") || st.Ready || !strings.Contains(st.LastError, "failed to fetch") {
+			t.Fatalf("%s: status = %+v", mode, st)
 		}
-		t.Logf("%s: %s", mode, status(t, s).LastError)
+		t.Logf("%s: %s", mode, st.LastError)
 	}
 	proxy.mode.Store("ok")
 	waitFor(t, func() bool { return e.allowed(t, "v2") && status(t, s).Ready })

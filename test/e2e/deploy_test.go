@@ -12,13 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"ward.dev/ward/internal/apiservertest"
+
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"ward.dev/ward/internal/certs"
 	"ward.dev/ward/internal/manifests"
@@ -66,20 +67,7 @@ func rank(kind string) int {
 // real API server with server-side apply, then lets ward's certificate manager make the serving
 // certificate and fill in the caBundle, and rotate it.
 func TestDeployManifests(t *testing.T) {
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		t.Fatal("KUBEBUILDER_ASSETS is not set: run `make test`, or export KUBEBUILDER_ASSETS=$(hack/kube-assets.sh)")
-	}
-	env := &envtest.Environment{BinaryAssetsDirectory: assets}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Stop()
-	c, err := client.New(cfg, client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, c, _ := apiservertest.Start(t)
 	ctx := t.Context()
 	objs := render(t, filepath.Join("..", "..", "deploy", "base"))
 	kinds := map[string]bool{}
@@ -172,10 +160,6 @@ func TestHelmChart(t *testing.T) {
 	if helm == "" {
 		t.Fatal("WARD_HELM is not set: run `make test`, or export WARD_HELM=$(hack/helm.sh)")
 	}
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		t.Fatal("KUBEBUILDER_ASSETS is not set: run `make test`, or export KUBEBUILDER_ASSETS=$(hack/kube-assets.sh)")
-	}
 	chart := filepath.Join("..", "..", "deploy", "chart", "ward")
 	template := func(args ...string) []manifests.Object {
 		t.Helper()
@@ -201,16 +185,7 @@ func TestHelmChart(t *testing.T) {
 		t.Fatalf("cert-manager variant renders %v", found)
 	}
 
-	env := &envtest.Environment{BinaryAssetsDirectory: assets}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Stop()
-	c, err := client.New(cfg, client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, c, _ := apiservertest.Start(t)
 	ns := &unstructured.Unstructured{}
 	ns.SetAPIVersion("v1")
 	ns.SetKind("Namespace")

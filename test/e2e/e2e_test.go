@@ -12,19 +12,19 @@ import (
 	"testing"
 	"time"
 
+	"ward.dev/ward/admission/registration"
+
+	"ward.dev/ward/internal/apiservertest"
+
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"ward.dev/ward/admission"
@@ -119,58 +119,13 @@ spec:
     message: Pods need an app label
 `
 
-func webhookConfigs(addr string, ca []byte) (*admissionregistrationv1.ValidatingWebhookConfiguration, *admissionregistrationv1.MutatingWebhookConfiguration) {
-	fail := admissionregistrationv1.Fail
-	none := admissionregistrationv1.SideEffectClassNone
-	timeout := int32(10)
-	rules := []admissionregistrationv1.RuleWithOperations{
-		{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
-			Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods", "pods/ephemeralcontainers", "replicationcontrollers"}}},
-		{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
-			Rule: admissionregistrationv1.Rule{APIGroups: []string{"apps"}, APIVersions: []string{"v1"}, Resources: []string{"deployments", "replicasets", "statefulsets", "daemonsets"}}},
-		{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
-			Rule: admissionregistrationv1.Rule{APIGroups: []string{"batch"}, APIVersions: []string{"v1"}, Resources: []string{"jobs", "cronjobs"}}},
-	}
-	nsSel := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"kube-system", "ward-system"}}}}
-	url := func(p string) *string { s := "https://" + addr + p; return &s }
-	v := &admissionregistrationv1.ValidatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: "ward"},
-		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
-			Name: "images.ward.dev", ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: url(admission.PathValidate), CABundle: ca},
-			Rules: rules, FailurePolicy: &fail, SideEffects: &none, AdmissionReviewVersions: []string{"v1"}, TimeoutSeconds: &timeout, NamespaceSelector: nsSel,
-		}},
-	}
-	reinvoke := admissionregistrationv1.IfNeededReinvocationPolicy
-	m := &admissionregistrationv1.MutatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: "ward"},
-		Webhooks: []admissionregistrationv1.MutatingWebhook{{
-			Name: "pin.ward.dev", ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: url(admission.PathMutate), CABundle: ca},
-			Rules: rules, FailurePolicy: &fail, SideEffects: &none, AdmissionReviewVersions: []string{"v1"}, TimeoutSeconds: &timeout, NamespaceSelector: nsSel,
-			ReinvocationPolicy: &reinvoke,
-		}},
-	}
-	return v, m
-}
-
 func pod(name, image string, labels map[string]string) *corev1.Pod {
 	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "apps", Labels: labels},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: image}}}}
 }
 
 func TestThroughTheAPIServer(t *testing.T) {
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		t.Fatal("KUBEBUILDER_ASSETS is not set: run `make test`, or export KUBEBUILDER_ASSETS=$(hack/kube-assets.sh)")
-	}
-	env := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join("..", "..", "deploy", "crds")}, ErrorIfCRDPathMissing: true, BinaryAssetsDirectory: assets}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatalf("failed to start the API server: %v", err)
-	}
-	defer env.Stop()
-	scheme := runtime.NewScheme()
-	clientgoscheme.AddToScheme(scheme)
-	v1alpha1.AddToScheme(scheme)
+	cfg, _, scheme := apiservertest.Start(t, filepath.Join("..", "..", "deploy", "crds"))
 	warn := &warnings{}
 	wcfg := rest.CopyConfig(cfg)
 	wcfg.WarningHandler = warn
@@ -275,7 +230,7 @@ func TestThroughTheAPIServer(t *testing.T) {
 	waitVersion("dev", 1)
 
 	ca, _ := os.ReadFile(caFile)
-	vwc, mwc := webhookConfigs(srv.Addr(), ca)
+	vwc, mwc := registration.ForURL("ward", srv.Addr(), ca, "kube-system", "ward-system")
 	for _, o := range []client.Object{vwc, mwc, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "apps"}}} {
 		if err := c.Create(ctx, o); err != nil {
 			t.Fatal(err)
