@@ -190,6 +190,11 @@ func (c *Client) Download(ctx context.Context, dir string, paths ...string) erro
 		return classify("", err)
 	}
 	for _, p := range paths {
+		// Each lookup verifies every delegated role on its own path
+		// against the delegator on that path: a role reached before through
+		// another delegator must not lend that authority here (go-tuf's
+		// updater reuses it by name).
+		forgetDelegated(u)
 		ti, err := u.GetTargetInfo(p)
 		if err != nil {
 			return classify("", err)
@@ -203,6 +208,21 @@ func (c *Client) Download(ctx context.Context, dir string, paths ...string) erro
 		}
 	}
 	return nil
+}
+
+// forgetDelegated drops the delegated roles from u's trusted set, keeping
+// the top-level ones, so that the next target lookup loads each delegated
+// role again (from the local copy or the repository) and verifies it
+// against the delegator on its own path. The trusted set's Targets map is
+// shared with the updater; TestDownloadVerifiesRoleAgainstCurrentDelegator
+// pins that.
+func forgetDelegated(u *updater.Updater) {
+	trusted := u.GetTrustedMetadataSet().Targets
+	for name := range trusted {
+		if name != tuflayout.Targets {
+			delete(trusted, name)
+		}
+	}
 }
 
 // Update verifies env's current bundle and returns it. It refuses a

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -18,8 +20,9 @@ func newTUFCommand() *cobra.Command {
 }
 
 type tufClientOptions struct {
-	metadataDir string
-	metadataURL string
+	metadataDir   string
+	metadataURL   string
+	referenceTime string
 }
 
 // newTUFClientCommand speaks the tuf-conformance client protocol over
@@ -34,10 +37,20 @@ func newTUFClientCommand() *cobra.Command {
 		Use:   "client",
 		Short: "A TUF client speaking the tuf-conformance protocol, on ward's client code",
 		Long: `A generic TUF client for the tuf-conformance test suite, built on the same
-client code the controller uses. Exit 0 on success, 1 on failure.`,
+client code the controller uses. Exit 0 on success, 1 on failure.
+
+Expiry is judged at --reference-time (default: now). The suite fakes the
+clock with libfaketime, which a static Go binary never sees; its entry
+point hack/tuf-conformance-client.sh passes the time that date(1), faked,
+reads.`,
+		Example: `  ward tuf client --metadata-dir meta init root.json
+  ward tuf client --metadata-dir meta --metadata-url http://127.0.0.1:8000/metadata refresh
+  ward tuf client --metadata-dir meta --metadata-url http://127.0.0.1:8000/metadata \
+    --target-name dev/bundle.tar.gz --target-base-url http://127.0.0.1:8000/targets --target-dir out download`,
 	}
 	cmd.PersistentFlags().StringVar(&o.metadataDir, "metadata-dir", "", "folder of trusted metadata (required)")
 	cmd.PersistentFlags().StringVar(&o.metadataURL, "metadata-url", "", "base URL of the repository's metadata")
+	cmd.PersistentFlags().StringVar(&o.referenceTime, "reference-time", "", "judge expiry at this time: Unix seconds or RFC 3339 (default: now)")
 
 	initCmd := &cobra.Command{
 		Use:   "init TRUSTED_ROOT",
@@ -129,11 +142,32 @@ func (o *tufClientOptions) client(root []byte, targetsURL string) (*tufclient.Cl
 		return nil, nil, err
 	}
 	cleanup := func() { os.RemoveAll(state) }
+	opts := []tufclient.Option{tufclient.WithDirs(o.metadataDir, filepath.Join(state, "targets"))}
+	if o.referenceTime != "" {
+		at, err := parseReferenceTime(o.referenceTime)
+		if err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+		opts = append(opts, tufclient.WithClock(func() time.Time { return at }))
+	}
 	f := tufclient.HTTPFetcher{MetadataURL: o.metadataURL, TargetsURL: targetsURL}
-	c, err := tufclient.New(root, f, state, tufclient.WithDirs(o.metadataDir, filepath.Join(state, "targets")))
+	c, err := tufclient.New(root, f, state, opts...)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
 	return c, cleanup, nil
+}
+
+// parseReferenceTime reads Unix seconds or an RFC 3339 time.
+func parseReferenceTime(v string) (time.Time, error) {
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return time.Unix(secs, 0).UTC(), nil
+	}
+	at, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--reference-time %q: want Unix seconds or an RFC 3339 time", v)
+	}
+	return at, nil
 }

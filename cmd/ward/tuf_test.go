@@ -1,12 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"ward.dev/ward/internal/tuftest"
 )
@@ -42,6 +44,14 @@ func TestTUFClientProtocol(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(meta, "dev.json")); err != nil {
 		t.Error("download did not store the delegated role")
 	}
+	// Judged at a reference time past the one-day timestamp's expiry (how
+	// the suite's libfaketime runs reach it through the wrapper script),
+	// the same repository is refused.
+	later := fmt.Sprint(repo.Clock.Now().Add(48 * time.Hour).Unix())
+	if code, _, _ := ward(t, append([]string{"tuf", "client", "--reference-time", later}, append(base[2:], "refresh")...)...); code != 1 {
+		t.Fatalf("refresh past the timestamp's expiry: exit %d, want 1", code)
+	}
+	mustWard(t, append([]string{"tuf", "client", "--reference-time", repo.Clock.Now().Format(time.RFC3339)}, append(base[2:], "refresh")...)...)
 	// A missing target and a tampered one fail with exit 1.
 	if code, _, _ := ward(t, append(base, "download", "--target-name", "nope", "--target-base-url", srv.URL+"/targets", "--target-dir", targets)...); code != 1 {
 		t.Fatalf("missing target: exit %d", code)

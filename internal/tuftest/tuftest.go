@@ -38,7 +38,10 @@ func NewSigner(tb testing.TB) signature.SignerVerifier {
 	return sv
 }
 
-// Clock is a settable clock for tests.
+// Clock is a settable clock for tests. NewRepo starts it at the wall
+// clock, so metadata it signs is judged coherently by code that reads the
+// wall clock (the ward binary, `ward tuf client`) as well as by code given
+// this clock; tests move it explicitly to make metadata expire.
 type Clock struct{ T time.Time }
 
 // Now returns the clock's time.
@@ -70,7 +73,9 @@ func NewRepo(tb testing.TB, o Options) *Repo {
 	if len(o.Envs) == 0 {
 		o.Envs = []string{"dev", "staging", "prod"}
 	}
-	clock := &Clock{T: time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)}
+	// Never a fixed date: a repository signed at a fixed time expires on a
+	// later day for every reader of the wall clock.
+	clock := &Clock{T: time.Now().UTC().Truncate(time.Second)}
 	dir := filepath.Join(tb.TempDir(), "tuf")
 	signers := tufrepo.Signers{}
 	for _, role := range append(tuflayout.TopLevelRoles(), o.Envs...) {
