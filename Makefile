@@ -12,7 +12,7 @@ FUZZTIME ?= 10s
 # about 8 s.
 FUZZ_TARGETS := ./bundle:FuzzRead ./bundle/tufclient:FuzzUpdateMetadata:2000x ./bundle/tuflayout:FuzzParseCustom ./policies:FuzzCompile:20000x ./admission:FuzzValidate:20000x
 
-.PHONY: help setup build image test unit e2e vet fmt lint fuzz bench demo demo-apiserver demo-authoring verify tidy generate controller-gen
+.PHONY: help setup build image test unit e2e vet fmt lint fuzz bench demo demo-apiserver demo-authoring tuf-conformance verify tidy generate controller-gen
 
 help: ## Show the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -63,6 +63,10 @@ demo: build ## The whole story on this machine, no cluster (ward demo)
 
 demo-apiserver: build setup ## The same story, the admission steps through a real kube-apiserver
 	$(BIN) demo --apiserver --kube-assets $$(./hack/kube-assets.sh)
+
+SHARED ?= ../shared
+tuf-conformance: build ## The public tuf-conformance suite against ward tuf client (set CONFORMANCE_GIT, PYTUF_GIT, SSLIB_GIT: docs/testing.md)
+	bash $(SHARED)/tools/tuf-conformance.sh hack/tuf-conformance-client.sh
 
 demo-authoring: build ## The authoring flow alone: reproducible builds, verify, rollback, timestamp refresh
 	./hack/demo.sh $(BIN)

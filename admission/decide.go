@@ -208,7 +208,7 @@ func (d *Decision) Annotations() map[string]string {
 
 func bundleLabels(bs []Provenance) string {
 	if len(bs) == 0 {
-		return "bundle none loaded"
+		return "no policy source"
 	}
 	labels := make([]string, len(bs))
 	for i, b := range bs {

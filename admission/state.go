@@ -17,6 +17,20 @@ type Provenance struct {
 	Version int64  `json:"version"`
 	Digest  string `json:"digest"`
 	Commit  string `json:"commit"`
+	// State is the source's state when it is not plainly enforcing this
+	// bundle: "pending" or "deny-all" (then the policies deny every image
+	// and Version is 0), or "enforcing, expired". Empty means enforcing.
+	State string `json:"state,omitempty"`
+	// WorkingTree is the folder the policies were read from when they are
+	// not a published bundle (ward check --policies): nothing signed or
+	// verified them.
+	WorkingTree string `json:"workingTree,omitempty"`
+}
+
+// enforcing reports whether the provenance is of a bundle being enforced
+// (expired or not).
+func (p Provenance) enforcing() bool {
+	return p.State == "" || p.State == "enforcing" || p.State == "enforcing, expired"
 }
 
 // State is an immutable policy set with the provenance of the bundles it
@@ -83,35 +97,55 @@ const (
 	AnnotationBundleDigest  = "ward.dev/bundle-digest"
 	AnnotationBundleCommit  = "ward.dev/bundle-commit"
 	AnnotationPolicy        = "ward.dev/policy"
+	// AnnotationSourceState is each source's state (enforcing, "enforcing,
+	// expired", pending, deny-all), separated by ";" since a state may
+	// hold a comma.
+	AnnotationSourceState = "ward.dev/source-state"
 )
 
 // annotations are the provenance annotations of bundles, each value a
 // comma-separated list in source order.
 func annotations(bundles []Provenance, policy string) map[string]string {
-	var versions, digests, commits []string
+	var versions, digests, commits, states []string
 	for _, p := range bundles {
 		v := ""
 		if p.Version > 0 {
 			v = strconv.FormatInt(p.Version, 10)
 		}
-		versions, digests, commits = append(versions, v), append(digests, p.Digest), append(commits, p.Commit)
+		state := p.State
+		if state == "" {
+			state = "enforcing"
+		}
+		versions, digests, commits, states = append(versions, v), append(digests, p.Digest), append(commits, p.Commit), append(states, state)
 	}
 	return map[string]string{
 		AnnotationBundleVersion: strings.Join(versions, ","),
 		AnnotationBundleDigest:  strings.Join(digests, ","),
 		AnnotationBundleCommit:  strings.Join(commits, ","),
 		AnnotationPolicy:        policy,
+		AnnotationSourceState:   strings.Join(states, ";"),
 	}
 }
 
-// Label is how a bundle is named in messages: "prod v7", or "none loaded".
+// Label is how a bundle is named in messages: "prod v7", "prod v7
+// (enforcing, expired)", "prod pending", "prod deny-all"; "none loaded"
+// before any source exists.
 func (p Provenance) Label() string {
-	if p.Version == 0 && p.Digest == "" {
+	var s string
+	switch {
+	case p.WorkingTree != "":
+		return "working tree " + p.WorkingTree + " (unpublished)"
+	case !p.enforcing():
+		s = p.State
+	case p.Version == 0 && p.Digest == "":
 		return "none loaded"
-	}
-	s := fmt.Sprintf("v%d", p.Version)
-	if p.Version == 0 {
+	case p.Version == 0:
 		s = p.Digest
+	default:
+		s = fmt.Sprintf("v%d", p.Version)
+	}
+	if p.State == "enforcing, expired" {
+		s += " (" + p.State + ")"
 	}
 	if p.Env != "" {
 		s = p.Env + " " + s

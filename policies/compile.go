@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -77,20 +78,54 @@ type at struct {
 	file       string
 	doc        int
 	kind, name string
+	// firstLine is the file line the document starts on (0: unknown).
+	firstLine int
 }
 
 func (a at) fail(field, format string, args ...any) {
-	a.c.errs = append(a.c.errs, &FieldError{File: a.file, Doc: a.doc, Kind: a.kind, Name: a.name, Field: field, Detail: fmt.Sprintf(format, args...)})
+	a.failAt(field, 0, format, args...)
+}
+
+// failAt records an error at line (1-based in the document; 0: unknown).
+func (a at) failAt(field string, line int, format string, args ...any) {
+	if line > 0 && a.firstLine > 0 {
+		line += a.firstLine - 1
+	} else {
+		line = 0
+	}
+	a.c.errs = append(a.c.errs, &FieldError{File: a.file, Doc: a.doc, Line: line, Kind: a.kind, Name: a.name, Field: field, Detail: fmt.Sprintf(format, args...)})
+}
+
+// strict decodes raw into doc, refusing unknown fields; an unknown field
+// is reported with its path and line.
+func strict[T any](a at, raw []byte, doc *T) bool {
+	err := yaml.UnmarshalStrict(raw, doc)
+	if err == nil {
+		return true
+	}
+	if strings.Contains(err.Error(), "unknown field") {
+		if field, line, ok := unknownField(raw, reflect.TypeFor[T]()); ok {
+			a.failAt(field, line, "unknown field")
+			return false
+		}
+	}
+	a.fail("", "%s", decodeErr(err))
+	return false
 }
 
 func (c *compiler) file(d bundle.Document, names map[string]string) {
 	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(d.Data)))
+	cursor := 0
 	for n := 1; ; n++ {
 		raw, err := r.Read()
 		if errors.Is(err, io.EOF) {
 			return
 		}
 		a := at{c: c, file: d.Path, doc: n}
+		if i := bytes.Index(d.Data[cursor:], raw); i >= 0 && len(raw) > 0 {
+			a.firstLine = 1 + bytes.Count(d.Data[:cursor+i], []byte("\n"))
+			cursor += i + len(raw)
+		}
 		if err != nil {
 			a.fail("", "not YAML: %s", oneLine(err.Error()))
 			return
@@ -147,22 +182,19 @@ func (c *compiler) document(a at, raw []byte, names map[string]string) {
 	switch h.Kind {
 	case KindImagePolicy:
 		var doc ImagePolicyDoc
-		if err := yaml.UnmarshalStrict(raw, &doc); err != nil {
-			a.fail("", "%s", decodeErr(err))
+		if !strict(a, raw, &doc) {
 			return
 		}
 		c.imagePolicy(a, &doc)
 	case KindValidationPolicy:
 		var doc ValidationPolicyDoc
-		if err := yaml.UnmarshalStrict(raw, &doc); err != nil {
-			a.fail("", "%s", decodeErr(err))
+		if !strict(a, raw, &doc) {
 			return
 		}
 		c.validationPolicy(a, &doc)
 	case KindSettings:
 		var doc SettingsDoc
-		if err := yaml.UnmarshalStrict(raw, &doc); err != nil {
-			a.fail("", "%s", decodeErr(err))
+		if !strict(a, raw, &doc) {
 			return
 		}
 		c.settings(a, &doc)

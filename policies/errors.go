@@ -11,6 +11,8 @@ type FieldError struct {
 	File string
 	// Doc is the 1-based index of the document in the file.
 	Doc int
+	// Line is the 1-based line in the file, when known.
+	Line int
 	// Kind and Name identify the document when known.
 	Kind, Name string
 	// Field is the path of the offending field, e.g.
@@ -23,6 +25,9 @@ type FieldError struct {
 func (e *FieldError) Error() string {
 	var b strings.Builder
 	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
 	if e.Doc > 0 {
 		fmt.Fprintf(&b, ": document %d", e.Doc)
 	}

@@ -145,10 +145,17 @@ type AppliedBundle struct {
 type PolicySourceStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// State is what the source does for admission: pending (no verified
+	// bundle yet: every image is denied), enforcing, "enforcing, expired"
+	// (onExpiry keep) or deny-all (expired with onExpiry deny-all, or a
+	// spec never usable).
+	// +optional
+	State string `json:"state,omitempty"`
 	// Conditions: Ready, Reconciling, Stalled.
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
-	// Applied is the enforced bundle.
+	// Applied is the last verified bundle; absent while pending. While the
+	// state is deny-all it is not enforced.
 	// +optional
 	Applied *AppliedBundle `json:"applied,omitempty"`
 	// LastFailure is the last refused sync's reason and message.
@@ -167,6 +174,7 @@ type PolicySourceStatus struct {
 // +kubebuilder:resource:scope=Cluster,shortName=ps
 // +kubebuilder:subresource:status
 // +kubebuilder:printcolumn:name="Env",type=string,JSONPath=`.spec.env`
+// +kubebuilder:printcolumn:name="State",type=string,JSONPath=`.status.state`
 // +kubebuilder:printcolumn:name="Version",type=integer,JSONPath=`.status.applied.version`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`

@@ -241,6 +241,9 @@ func (c *Client) Update(ctx context.Context, env string) (*Target, error) {
 	}
 	path := tuflayout.TargetPath(env)
 	if err := checkLayout(u, env, path); err != nil {
+		if ve := (*VerifyError)(nil); errors.As(err, &ve) {
+			return nil, ve
+		}
 		return nil, &VerifyError{Kind: ErrInvalid, Env: env, Err: err}
 	}
 	ti, err := u.GetTargetInfo(path)
@@ -322,7 +325,9 @@ func checkLayout(u *updater.Updater, env, path string) error {
 	if targets.Signed.Delegations == nil {
 		return errors.New("the targets role delegates to no environment")
 	}
+	var envs []string
 	for _, role := range targets.Signed.Delegations.Roles {
+		envs = append(envs, role.Name)
 		ok, err := role.IsDelegatedPath(path)
 		if err != nil {
 			return err
@@ -335,7 +340,7 @@ func checkLayout(u *updater.Updater, env, path string) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("no role is delegated %s: the repository has no environment %s", path, env)
+	return &VerifyError{Kind: ErrUnknownEnv, Env: env, Err: fmt.Errorf("the repository has %s", strings.Join(envs, ", "))}
 }
 
 type accepted struct {

@@ -23,6 +23,9 @@ var (
 	ErrUnavailable = errors.New("repository unavailable")
 	// ErrInvalid: metadata or a target that breaks ward's layout or TUF's rules.
 	ErrInvalid = errors.New("invalid metadata")
+	// ErrUnknownEnv: the repository delegates no role for the environment
+	// asked for (the error lists the ones it has).
+	ErrUnknownEnv = errors.New("no such environment")
 )
 
 // VerifyError is a refused update: its family, the environment (when one

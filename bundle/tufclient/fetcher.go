@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"syscall"
 )
 
 // Fetcher reads files of a TUF repository. path is slash-separated and
@@ -25,6 +26,9 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrTooLarge is also a VerifyError kind: data over a length limit.
 	ErrTooLarge = errors.New("over the length limit")
+	// ErrNotRegular: a directory repository holds something other than a
+	// regular file where a file is read (a FIFO, a device, a socket).
+	ErrNotRegular = errors.New("not a regular file")
 )
 
 // ReadBounded reads r up to maxLength bytes, returning ErrTooLarge if there
@@ -54,7 +58,10 @@ func (d DirFetcher) Fetch(_ context.Context, path string, maxLength int64) ([]by
 		return nil, fmt.Errorf("failed to open repository %s: %w", d.Dir, err)
 	}
 	defer root.Close()
-	f, err := root.Open(path)
+	// Non-blocking, so that a FIFO put in place of a file cannot hold the
+	// open (and the sync loop) until a writer comes; only regular files are
+	// read.
+	f, err := root.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w", path, ErrNotFound)
 	}
@@ -62,11 +69,36 @@ func (d DirFetcher) Fetch(_ context.Context, path string, maxLength int64) ([]by
 		return nil, fmt.Errorf("failed to open %s: %w", path, err)
 	}
 	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("failed to open %s: %w", path, err)
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is a %s, not a regular file: %w", path, fileKind(info.Mode()), ErrNotRegular)
+	}
 	data, err := ReadBounded(f, maxLength)
 	if err != nil {
 		return nil, fmt.Errorf("failed to read %s: %w", path, err)
 	}
 	return data, nil
+}
+
+// fileKind names a non-regular file's type for an error message.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	case m&fs.ModeSymlink != 0:
+		return "symbolic link"
+	default:
+		return "special file"
+	}
 }
 
 // HTTPFetcher reads a repository served over HTTP(S): metadata below

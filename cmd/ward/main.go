@@ -34,6 +34,16 @@ func (e *exitError) Unwrap() error { return e.err }
 // failed marks err as a negative verdict (exit 1).
 func failed(err error) error { return &exitError{code: 1, err: err} }
 
+// asError drops a verdict's exit code from err: what was a failed check
+// for one command is input that cannot be checked for another (exit 2).
+func asError(err error) error {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.err
+	}
+	return err
+}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)

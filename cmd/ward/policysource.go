@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -70,6 +71,12 @@ func (o *policySourceOptions) load(cmd *cobra.Command) (*admission.State, error)
 		if docs, err = bundle.ReadPolicyDir(o.policiesDir); err != nil {
 			return nil, err
 		}
+		// Errors name the files as they are on disk, not as a bundle
+		// would hold them.
+		for i := range docs {
+			docs[i].Path = filepath.Join(o.policiesDir, filepath.FromSlash(strings.TrimPrefix(docs[i].Path, bundle.PoliciesDir+"/")))
+		}
+		prov = admission.Provenance{WorkingTree: o.policiesDir}
 	default:
 		if o.repo == "" || o.env == "" {
 			return nil, errors.New("--repo and --env go together")
@@ -84,7 +91,9 @@ func (o *policySourceOptions) load(cmd *cobra.Command) (*admission.State, error)
 		}
 		b, _, err := verifyEnv(cmd, tufDir, o.root, o.stateDir, o.env)
 		if err != nil {
-			return nil, err
+			// A bundle that does not verify leaves nothing to check
+			// against: an error (exit 2), not a denial.
+			return nil, asError(err)
 		}
 		docs = b.Policies()
 		prov = admission.Provenance{Env: b.Env(), Version: b.Version(), Digest: b.Digest(), Commit: b.Commit()}

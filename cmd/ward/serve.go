@@ -158,12 +158,10 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	pols := &admission.Policies{}
 	var cl *clusterParts
-	syncOpts := []syncer.Option{syncer.WithMetrics(syncer.NewMetrics(reg))}
 	if o.config == "" {
 		if cl, err = o.cluster(log); err != nil {
 			return err
 		}
-		syncOpts = append(syncOpts, syncer.WithStatusHook(cl.writer.Synced))
 		if o.tlsSecret != "" {
 			cl.certs = &certs.Manager{Client: cl.mgr.GetClient(), Reader: cl.mgr.GetAPIReader(), Namespace: o.namespace, Secret: o.tlsSecret,
 				Service: o.webhookService, WebhookConfig: o.webhookConfig, Log: log.WithName("certs")}
@@ -174,10 +172,11 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 			certNote = fmt.Sprintf("serving certificate from Secret %s/%s, rotated by ward; caBundle kept in %s", o.namespace, o.tlsSecret, o.webhookConfig)
 		}
 	}
-	syn, err := syncer.New(specs, o.stateDir, pols, syncOpts...)
+	syn, err := syncer.New(specs, o.stateDir, pols)
 	if err != nil {
 		return err
 	}
+	syncer.NewMetrics(reg, syn)
 	deciderOpts := []admission.DeciderOption{}
 	if cl != nil {
 		deciderOpts = append(deciderOpts, admission.WithKeychain(admission.PullSecretKeychain(cl.clientset)), admission.WithNamespaceLabels(cl.namespaceLabels))

@@ -22,10 +22,9 @@ import (
 )
 
 // clusterParts are what in-cluster mode adds: a manager following
-// PolicySources, the leader's status writer, a clientset for pull secrets.
+// PolicySources, a clientset for pull secrets.
 type clusterParts struct {
 	mgr       manager.Manager
-	writer    *controller.StatusWriter
 	clientset kubernetes.Interface
 	certs     *certs.Manager
 }
@@ -58,11 +57,7 @@ func (o *serveOptions) cluster(log logr.Logger) (*clusterParts, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &controller.StatusWriter{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("ward"), Log: log.WithName("status")}
-	if err := mgr.Add(w); err != nil {
-		return nil, err
-	}
-	return &clusterParts{mgr: mgr, writer: w, clientset: cs}, nil
+	return &clusterParts{mgr: mgr, clientset: cs}, nil
 }
 
 func (c *clusterParts) namespaceLabels(ctx context.Context, ns string) (map[string]string, error) {
@@ -76,8 +71,7 @@ func (c *clusterParts) namespaceLabels(ctx context.Context, ns string) (map[stri
 // run starts the reconciler, the sync loop and the endpoints under the
 // manager; every replica runs them, only the leader writes status.
 func (c *clusterParts) run(ctx context.Context, syn *syncer.Syncer, srv *server.Server, o *serveOptions) error {
-	r := &controller.Reconciler{Client: c.mgr.GetClient(), Reader: c.mgr.GetAPIReader(), Namespace: o.namespace, Syncer: syn, StateDir: o.stateDir, Status: c.writer}
-	if err := r.SetupWithManager(c.mgr); err != nil {
+	if err := controller.Setup(c.mgr, syn, controller.Options{Namespace: o.namespace, StateDir: o.stateDir, Log: logr.FromContextOrDiscard(ctx).WithName("status")}); err != nil {
 		return err
 	}
 	runs := []func(context.Context) error{syn.Run, srv.Serve}

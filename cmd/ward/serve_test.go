@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -77,27 +78,10 @@ spec:
 	secret := "a-push-secret-of-some-length"
 	writeFile(t, filepath.Join(tmp, "hook.secret"), secret+"\n")
 	addr, health := freePort(t), freePort(t)
-	ctx, cancel := context.WithCancel(t.Context())
-	var stdout, stderr syncBuffer
-	done := make(chan int)
-	go func() {
-		done <- run(ctx, []string{"serve", "--config", cfg, "--state-dir", filepath.Join(tmp, "state"), "--addr", addr, "--health-addr", health, "--push-secret-file", filepath.Join(tmp, "hook.secret")}, &stdout, &stderr)
-	}()
-	defer func() {
-		cancel()
-		if code := <-done; code != 0 {
-			t.Errorf("serve exited %d\n%s", code, stderr.String())
-		}
-	}()
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // the self-signed certificate is checked below
-	eventually(t, "readiness", func() bool {
-		resp, err := client.Get("http://" + health + server.PathReadyz)
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	serveArgs := []string{"serve", "--config", cfg, "--state-dir", filepath.Join(tmp, "state"), "--addr", addr, "--health-addr", health, "--push-secret-file", filepath.Join(tmp, "hook.secret")}
+	stop := serve(t, serveArgs, health)
+	defer func() { stop() }()
+	client := &http.Client{Timeout: 5 * time.Second}
 	caPEM, err := os.ReadFile(filepath.Join(tmp, "state", "tls", "serving.crt"))
 	if err != nil {
 		t.Fatal(err)
@@ -146,29 +130,91 @@ spec:
 			t.Fatalf("hook with signature %q: %s", sig, resp.Status)
 		}
 	}
-	req, _ := http.NewRequest(http.MethodPost, "https://"+addr+"/hook/dev", bytes.NewReader(body))
-	req.Header.Set("X-Hub-Signature-256", server.Sign([]byte(secret), body))
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	push := func() {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, "https://"+addr+"/hook/dev", bytes.NewReader(body))
+		req.Header.Set("X-Hub-Signature-256", server.Sign([]byte(secret), body))
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("hook: %s", resp.Status)
+		}
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("hook: %s", resp.Status)
-	}
+	push()
 	eventually(t, "v2 enforced", func() bool { a, _, v := validate(); return a && v == "2" })
 
 	code, out, errOut := ward(t, "status", "--server", "http://"+health)
-	if code != 0 || !strings.Contains(out, "dev (dir ") || !strings.Contains(out, "enforcing v2 sha256:") {
+	if code != 0 || !strings.Contains(out, "dev (dir ") || !strings.Contains(out, "enforcing, ready") || !strings.Contains(out, "bundle v2 sha256:") {
 		t.Fatalf("ward status: exit %d\n%s%s", code, out, errOut)
 	}
-	resp, err = http.Get("http://" + health + server.PathMetrics)
+	checkMetrics(t, health, `ward_bundle_version{env="dev",source="dev"} 2`, `ward_admission_decisions_total{outcome="denied",webhook="validate"}`,
+		`ward_policy_swaps_total{source="dev"} 2`, `ward_source_ready{source="dev"} 1`, `ward_source_state{source="dev",state="enforcing"} 1`)
+
+	// A FIFO in place of timestamp.json: the sync is refused at once (not
+	// blocked forever), v2 stays enforced, and `ward status` exits 1.
+	ts := filepath.Join(dir, "tuf", "metadata", "timestamp.json")
+	os.Remove(ts)
+	if err := syscall.Mkfifo(ts, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	push()
+	eventually(t, "the refusal in status", func() bool {
+		code, out, _ := ward(t, "status", "--server", "http://"+health)
+		return code == 1 && strings.Contains(out, "enforcing, NOT READY") && strings.Contains(out, "not a regular file")
+	})
+	if a, _, v := validate(); !a || v != "2" {
+		t.Fatal("v2 not enforced after the refusal")
+	}
+
+	// A restart from persisted state with the source still broken: the
+	// metrics tell the served bundle before any sync succeeds.
+	stop()
+	stop = serve(t, serveArgs, health)
+	checkMetrics(t, health, `ward_bundle_version{env="dev",source="dev"} 2`, `ward_source_state{source="dev",state="enforcing"} 1`)
+}
+
+// serve runs `ward serve` with args until the returned stop is called, and
+// waits until its /readyz (on health) answers 200.
+func serve(t *testing.T, args []string, health string) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	var stdout, stderr syncBuffer
+	done := make(chan int)
+	go func() { done <- run(ctx, args, &stdout, &stderr) }()
+	eventually(t, "readiness", func() bool {
+		resp, err := http.Get("http://" + health + server.PathReadyz)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	stopped := false
+	return func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("serve exited %d\n%s", code, stderr.String())
+		}
+	}
+}
+
+// checkMetrics fails the test for each line /metrics lacks.
+func checkMetrics(t *testing.T, health string, want ...string) {
+	t.Helper()
+	resp, err := http.Get("http://" + health + server.PathMetrics)
 	if err != nil {
 		t.Fatal(err)
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, m := range []string{`ward_bundle_version{env="dev",source="dev"} 2`, `ward_admission_decisions_total{outcome="denied",webhook="validate"}`, `ward_policy_swaps_total{source="dev"} 2`} {
+	for _, m := range want {
 		if !strings.Contains(string(metrics), m) {
 			t.Errorf("metrics lack %s", m)
 		}

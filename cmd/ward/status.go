@@ -24,8 +24,10 @@ func newStatusCommand() *cobra.Command {
 		Short: "Show the bundle each policy source enforces, and the last error",
 		Long: `Ask a running ward serve (its health address) which bundle each policy
 source enforces: environment, version, digest, commit, whether it is ready,
-and why the last sync was refused, if it was. Exit 1 if a source is not
-ready, 2 if the server cannot be asked.`,
+its state (pending, enforcing, "enforcing, expired", deny-all) and why
+the last sync was refused, if it was. Exit 0 when every source is ready
+(enforcing an unexpired bundle, last sync succeeded), 1 when any is not,
+2 if the server cannot be asked.`,
 		Example: "  ward status\n  ward status --server http://ward.example.internal:8080 -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -48,22 +50,27 @@ ready, 2 if the server cannot be asked.`,
 			}
 			err = o.print(cmd, rep, func(p printer) {
 				for _, s := range rep.Sources {
-					state := "ready"
+					ready := "ready"
 					if !s.Ready {
-						state = "NOT READY"
+						ready = "NOT READY"
 					}
-					p.line("%s (%s, env %s): %s", s.Name, s.Source, s.Env, state)
+					p.line("%s (%s, env %s): %s, %s", s.Name, s.Source, s.Env, s.State, ready)
+					p.line("  %s", s.Message)
 					if a := s.Applied; a != nil {
-						expired := ""
-						if a.Expired {
-							expired = " — METADATA EXPIRED"
+						p.line("  bundle v%d %s, commit %s, %d policies, applied %s, verified %s", a.Version, a.Digest, orNone(a.Commit), a.Policies,
+							a.AppliedAt.Format(time.RFC3339), a.VerifiedAt.Format(time.RFC3339))
+						if !a.TrustUntil.IsZero() {
+							p.line("  its metadata expires %s", a.TrustUntil.Format(time.RFC3339))
 						}
-						p.line("  enforcing v%d %s, commit %s, %d policies, since %s%s", a.Version, a.Digest, orNone(a.Commit), a.Policies, a.AppliedAt.Format(time.RFC3339), expired)
-					} else {
-						p.line("  enforcing nothing yet: every image is denied")
+					}
+					if s.Stalled != "" {
+						p.line("  the newest spec (generation %d) cannot be used: %s", s.Generation, s.Stalled)
+					}
+					if s.Reconciling {
+						p.line("  reconciling generation %d", s.Generation)
 					}
 					if s.LastError != "" {
-						p.line("  last sync %s refused (%s): %s", s.LastAttempt.Format(time.RFC3339), s.LastReason, s.LastError)
+						p.line("  last sync %s failed (%s): %s", s.LastAttempt.Format(time.RFC3339), s.LastReason, s.LastError)
 					}
 				}
 			})
@@ -71,7 +78,16 @@ ready, 2 if the server cannot be asked.`,
 				return err
 			}
 			if !rep.Ready {
-				return failed(errors.New("not every policy source is ready"))
+				var not []string
+				for _, s := range rep.Sources {
+					if !s.Ready {
+						not = append(not, s.Name+" ("+s.State+")")
+					}
+				}
+				if len(not) == 0 {
+					return failed(errors.New("no policy source"))
+				}
+				return failed(fmt.Errorf("not ready: %s", strings.Join(not, ", ")))
 			}
 			return nil
 		},

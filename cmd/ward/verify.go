@@ -126,6 +126,9 @@ func verifyEnv(cmd *cobra.Command, repoDir, rootPath, stateDir, env string) (*bu
 		return nil, nil, err
 	}
 	target, err := client.Update(cmd.Context(), env)
+	if errors.Is(err, tufclient.ErrUnknownEnv) {
+		return nil, nil, err // bad input, not a failed verification
+	}
 	if err != nil {
 		return nil, nil, failed(err)
 	}

@@ -8,7 +8,6 @@ package controller
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
@@ -44,16 +43,33 @@ type Reconciler struct {
 	Namespace string
 	Syncer    *syncer.Syncer
 	StateDir  string
-	// Status receives spec problems for the leader to write.
-	Status *StatusWriter
+}
 
-	mu      sync.Mutex
-	handled map[string]string // source → last reconcile request handled
+// Options are what Setup needs besides the manager and the sync loop.
+type Options struct {
+	// Namespace is where roots and secrets are looked up (ward's own).
+	Namespace string
+	// StateDir is the sync loop's state folder (Git clones go below it).
+	StateDir string
+	// Log is the status writer's logger.
+	Log logr.Logger
+}
+
+// Setup registers ward's controllers with mgr for syn's sources: the
+// reconciler on every replica, and the status writer, which projects syn's
+// state onto PolicySource status, on the elected leader.
+func Setup(mgr ctrl.Manager, syn *syncer.Syncer, o Options) error {
+	w := &StatusWriter{Client: mgr.GetClient(), Syncer: syn, Recorder: mgr.GetEventRecorder("ward"), Log: o.Log}
+	syn.Watch(w.Changed)
+	if err := mgr.Add(w); err != nil {
+		return err
+	}
+	r := &Reconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Namespace: o.Namespace, Syncer: syn, StateDir: o.StateDir}
+	return r.SetupWithManager(mgr)
 }
 
 // SetupWithManager registers the reconciler; it does not need leadership.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
-	r.handled = map[string]string{}
 	return ctrl.NewControllerManagedBy(mgr).
 		// Spec changes and reconcile requests, not our own status writes.
 		For(&v1alpha1.PolicySource{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicates.ReconcileRequestedPredicate{}))).
@@ -82,27 +98,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	spec, err := config.Spec(ps, clusterResolver{ctx: ctx, reader: r.Reader, namespace: r.Namespace}, r.StateDir)
 	if err == nil {
+		spec.Generation = ps.Generation
+		spec.ReconcileRequest, _ = meta.ReconcileAnnotationValue(ps.Annotations)
 		err = r.Syncer.Upsert(spec)
 	}
 	if err != nil {
 		// A spec that cannot be used: a source that had a working spec
 		// keeps it and its bundle; a new one denies every image instead of
-		// dropping out. The leader says why; a Secret or ConfigMap that
-		// appears later is picked up by the periodic retry.
-		log.Info("policy source spec refused", "source", ps.Name, "error", err.Error())
-		r.Syncer.Block(ps.Name, ps.Spec.Env, err.Error())
-		r.Status.Stalled(ps.Name, ps.Generation, err)
+		// dropping out. Status says why (Stalled); a Secret or ConfigMap
+		// that appears later is picked up by the periodic retry.
+		log.Info("policy source spec refused", "source", ps.Name, "reason", syncer.ReasonInvalidSpec, "error", err.Error())
+		r.Syncer.Block(ps.Name, ps.Generation, ps.Spec.Env, err.Error())
 		return ctrl.Result{RequeueAfter: specRetry}, nil
-	}
-	r.Status.Accepted(ps.Name, ps.Generation)
-	if v, ok := meta.ReconcileAnnotationValue(ps.Annotations); ok {
-		r.mu.Lock()
-		if r.handled[ps.Name] != v {
-			r.handled[ps.Name] = v
-			r.Syncer.Trigger(ps.Name)
-			r.Status.Handled(ps.Name, v)
-		}
-		r.mu.Unlock()
 	}
 	return ctrl.Result{}, nil
 }

@@ -53,16 +53,11 @@ func TestPolicySourceStatusInARealAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	pols := &admission.Policies{}
-	writer := &controller.StatusWriter{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("ward")}
-	syn, err := syncer.New(nil, t.TempDir(), pols, syncer.WithClock(clock.Now), syncer.WithStatusHook(writer.Synced))
+	syn, err := syncer.New(nil, t.TempDir(), pols, syncer.WithClock(clock.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := mgr.Add(writer); err != nil {
-		t.Fatal(err)
-	}
-	r := &controller.Reconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Namespace: "default", Syncer: syn, StateDir: t.TempDir(), Status: writer}
-	if err := r.SetupWithManager(mgr); err != nil {
+	if err := controller.Setup(mgr, syn, controller.Options{Namespace: "default", StateDir: t.TempDir()}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
@@ -151,8 +146,31 @@ func TestPolicySourceStatusInARealAPIServer(t *testing.T) {
 		if err := c.Get(t.Context(), types.NamespacedName{Name: "broken"}, &b); err != nil {
 			return false
 		}
-		return conditions.IsTrue(&b, meta.StalledCondition) && conditions.GetReason(&b, meta.StalledCondition) == controller.ReasonInvalidSpec
+		return conditions.IsTrue(&b, meta.StalledCondition) && conditions.GetReason(&b, meta.StalledCondition) == syncer.ReasonInvalidSpec &&
+			b.Status.State == syncer.StateDenyAll && b.Status.ObservedGeneration == b.Generation
 	})
+
+	// Another root and repository: what was verified for the old one is
+	// nothing now. Status must say pending at once (every image denied),
+	// never "Ready, enforcing v2" for the new generation; the new
+	// repository has no prod bundle, so the source stays pending.
+	other := tuftest.NewRepo(t, tuftest.Options{Envs: []string{"prod"}})
+	changed := get()
+	changed.Spec.Root, changed.Spec.Dir.Path = string(other.Root(t)), other.Dir
+	if err := c.Update(t.Context(), changed); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "pending under the new generation", func() bool {
+		got := get()
+		return got.Status.ObservedGeneration == got.Generation && got.Status.State == syncer.StatePending &&
+			conditions.IsFalse(got, meta.ReadyCondition) && got.Status.Applied == nil && !conditions.IsTrue(got, meta.ReconcilingCondition)
+	})
+	if !strings.Contains(conditions.GetMessage(get(), meta.ReadyCondition), "every image is denied") {
+		t.Fatalf("Ready message does not say every image is denied: %q", conditions.GetMessage(get(), meta.ReadyCondition))
+	}
+	if st := syn.Statuses()[0]; st.State != syncer.StatePending || st.Ready {
+		t.Fatalf("syncer status = %+v", st)
+	}
 
 	// Deleting a PolicySource takes its policies out.
 	if err := c.Delete(t.Context(), get()); err != nil {
@@ -186,14 +204,11 @@ func TestEveryReplicaSyncsOneLeaderWritesStatus(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		writer := &controller.StatusWriter{Client: mgr.GetClient()}
-		syn, err := syncer.New(nil, t.TempDir(), &admission.Policies{}, syncer.WithClock(clock.Now), syncer.WithStatusHook(writer.Synced))
+		syn, err := syncer.New(nil, t.TempDir(), &admission.Policies{}, syncer.WithClock(clock.Now))
 		if err != nil {
 			t.Fatal(err)
 		}
-		mgr.Add(writer)
-		r := &controller.Reconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Namespace: "default", Syncer: syn, StateDir: t.TempDir(), Status: writer}
-		if err := r.SetupWithManager(mgr); err != nil {
+		if err := controller.Setup(mgr, syn, controller.Options{Namespace: "default", StateDir: t.TempDir()}); err != nil {
 			t.Fatal(err)
 		}
 		done := make(chan struct{})

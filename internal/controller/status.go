@@ -9,6 +9,7 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
+	"github.com/fluxcd/pkg/runtime/patch"
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -23,66 +24,37 @@ import (
 
 // Reasons of conditions beyond the sync loop's.
 const (
-	ReasonInvalidSpec = "InvalidSpec"
-	ReasonWaiting     = "WaitingForFirstSync"
+	ReasonWaiting = "WaitingForFirstSync"
+	ReasonDenyAll = "DenyingAll"
 )
 
-// StatusWriter writes PolicySource status. Every replica records what it
-// observes; only the elected leader (Start runs only there) writes it to
-// the API server, coalescing updates per source.
+// ownedConditions are the conditions ward writes; the patch helper
+// resolves conflicts on them in ward's favour.
+var ownedConditions = []string{meta.ReadyCondition, meta.ReconcilingCondition, meta.StalledCondition}
+
+// StatusWriter writes PolicySource status on the elected leader (Start runs
+// only there). It keeps nothing of a source's state: each write projects
+// the sync loop's Status of that moment onto the object and patches it,
+// coalescing changes per source.
 type StatusWriter struct {
 	Client   client.Client
+	Syncer   *syncer.Syncer
 	Recorder events.EventRecorder
 	Log      logr.Logger
 
-	mu      sync.Mutex
-	pending map[string]*observed
-	wake    chan struct{}
-	// stalled keeps each source's spec problem until a spec is accepted,
-	// so that a sync of the old spec does not report it Ready.
-	stalled map[string]error
+	mu    sync.Mutex
+	dirty map[string]bool
+	wake  chan struct{}
+	// written is the status last written per source, to tell what changed
+	// since (events).
+	written map[string]syncer.Status
 }
 
-// maxPendingEvents bounds the events kept per source between writes (a
-// follower keeps them until it leads).
-const maxPendingEvents = 10
-
-type observed struct {
-	generation int64
-	sync       *syncer.Status
-	specErr    error
-	handled    string
-	events     []event
-}
-
-type event struct {
-	warning       bool
-	reason, notes string
-}
-
-func (w *StatusWriter) entry(name string) *observed {
+// Changed marks a source for writing (the sync loop's watch).
+func (w *StatusWriter) Changed(name string) {
 	w.mu.Lock()
-	if w.pending == nil {
-		w.pending = map[string]*observed{}
-		w.stalled = map[string]error{}
-	}
-	if w.wake == nil {
-		w.wake = make(chan struct{}, 1)
-	}
-	o, ok := w.pending[name]
-	if !ok {
-		o = &observed{}
-		w.pending[name] = o
-	}
-	return o
-}
-
-func (w *StatusWriter) done() {
-	for _, o := range w.pending {
-		if n := len(o.events); n > maxPendingEvents {
-			o.events = o.events[n-maxPendingEvents:]
-		}
-	}
+	w.init()
+	w.dirty[name] = true
 	w.mu.Unlock()
 	select {
 	case w.wake <- struct{}{}:
@@ -90,89 +62,62 @@ func (w *StatusWriter) done() {
 	}
 }
 
-// Synced records a sync's outcome (the syncer's status hook).
-func (w *StatusWriter) Synced(st syncer.Status) {
-	o := w.entry(st.Name)
-	prev := o.sync
-	o.sync = &st
-	switch {
-	case st.LastError != "":
-		o.events = append(o.events, event{warning: true, reason: st.LastReason, notes: st.LastError})
-	case st.Applied != nil && (prev == nil || prev.Applied == nil || prev.Applied.Digest != st.Applied.Digest || prev.Applied.Version != st.Applied.Version):
-		o.events = append(o.events, event{reason: "Applied", notes: fmt.Sprintf("enforcing %s v%d (%s, commit %s)", st.Applied.Env, st.Applied.Version, st.Applied.Digest, st.Applied.Commit)})
+func (w *StatusWriter) init() {
+	if w.dirty == nil {
+		w.dirty, w.written, w.wake = map[string]bool{}, map[string]syncer.Status{}, make(chan struct{}, 1)
 	}
-	w.done()
-}
-
-// Stalled records a spec that cannot be used.
-func (w *StatusWriter) Stalled(name string, generation int64, err error) {
-	o := w.entry(name)
-	o.generation = generation
-	if prev, ok := w.stalled[name]; !ok || prev.Error() != err.Error() {
-		o.events = append(o.events, event{warning: true, reason: ReasonInvalidSpec, notes: err.Error()})
-	}
-	w.stalled[name] = err
-	w.done()
-}
-
-// Accepted records a spec the sync loop took.
-func (w *StatusWriter) Accepted(name string, generation int64) {
-	o := w.entry(name)
-	o.generation = generation
-	delete(w.stalled, name)
-	w.done()
-}
-
-// Handled records a handled reconcile request.
-func (w *StatusWriter) Handled(name, value string) {
-	o := w.entry(name)
-	o.handled = value
-	w.done()
 }
 
 // NeedLeaderElection: only the leader writes.
 func (w *StatusWriter) NeedLeaderElection() bool { return true }
 
-// Start writes pending status until ctx ends.
+// retryAfter is how soon a failed write is tried again.
+const retryAfter = 2 * time.Second
+
+// Start writes every source's status, then each changed one, until ctx
+// ends.
 func (w *StatusWriter) Start(ctx context.Context) error {
-	w.entry("")
-	delete(w.pending, "")
-	w.done()
+	for _, name := range w.Syncer.Sources() {
+		w.Changed(name)
+	}
+	w.mu.Lock()
+	w.init()
+	wake := w.wake
+	w.mu.Unlock()
+	retry := time.NewTimer(0)
+	<-retry.C
 	for {
 		select {
 		case <-ctx.Done():
+			retry.Stop()
 			return nil
-		case <-w.wake:
+		case <-wake:
+		case <-retry.C:
 		}
 		w.mu.Lock()
-		batch := w.pending
-		w.pending = map[string]*observed{}
+		batch := w.dirty
+		w.dirty = map[string]bool{}
 		w.mu.Unlock()
-		for name, o := range batch {
-			w.mu.Lock()
-			o.specErr = w.stalled[name]
-			w.mu.Unlock()
-			if err := w.write(ctx, name, o); err != nil {
+		for name := range batch {
+			if err := w.write(ctx, name); err != nil {
 				w.Log.Error(err, "failed to write status", "source", name)
-				// Keep it for the next round; newer news wins, its events
-				// are kept.
 				w.mu.Lock()
-				if newer, ok := w.pending[name]; !ok {
-					w.pending[name] = o
-				} else {
-					newer.events = append(o.events, newer.events...)
-					if newer.sync == nil {
-						newer.sync = o.sync
-					}
-				}
+				w.dirty[name] = true
 				w.mu.Unlock()
-				go func() { time.Sleep(2 * time.Second); w.entry(name); w.done() }()
+				retry.Reset(retryAfter)
 			}
 		}
 	}
 }
 
-func (w *StatusWriter) write(ctx context.Context, name string, o *observed) error {
+func (w *StatusWriter) write(ctx context.Context, name string) error {
+	st, ok := w.Syncer.Status(name)
+	if !ok {
+		w.mu.Lock()
+		delete(w.written, name)
+		w.mu.Unlock()
+		return nil // removed: nothing to write
+	}
 	var ps v1alpha1.PolicySource
 	if err := w.Client.Get(ctx, types.NamespacedName{Name: name}, &ps); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -180,50 +125,17 @@ func (w *StatusWriter) write(ctx context.Context, name string, o *observed) erro
 		}
 		return err
 	}
-	before := ps.DeepCopy()
-	if o.generation > 0 {
-		ps.Status.ObservedGeneration = o.generation
-	}
-	if o.handled != "" {
-		ps.Status.LastHandledReconcileAt = o.handled
-	}
-	switch {
-	case o.specErr != nil:
-		conditions.MarkStalled(&ps, ReasonInvalidSpec, "%s", o.specErr.Error())
-		conditions.MarkFalse(&ps, meta.ReadyCondition, ReasonInvalidSpec, "%s", o.specErr.Error())
-		conditions.Delete(&ps, meta.ReconcilingCondition)
-		ps.Status.LastFailure = ReasonInvalidSpec + ": " + o.specErr.Error()
-	case o.sync != nil:
-		st := o.sync
-		conditions.Delete(&ps, meta.StalledCondition)
-		if a := st.Applied; a != nil {
-			ps.Status.Applied = &v1alpha1.AppliedBundle{Env: a.Env, Version: a.Version, Digest: a.Digest, Commit: a.Commit, Policies: a.Policies,
-				Revision: a.Revision, AppliedAt: metav1.NewTime(a.AppliedAt), VerifiedAt: metav1.NewTime(a.VerifiedAt), Expired: a.Expired}
-		}
-		switch {
-		case st.LastError != "":
-			msg := st.LastError
-			if st.Applied != nil {
-				msg = fmt.Sprintf("%s; still enforcing %s v%d", msg, st.Applied.Env, st.Applied.Version)
-			}
-			conditions.MarkFalse(&ps, meta.ReadyCondition, st.LastReason, "%s", msg)
-			conditions.Delete(&ps, meta.ReconcilingCondition)
-			ps.Status.LastFailure = st.LastReason + ": " + st.LastError
-		case st.Applied != nil:
-			conditions.MarkTrue(&ps, meta.ReadyCondition, meta.SucceededReason, "enforcing %s v%d (%s)", st.Applied.Env, st.Applied.Version, short(st.Applied.Digest))
-			conditions.Delete(&ps, meta.ReconcilingCondition)
-		}
-	default:
-		if conditions.Get(&ps, meta.ReadyCondition) == nil {
-			conditions.MarkReconciling(&ps, meta.ProgressingReason, "waiting for the first verified bundle")
-			conditions.MarkFalse(&ps, meta.ReadyCondition, ReasonWaiting, "no verified bundle yet: every image is denied")
-		}
-	}
-	if err := w.Client.Status().Patch(ctx, &ps, client.MergeFrom(before)); err != nil {
+	patcher := patch.NewSerialPatcher(&ps, w.Client)
+	Project(&ps, st)
+	if err := patcher.Patch(ctx, &ps, patch.WithOwnedConditions{Conditions: ownedConditions}, patch.WithFieldOwner("ward")); err != nil {
 		return err
 	}
+	w.mu.Lock()
+	prev, had := w.written[name]
+	w.written[name] = st
+	w.mu.Unlock()
 	if w.Recorder != nil {
-		for _, e := range o.events {
+		for _, e := range changes(prev, had, st) {
 			kind := corev1.EventTypeNormal
 			if e.warning {
 				kind = corev1.EventTypeWarning
@@ -232,6 +144,91 @@ func (w *StatusWriter) write(ctx context.Context, name string, o *observed) erro
 		}
 	}
 	return nil
+}
+
+// Project sets a PolicySource's status from the sync loop's Status of its
+// source: conditions, state, observed generation and applied bundle all
+// from the one snapshot.
+func Project(ps *v1alpha1.PolicySource, st syncer.Status) {
+	ps.Status.ObservedGeneration = st.ObservedGeneration
+	ps.Status.State = st.State
+	ps.Status.LastHandledReconcileAt = st.LastHandledReconcileAt
+	ps.Status.Applied = nil
+	if a := st.Applied; a != nil {
+		ps.Status.Applied = &v1alpha1.AppliedBundle{Env: a.Env, Version: a.Version, Digest: a.Digest, Commit: a.Commit, Policies: a.Policies,
+			Revision: a.Revision, AppliedAt: metav1.NewTime(a.AppliedAt), VerifiedAt: metav1.NewTime(a.VerifiedAt), Expired: a.Expired}
+	}
+	ps.Status.LastFailure = ""
+	if st.LastError != "" {
+		ps.Status.LastFailure = st.LastReason + ": " + st.LastError
+	}
+
+	if st.Stalled != "" {
+		conditions.MarkStalled(ps, syncer.ReasonInvalidSpec, "%s", st.Stalled)
+	} else {
+		conditions.Delete(ps, meta.StalledCondition)
+	}
+	if st.Reconciling {
+		conditions.MarkReconciling(ps, meta.ProgressingReason, "reconciling generation %d", st.Generation)
+	} else {
+		conditions.Delete(ps, meta.ReconcilingCondition)
+	}
+	switch {
+	case st.Ready:
+		msg := st.Message
+		if st.Applied != nil {
+			msg = fmt.Sprintf("%s (%s)", msg, short(st.Applied.Digest))
+		}
+		conditions.MarkTrue(ps, meta.ReadyCondition, meta.SucceededReason, "%s", msg)
+	case st.Stalled != "":
+		conditions.MarkFalse(ps, meta.ReadyCondition, syncer.ReasonInvalidSpec, "%s; %s", st.Stalled, still(st))
+	case st.LastError != "":
+		conditions.MarkFalse(ps, meta.ReadyCondition, st.LastReason, "%s; %s", st.LastError, still(st))
+	case st.State == syncer.StateEnforcing && st.Reconciling:
+		conditions.MarkUnknown(ps, meta.ReadyCondition, meta.ProgressingReason, "reconciling generation %d; %s", st.Generation, st.Message)
+	case st.State == syncer.StatePending:
+		conditions.MarkFalse(ps, meta.ReadyCondition, ReasonWaiting, "%s", st.Message)
+	case st.State == syncer.StateDenyAll:
+		conditions.MarkFalse(ps, meta.ReadyCondition, ReasonDenyAll, "%s", st.Message)
+	default:
+		conditions.MarkFalse(ps, meta.ReadyCondition, syncer.ReasonMetadataExpired, "%s", st.Message)
+	}
+}
+
+type event struct {
+	warning       bool
+	reason, notes string
+}
+
+// changes are what changed between two statuses written, as events.
+func changes(prev syncer.Status, had bool, st syncer.Status) []event {
+	var out []event
+	if st.Stalled != "" && st.Stalled != prev.Stalled {
+		out = append(out, event{warning: true, reason: syncer.ReasonInvalidSpec, notes: st.Stalled})
+	}
+	if st.LastError != "" && st.Failures != prev.Failures {
+		out = append(out, event{warning: true, reason: st.LastReason, notes: st.LastError + "; " + still(st)})
+	}
+	if st.State != prev.State && had && st.State != syncer.StateEnforcing {
+		out = append(out, event{warning: true, reason: ReasonDenyAll, notes: st.Message})
+		if st.State == syncer.StateExpired {
+			out[len(out)-1].reason = syncer.ReasonMetadataExpired
+		}
+	}
+	if a := st.Applied; a != nil && st.State == syncer.StateEnforcing &&
+		(prev.Applied == nil || prev.Applied.Digest != a.Digest || prev.Applied.Version != a.Version || prev.State != st.State) {
+		out = append(out, event{reason: "Applied", notes: fmt.Sprintf("enforcing %s v%d (%s, commit %s)", a.Env, a.Version, a.Digest, a.Commit)})
+	}
+	return out
+}
+
+// still is the state's message after something went wrong: "still
+// enforcing prod v2" when the bundle before stays enforced.
+func still(st syncer.Status) string {
+	if st.State == syncer.StateEnforcing {
+		return "still " + st.Message
+	}
+	return st.Message
 }
 
 func short(digest string) string {

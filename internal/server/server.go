@@ -127,27 +127,37 @@ func (s *Server) Serve(ctx context.Context) error {
 	return err
 }
 
+// readyz answers 200 once every source has a verified bundle to go by
+// (enforcing, expired, or denying all by onExpiry), 503 with each pending
+// source's state while any has none.
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
-	if s.o.Syncer.Ready() {
-		fmt.Fprintln(w, "ok")
+	sts := s.o.Syncer.Statuses()
+	if len(sts) == 0 {
+		http.Error(w, "no policy source", http.StatusServiceUnavailable)
 		return
 	}
-	var pending []string
-	for _, st := range s.o.Syncer.Statuses() {
-		if st.Applied == nil {
-			msg := st.Name + ": no verified bundle yet"
-			if st.LastError != "" {
-				msg += " (" + st.LastError + ")"
-			}
-			pending = append(pending, msg)
+	var lines []string
+	for _, st := range sts {
+		if !st.Serving() {
+			lines = append(lines, fmt.Sprintf("%s: %s: %s", st.Name, st.State, st.Message))
 		}
 	}
-	http.Error(w, strings.Join(pending, "\n"), http.StatusServiceUnavailable)
+	if len(lines) > 0 {
+		http.Error(w, strings.Join(lines, "\n"), http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ok")
 }
 
 // StatusReport is what /status serves.
 type StatusReport struct {
-	Ready   bool            `json:"ready"`
+	// Ready is true when there is a source and every one is Ready
+	// (enforcing an unexpired bundle, last sync succeeded): what `ward
+	// status` exits 0 on.
+	Ready bool `json:"ready"`
+	// Serving is what /readyz answers: every source has a verified
+	// bundle to go by.
+	Serving bool            `json:"serving"`
 	Sources []syncer.Status `json:"sources"`
 }
 
@@ -155,7 +165,8 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	_ = enc.Encode(StatusReport{Ready: s.o.Syncer.Ready(), Sources: s.o.Syncer.Statuses()})
+	sts := s.o.Syncer.Statuses()
+	_ = enc.Encode(StatusReport{Ready: syncer.AllReady(sts), Serving: syncer.AllServing(sts), Sources: sts})
 }
 
 // hook triggers a sync of one source when the request is signed with the

@@ -342,11 +342,11 @@ func TestBlockedSourceDeniesAll(t *testing.T) {
 	if !e.allowed(t, "anything") {
 		t.Fatal("unmatched images not allowed")
 	}
-	s.Block("broken", "prod", "root does not parse")
+	s.Block("broken", 1, "prod", "root does not parse")
 	if e.allowed(t, "anything") || e.allowed(t, "v1") || s.Ready() {
 		t.Fatal("a blocked source does not deny")
 	}
-	if st := s.Statuses()[1]; st.LastError != "root does not parse" || st.Ready {
+	if st := s.Statuses()[1]; st.Stalled != "root does not parse" || st.Ready || st.State != syncer.StateDenyAll || st.ObservedGeneration != 1 {
 		t.Fatalf("blocked status = %+v", st)
 	}
 	s.Remove("broken")

@@ -173,10 +173,10 @@ func TestThroughTheAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	pols := &admission.Policies{}
-	writer := &controller.StatusWriter{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("ward")}
-	syn, _ := syncer.New(nil, filepath.Join(tmp, "state"), pols, syncer.WithStatusHook(writer.Synced))
-	mgr.Add(writer)
-	(&controller.Reconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Namespace: "default", Syncer: syn, StateDir: filepath.Join(tmp, "state"), Status: writer}).SetupWithManager(mgr)
+	syn, _ := syncer.New(nil, filepath.Join(tmp, "state"), pols)
+	if err := controller.Setup(mgr, syn, controller.Options{Namespace: "default", StateDir: filepath.Join(tmp, "state")}); err != nil {
+		t.Fatal(err)
+	}
 	cert, caFile, err := server.SelfSignedCert(filepath.Join(tmp, "tls"), []string{"127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
