@@ -108,7 +108,10 @@ func TestCompileErrorsNameFileDocumentAndField(t *testing.T) {
 	}{
 		{"wrong apiVersion", "apiVersion: v1\nkind: ImagePolicy\nmetadata: {name: a}\n", `policies/p0.yaml: document 1 (ImagePolicy "a"): apiVersion: is "v1", want "policy.ward.dev/v1"`},
 		{"unknown kind", "apiVersion: policy.ward.dev/v1\nkind: Foo\nmetadata: {name: a}\n", `kind: is "Foo"`},
-		{"unknown field", strings.Replace(imagePolicy("a", "x/**", key), "  images:", "  imagez: []\n  images:", 1), `unknown field "imagez"`},
+		{"unknown field", strings.Replace(imagePolicy("a", "x/**", key), "  images:", "  imagez: []\n  images:", 1), `policies/p0.yaml:6: document 1 (ImagePolicy "a"): spec.imagez: unknown field`},
+		{"unknown nested field, second document", "# a comment\n---\n" + strings.Replace(imagePolicy("a", "x/**", key), "    key:", "    key:\n      dta: x", 1),
+			`policies/p0.yaml:13: document 1 (ImagePolicy "a"): spec.authorities[0].key.dta: unknown field`},
+		{"unknown field in a Settings document", "apiVersion: policy.ward.dev/v1\nkind: Settings\nmetadata: {name: s}\nspec:\n  unmatchedImage: allow\n", `p0.yaml:5: document 1 (Settings "s"): spec.unmatchedImage: unknown field`},
 		{"no name", strings.Replace(imagePolicy("a", "x/**", key), "name: a\n", "name: \"\"\n", 1), "metadata.name: is required"},
 		{"bad key", strings.Replace(imagePolicy("a", "x/**", key), "BEGIN PUBLIC KEY", "BEGIN NONSENSE", 1), `(ImagePolicy "a"): spec.authorities[0].key.data: not a PEM public key`},
 		{"glob with digest", imagePolicy("a", "x/y@sha256:abc", key), "spec.images[0].glob: glob \"x/y@sha256:abc\": globs match repositories"},

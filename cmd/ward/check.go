@@ -104,6 +104,11 @@ func (o *checkOptions) run(cmd *cobra.Command) error {
 		rep.Results = append(rep.Results, r)
 	}
 	err = o.print(cmd, rep, func(p printer) {
+		labels := make([]string, len(rep.Bundles))
+		for i, b := range rep.Bundles {
+			labels[i] = b.Label()
+		}
+		p.line("checked against %s", strings.Join(labels, ", "))
 		for _, r := range rep.Results {
 			id := r.Kind + " " + qualified(r.Namespace, r.Name)
 			switch {

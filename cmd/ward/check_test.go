@@ -89,6 +89,11 @@ func TestCheck(t *testing.T) {
 			if code != 0 || !strings.Contains(out, "ALLOWED  Deployment apps/web") || !strings.Contains(out, "SKIPPED  Service") {
 				t.Fatalf("signed: exit %d\n%s%s", code, out, errOut)
 			}
+			against := map[string]string{"repo and env": "checked against dev v1", "bundle file": "checked against sha256:",
+				"policy folder": "checked against working tree " + filepath.Join(r.dir, "policies") + " (unpublished)"}[name]
+			if !strings.Contains(out, against) {
+				t.Fatalf("output does not say %q:\n%s", against, out)
+			}
 			code, out, errOut = ward(t, append([]string{"check", "-f", good, "-f", bad}, src...)...)
 			if code != 1 || !strings.Contains(out, "DENIED   Deployment apps/job") || !strings.Contains(out, "no signatures found") {
 				t.Fatalf("unsigned: exit %d\n%s%s", code, out, errOut)
@@ -106,6 +111,28 @@ func TestCheck(t *testing.T) {
 		}
 	})
 	t.Run("bad input", func(t *testing.T) {
+		root := filepath.Join(r.dir, "tuf", "metadata", "1.root.json")
+		// A working tree with a misspelt field: the error names the file
+		// on disk, the line and the field's full path.
+		tree := filepath.Join(tmp, "tree")
+		policy, err := os.ReadFile(filepath.Join(r.dir, "policies", "example-image-policy.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		misspelt := writeFile(t, filepath.Join(tree, "team.yaml"), strings.Replace(string(policy), "    key:", "    kye:", 1))
+		code, _, errOut := ward(t, "check", "-f", good, "--policies", tree)
+		if want := misspelt + ":8: document 1 (ImagePolicy \"team-signed\"): spec.authorities[0].kye: unknown field"; code != 2 || !strings.Contains(errOut, want) {
+			t.Errorf("misspelt field: exit %d, stderr %q, want %q", code, errOut, want)
+		}
+		// An environment the repository does not have: the ones it has.
+		code, _, errOut = ward(t, "check", "-f", good, "--repo", r.dir, "--env", "qa", "--root", root)
+		if code != 2 || !strings.Contains(errOut, "the repository has dev, staging, prod") {
+			t.Errorf("unknown environment: exit %d, stderr %q", code, errOut)
+		}
+		code, _, errOut = ward(t, "verify", "--env", "qa", "--root", root, r.dir)
+		if code != 2 || !strings.Contains(errOut, "the repository has dev, staging, prod") {
+			t.Errorf("verify, unknown environment: exit %d, stderr %q", code, errOut)
+		}
 		for _, args := range [][]string{
 			{"check", "-f", good},
 			{"check", "-f", good, "--bundle", bundleFile, "--policies", r.dir},
@@ -113,12 +140,34 @@ func TestCheck(t *testing.T) {
 			{"check", "-f", filepath.Join(tmp, "missing.yaml"), "--bundle", bundleFile},
 			{"check", "-f", writeFile(t, filepath.Join(tmp, "garbage.yaml"), "kind: [\n"), "--bundle", bundleFile},
 		} {
-			code, _, errOut := ward(t, args...)
+			code, _, errOut = ward(t, args...)
 			if code != 2 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.HasPrefix(errOut, "ward: ") {
 				t.Errorf("ward %s: exit %d, stderr %q", strings.Join(args, " "), code, errOut)
 			}
 		}
 	})
+}
+
+// A bundle that does not verify leaves nothing to check against: ward
+// check exits 2 (an error), while ward verify, whose check it is, exits 1.
+func TestCheckUnverifiableBundle(t *testing.T) {
+	dir := initRepo(t)
+	mustWard(t, "publish", "--env", "dev", dir)
+	targets, _ := filepath.Glob(filepath.Join(dir, "tuf", "targets", "dev", "*"))
+	if len(targets) != 1 {
+		t.Fatalf("targets: %v", targets)
+	}
+	if err := os.WriteFile(targets[0], []byte("tampered"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pod := writeFile(t, filepath.Join(t.TempDir(), "pod.yaml"), deployment("web", "registry.example.com/team/app:v1"))
+	root := filepath.Join(dir, "tuf", "metadata", "1.root.json")
+	if code, _, errOut := ward(t, "check", "-f", pod, "--repo", dir, "--env", "dev", "--root", root); code != 2 || !strings.Contains(errOut, "length or hash does not match") {
+		t.Errorf("check: exit %d, stderr %q", code, errOut)
+	}
+	if code, _, errOut := ward(t, "verify", "--env", "dev", "--root", root, dir); code != 1 || !strings.Contains(errOut, "length or hash does not match") {
+		t.Errorf("verify: exit %d, stderr %q", code, errOut)
+	}
 }
 
 func TestPolicyTests(t *testing.T) {
