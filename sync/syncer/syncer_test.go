@@ -68,12 +68,51 @@ func (e *env) newSyncer(t *testing.T, stateDir string, sp syncer.Spec) *syncer.S
 // allowed asks the active policies about an image under reg.example.com.
 func (e *env) allowed(t *testing.T, path string) bool {
 	t.Helper()
+	return e.decide(t, path).Allowed
+}
+
+// decide is the active policies' decision on an image under
+// reg.example.com.
+func (e *env) decide(t *testing.T, path string) *admission.Decision {
+	t.Helper()
 	obj := fmt.Sprintf(`{"spec":{"containers":[{"name":"c","image":"reg.example.com/%s/app@sha256:%s"}]}}`, path, strings.Repeat("a", 64))
 	dec, err := admission.NewDecider(nil).Decide(t.Context(), e.policies.Load(), admission.Request{Kind: "Pod", Namespace: "apps", Object: []byte(obj)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return dec.Allowed
+	return dec
+}
+
+// The deny message and the audit annotations name the source's state:
+// a deny-all is never passed off as a bundle's verdict.
+func TestDenyMessagesNameTheState(t *testing.T) {
+	e := newEnv(t)
+	s := e.syncer(t, syncer.OnExpiryDenyAll)
+	dec := e.decide(t, "v1")
+	if msg := dec.Message(); dec.Allowed || !strings.Contains(msg, "(bundle prod: prod pending)") || !strings.Contains(msg, "no verified bundle of prod yet: every image is denied") {
+		t.Fatalf("pending: %q", msg)
+	}
+	if got := dec.Annotations()[admission.AnnotationSourceState]; got != syncer.StatePending {
+		t.Fatalf("pending: source-state annotation %q", got)
+	}
+	if err := s.Sync(t.Context(), "prod"); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.decide(t, "v1").Annotations(); got[admission.AnnotationSourceState] != syncer.StateEnforcing || got[admission.AnnotationBundleVersion] != "1" {
+		t.Fatalf("enforcing: annotations %v", got)
+	}
+	e.clock.T = e.clock.T.Add(48 * time.Hour)
+	s.ApplyExpiry()
+	dec = e.decide(t, "v1")
+	if msg := dec.Message(); dec.Allowed || !strings.Contains(msg, "(bundle prod: prod deny-all)") || !strings.Contains(msg, "the metadata of prod v1 has expired (onExpiry: deny-all)") {
+		t.Fatalf("deny-all: %q", msg)
+	}
+	if got := dec.Annotations(); got[admission.AnnotationSourceState] != syncer.StateDenyAll || got[admission.AnnotationBundleVersion] != "" {
+		t.Fatalf("deny-all: annotations %v", got)
+	}
+	if st := status(t, s); st.State != syncer.StateDenyAll || st.Ready || st.Applied == nil || !st.Applied.Expired {
+		t.Fatalf("deny-all: status %+v", st)
+	}
 }
 
 func status(t *testing.T, s *syncer.Syncer) syncer.Status {
