@@ -7,6 +7,10 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -32,11 +36,20 @@ type Verifier interface {
 
 // Decider makes admission decisions. It is safe for concurrent use.
 type Decider struct {
-	verifier Verifier
-	cache    *Cache
-	keychain KeychainFunc
-	nsLabels NamespaceLabelsFunc
+	verifier    Verifier
+	cache       *Cache
+	keychain    KeychainFunc
+	nsLabels    NamespaceLabelsFunc
+	concurrency int
 }
+
+// DefaultConcurrency is how many images of one request are verified at
+// once.
+const DefaultConcurrency = 16
+
+// WithConcurrency sets how many images of one request are verified at
+// once (default DefaultConcurrency).
+func WithConcurrency(n int) DeciderOption { return func(d *Decider) { d.concurrency = n } }
 
 // DeciderOption configures a Decider.
 type DeciderOption func(*Decider)
@@ -62,6 +75,9 @@ func NewDecider(v Verifier, opts ...DeciderOption) *Decider {
 	}
 	if d.cache == nil {
 		d.cache = NewCache()
+	}
+	if d.concurrency < 1 {
+		d.concurrency = DefaultConcurrency
 	}
 	if d.keychain == nil {
 		d.keychain = func(context.Context, string, string, []string) (authn.Keychain, error) {
@@ -157,28 +173,67 @@ type Decision struct {
 	Exempt bool `json:"exempt,omitempty"`
 }
 
-// Message is the deny message: every enforce-mode failure, and the bundle
-// version, in one line.
+// Limits of what a decision says, so that a workload with thousands of
+// images gets an answer the API server and a person can take.
+const (
+	// MaxListedFailures is how many failures a deny message lists, and how
+	// many warnings a response carries; the rest are counted.
+	MaxListedFailures = 10
+	// MaxMessageBytes bounds a deny message.
+	MaxMessageBytes = 4096
+)
+
+// Message is the deny message: the enforce-mode failures (at most
+// MaxListedFailures, the rest counted), and the bundle version, in one
+// line of at most MaxMessageBytes.
 func (d *Decision) Message() string {
 	var parts []string
+	n := 0
 	for _, f := range d.Failures {
 		if f.Mode == policies.ModeEnforce {
-			parts = append(parts, f.String())
+			if n < MaxListedFailures {
+				parts = append(parts, f.String())
+			}
+			n++
 		}
 	}
-	if len(parts) == 0 {
+	if n == 0 {
 		return ""
 	}
-	return fmt.Sprintf("ward denied the request (%s): %s", bundleLabels(d.Bundles), strings.Join(parts, "; "))
+	if n > MaxListedFailures {
+		parts = append(parts, fmt.Sprintf("and %d more failures", n-MaxListedFailures))
+	}
+	return capBytes(fmt.Sprintf("ward denied the request (%s): %s", bundleLabels(d.Bundles), strings.Join(parts, "; ")), MaxMessageBytes)
 }
 
-// Warnings are the warn-mode failures, one per admission warning.
+// capBytes cuts s to at most n bytes on a rune boundary, marking the cut.
+func capBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const mark = " …(truncated)"
+	cut := n - len(mark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
+}
+
+// Warnings are the warn-mode failures, one per admission warning (at most
+// MaxListedFailures, the rest counted in one more).
 func (d *Decision) Warnings() []string {
 	var out []string
+	n := 0
 	for _, f := range d.Failures {
 		if f.Mode == policies.ModeWarn {
-			out = append(out, "ward (warn): "+f.String())
+			if n < MaxListedFailures {
+				out = append(out, capBytes("ward (warn): "+f.String(), 512))
+			}
+			n++
 		}
+	}
+	if n > MaxListedFailures {
+		out = append(out, fmt.Sprintf("ward (warn): and %d more warnings", n-MaxListedFailures))
 	}
 	return out
 }
@@ -243,21 +298,20 @@ func (d *Decider) Decide(ctx context.Context, st *State, req Request) (*Decision
 		}
 		subj.NamespaceLabels = labels
 	}
-	var kc authn.Keychain
-	keychain := func() (authn.Keychain, error) {
-		if kc != nil {
-			return kc, nil
-		}
-		var err error
-		kc, err = d.keychain(ctx, req.Namespace, wl.ServiceAccount, wl.PullSecrets)
-		return kc, err
-	}
+	keychain := sync.OnceValues(func() (authn.Keychain, error) {
+		return d.keychain(ctx, req.Namespace, wl.ServiceAccount, wl.PullSecrets)
+	})
 	pinned := map[string]string{}
-	for _, img := range wl.Images() {
-		res, pin := d.image(ctx, st, subj, img, keychain, dec)
-		dec.Images = append(dec.Images, res)
-		if pin != "" {
-			pinned[img] = pin
+	for _, o := range d.images(ctx, st, subj, wl.Images(), keychain) {
+		dec.Images = append(dec.Images, o.res)
+		dec.Failures = append(dec.Failures, o.failures...)
+		for _, p := range o.res.Policies {
+			if !slices.Contains(dec.Policies, p) {
+				dec.Policies = append(dec.Policies, p)
+			}
+		}
+		if o.pin != "" {
+			pinned[o.res.Image] = o.pin
 		}
 	}
 	for _, c := range wl.Containers {
@@ -276,18 +330,69 @@ func (d *Decider) Decide(ctx context.Context, st *State, req Request) (*Decision
 	return dec, nil
 }
 
-// image decides one image and returns its result and, when verified, the
-// digest-pinned reference.
-func (d *Decider) image(ctx context.Context, st *State, subj policies.Subject, img string, keychain func() (authn.Keychain, error), dec *Decision) (ImageResult, string) {
+// imageOutcome is what deciding one image gives.
+type imageOutcome struct {
+	res      ImageResult
+	failures []Failure
+	// pin is the digest-pinned reference of a verified image.
+	pin string
+}
+
+// budget is the share of a decision's time left for verifying images: the
+// rest is kept to answer with what is known by then.
+func budget(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	left := time.Until(deadline)
+	return context.WithDeadline(ctx, deadline.Add(-min(left/10, time.Second)))
+}
+
+// images decides each image, at most d.concurrency at once, in the time
+// budget of ctx: an image whose turn has not come when the budget ends
+// fails as not verified in time, so that the request is answered before
+// the API server gives up on it. Outcomes are in the order of imgs.
+func (d *Decider) images(ctx context.Context, st *State, subj policies.Subject, imgs []string, keychain func() (authn.Keychain, error)) []imageOutcome {
+	ctx, cancel := budget(ctx)
+	defer cancel()
+	out := make([]imageOutcome, len(imgs))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(d.concurrency, len(imgs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(imgs) {
+					return
+				}
+				if ctx.Err() != nil {
+					out[i] = imageOutcome{res: ImageResult{Image: imgs[i]}, failures: []Failure{{Mode: policies.ModeEnforce, Image: imgs[i],
+						Reason: "not verified: the decision ran out of time (the workload has too many images to verify in time)"}}}
+					continue
+				}
+				out[i] = d.image(ctx, st, subj, imgs[i], keychain)
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// image decides one image.
+func (d *Decider) image(ctx context.Context, st *State, subj policies.Subject, img string, keychain func() (authn.Keychain, error)) imageOutcome {
 	set := st.Set
-	res := ImageResult{Image: img}
+	o := imageOutcome{res: ImageResult{Image: img}}
+	res := &o.res
 	fail := func(mode policies.Mode, policy, authority, reason string) {
-		dec.Failures = append(dec.Failures, Failure{Mode: mode, Policy: policy, Image: img, Authority: authority, Reason: reason})
+		o.failures = append(o.failures, Failure{Mode: mode, Policy: policy, Image: img, Authority: authority, Reason: reason})
 	}
 	ref, err := name.ParseReference(img)
 	if err != nil {
 		fail(policies.ModeEnforce, "", "", fmt.Sprintf("invalid image reference: %s", oneLine(err)))
-		return res, ""
+		return o
 	}
 	_, res.ByDigest = ref.(name.Digest)
 	repo := policies.RepositoryOf(ref)
@@ -296,17 +401,14 @@ func (d *Decider) image(ctx context.Context, st *State, subj policies.Subject, i
 		s := set.Settings()
 		if s.AllowUnmatched {
 			res.Allowed = true
-			return res, ""
+			return o
 		}
 		fail(s.UnmatchedMode, "", "", fmt.Sprintf("no ImagePolicy matches %s and the bundle denies unmatched images", repo))
-		return res, ""
+		return o
 	}
 	strictest := policies.ModeAudit
 	for _, p := range matched {
 		res.Policies = append(res.Policies, p.Name)
-		if !slices.Contains(dec.Policies, p.Name) {
-			dec.Policies = append(dec.Policies, p.Name)
-		}
 		if p.Mode.Stricter(strictest) {
 			strictest = p.Mode
 		}
@@ -315,12 +417,12 @@ func (d *Decider) image(ctx context.Context, st *State, subj policies.Subject, i
 	kc, err := keychain()
 	if err != nil {
 		fail(strictest, strings.Join(res.Policies, ","), "", fmt.Sprintf("failed to get registry credentials: %s", oneLine(err)))
-		return res, ""
+		return o
 	}
 	digest, err := d.resolve(ctx, ref, kc)
 	if err != nil {
 		fail(strictest, strings.Join(res.Policies, ","), "", oneLine(err))
-		return res, ""
+		return o
 	}
 	res.Digest = digest.DigestStr()
 	allOK := true
@@ -329,7 +431,7 @@ func (d *Decider) image(ctx context.Context, st *State, subj policies.Subject, i
 		if reason != "" {
 			allOK = false
 			fail(p.Mode, p.Name, authority, reason)
-			dec.Failures[len(dec.Failures)-1].Bundle = st.originLabel(p.Origin)
+			o.failures[len(o.failures)-1].Bundle = st.originLabel(p.Origin)
 			continue
 		}
 		for _, s := range signers {
@@ -339,10 +441,10 @@ func (d *Decider) image(ctx context.Context, st *State, subj policies.Subject, i
 		}
 	}
 	res.Allowed = allOK
-	if !allOK {
-		return res, ""
+	if allOK {
+		o.pin = digest.String()
 	}
-	return res, digest.String()
+	return o
 }
 
 func (d *Decider) resolve(ctx context.Context, ref name.Reference, kc authn.Keychain) (name.Digest, error) {

@@ -96,7 +96,11 @@ func (w *Webhook) handler(name string, respond func(ctrladmission.Request, *Deci
 			r := respond(req, dec)
 			resp = &r
 		}
-		w.metrics.observe(name, outcomeOf(dec, resp), time.Since(start))
+		elapsed := time.Since(start)
+		w.metrics.observe(name, outcomeOf(dec, resp), elapsed)
+		if name == "validate" { // the mutating call repeats the same decision
+			w.logDecision(req, dec, resp, elapsed)
+		}
 		return *resp
 	})}
 }
@@ -159,12 +163,36 @@ func (w *Webhook) validate(req ctrladmission.Request, dec *Decision) ctrladmissi
 	for k, v := range dec.Annotations() {
 		resp.AuditAnnotations[strings.TrimPrefix(k, "ward.dev/")] = v
 	}
-	log := w.log.WithValues("kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name, "uid", req.UID,
-		"bundles", bundleLabels(dec.Bundles))
-	for _, f := range dec.Failures {
-		log.Info("policy failed", "mode", f.Mode, "policy", f.Policy, "image", f.Image, "authority", f.Authority, "reason", f.Reason)
-	}
 	return resp
+}
+
+// logDecision logs one line per decision: denials and decisions with
+// warn- or audit-mode failures at info level (audit mode is only logged),
+// plain admissions at debug level (V(1)).
+func (w *Webhook) logDecision(req ctrladmission.Request, dec *Decision, resp *ctrladmission.Response, elapsed time.Duration) {
+	kv := []any{"kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name, "uid", req.UID, "operation", req.Operation,
+		"allowed", resp.Allowed, "duration", elapsed.Round(time.Microsecond).String()}
+	if dec == nil {
+		if resp.Result != nil && resp.Result.Code >= 400 {
+			w.log.Info("request not decided", append(kv, "code", resp.Result.Code, "error", resp.Result.Message)...)
+		}
+		return
+	}
+	kv = append(kv, "images", len(dec.Images), "policies", strings.Join(dec.Policies, ","), "bundles", bundleLabels(dec.Bundles))
+	if len(dec.Failures) == 0 {
+		w.log.V(1).Info("allowed", kv...)
+		return
+	}
+	listed := make([]string, 0, min(len(dec.Failures), MaxListedFailures))
+	for _, f := range dec.Failures[:min(len(dec.Failures), MaxListedFailures)] {
+		listed = append(listed, string(f.Mode)+": "+f.String())
+	}
+	kv = append(kv, "failures", len(dec.Failures), "listed", listed)
+	if !resp.Allowed {
+		w.log.Info("denied", append(kv, "message", resp.Result.Message)...)
+		return
+	}
+	w.log.Info("allowed with failures of warn or audit policies", kv...)
 }
 
 // unpinned lists the images under enforce-mode policies given by tag.

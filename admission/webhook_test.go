@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/go-logr/logr/funcr"
 	"github.com/prometheus/client_golang/prometheus"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -405,4 +406,32 @@ func notAPod() map[string]any {
 	obj := object("Pod", []string{"reg.example.com/app:v1"}, nil, nil, nil)
 	obj["spec"].(map[string]any)["containers"] = map[string]any{"x": 1}
 	return obj
+}
+
+// One log line per decision, however many images fail: a denial names
+// the count and lists the first failures; a plain admission is logged at
+// debug level only.
+func TestWebhookLogsOneLinePerDecision(t *testing.T) {
+	f := newFixture(t)
+	var mu sync.Mutex
+	var lines []string
+	log := funcr.NewJSON(func(obj string) { mu.Lock(); lines = append(lines, obj); mu.Unlock() }, funcr.Options{Verbosity: 0})
+	mux := http.NewServeMux()
+	admission.NewWebhook(f.decider, f.policies, admission.WithLogger(log)).Register(mux)
+	srv := httptest.NewTLSServer(mux)
+	defer srv.Close()
+	f.srv = srv
+	var images []string
+	for i := range 3 {
+		images = append(images, fmt.Sprintf("%s/elsewhere/app%d@sha256:%s", f.host, i, strings.Repeat("1", 64)))
+	}
+	if r := f.post(t, admission.PathValidate, review(t, "Pod", object("Pod", images, nil, nil, nil))); r.Allowed {
+		t.Fatal("unmatched images admitted")
+	}
+	f.post(t, admission.PathValidate, review(t, "Pod", object("Pod", []string{"nginx@sha256:" + strings.Repeat("2", 64)}, nil, nil, nil)))
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lines) != 1 || !strings.Contains(lines[0], `"msg":"denied"`) || !strings.Contains(lines[0], `"failures":3`) || !strings.Contains(lines[0], "app2") {
+		t.Fatalf("log lines = %q", lines)
+	}
 }
