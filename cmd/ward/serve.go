@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/go-logr/logr/funcr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
@@ -41,6 +40,7 @@ type serveOptions struct {
 	tlsSecret       string
 	webhookService  string
 	webhookConfig   string
+	log             logOptions
 }
 
 func newServeCommand() *cobra.Command {
@@ -105,6 +105,7 @@ A config file:
 	f.StringVar(&o.webhookService, "webhook-service", "ward", "in a cluster: the webhook's Service (the certificate's DNS names)")
 	f.StringVar(&o.webhookConfig, "webhook-config", "ward", "in a cluster: the Validating and Mutating webhook configurations whose caBundle ward keeps")
 	f.DurationVar(&o.decisionTimeout, "decision-timeout", admission.DefaultDecisionTimeout, "time limit of one admission decision (keep it under the webhook's timeoutSeconds)")
+	o.log.bind(cmd)
 	return cmd
 }
 
@@ -152,7 +153,10 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 		vopts = append(vopts, imageverify.WithRootCAs(pool))
 	}
 
-	log := funcr.NewJSON(func(obj string) { fmt.Fprintln(cmd.ErrOrStderr(), obj) }, funcr.Options{})
+	log, err := o.log.logger(cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
 	ctx := logr.NewContext(cmd.Context(), log)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -189,27 +193,29 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	p := printer{cmd.ErrOrStderr()}
-	hook := ""
-	if len(pushSecret) > 0 {
-		hook = ", /hook/SOURCE"
-	}
-	p.line("ward serve: webhook on https://%s (/validate, /mutate%s), health on http://%s (/healthz, /readyz, /metrics, /status)",
-		srv.Addr(), hook, srv.HealthAddr())
+	log.Info("serving", "webhook", "https://"+srv.Addr(), "paths", "/validate, /mutate"+hookPath(pushSecret),
+		"health", "http://"+srv.HealthAddr(), "healthPaths", "/healthz, /readyz, /metrics, /status", "version", version)
 	if certNote != "" {
-		p.line("ward serve: %s", certNote)
+		log.Info("serving certificate", "certificate", certNote)
 	}
 	for _, sp := range specs {
-		p.line("ward serve: source %s: %s, env %s, every %s", sp.Name, sp.Source, sp.Env, orDefault(sp.Interval, syncer.DefaultInterval))
+		log.Info("policy source", "source", sp.Name, "from", sp.Source.String(), "env", sp.Env, "interval", orDefault(sp.Interval, syncer.DefaultInterval).String())
 	}
 	if cl != nil {
-		p.line("ward serve: following the cluster's PolicySources (namespace %s, leader election %t)", o.namespace, o.leaderElect)
+		log.Info("following the cluster's PolicySources", "namespace", o.namespace, "leaderElection", o.leaderElect)
 		return cl.run(ctx, syn, srv, o)
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return syn.Run(gctx) })
 	g.Go(func() error { return srv.Serve(gctx) })
 	return g.Wait()
+}
+
+func hookPath(secret []byte) string {
+	if len(secret) > 0 {
+		return ", /hook/SOURCE"
+	}
+	return ""
 }
 
 func envOr(name, def string) string {
