@@ -125,6 +125,13 @@ func (c *Cache) verify(ctx context.Context, digest, fingerprint string, fn func(
 	}
 }
 
+// size is the number of entries of both kinds.
+func (c *Cache) size() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.results) + len(c.digests)
+}
+
 // lookup returns an unexpired result.
 func (c *Cache) lookup(key string) (cacheEntry, bool) {
 	c.mu.Lock()

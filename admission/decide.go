@@ -41,7 +41,12 @@ type Decider struct {
 	keychain    KeychainFunc
 	nsLabels    NamespaceLabelsFunc
 	concurrency int
+	metrics     *Metrics
 }
+
+// WithDeciderMetrics records verifications, registry errors and cache
+// lookups in m.
+func WithDeciderMetrics(m *Metrics) DeciderOption { return func(d *Decider) { d.metrics = m } }
 
 // DefaultConcurrency is how many images of one request are verified at
 // once.
@@ -79,6 +84,7 @@ func NewDecider(v Verifier, opts ...DeciderOption) *Decider {
 	if d.concurrency < 1 {
 		d.concurrency = DefaultConcurrency
 	}
+	d.metrics.watchCache(d.cache)
 	if d.keychain == nil {
 		d.keychain = func(context.Context, string, string, []string) (authn.Keychain, error) {
 			return authn.DefaultKeychain, nil
@@ -171,6 +177,19 @@ type Decision struct {
 	Policies []string `json:"policies,omitempty"`
 	// Exempt is true when the namespace is exempt.
 	Exempt bool `json:"exempt,omitempty"`
+	// modes are the modes of Policies (metrics).
+	modes map[string]policies.Mode
+}
+
+// addPolicy records a policy that took part.
+func (d *Decision) addPolicy(name string, mode policies.Mode) {
+	if !slices.Contains(d.Policies, name) {
+		d.Policies = append(d.Policies, name)
+	}
+	if d.modes == nil {
+		d.modes = map[string]policies.Mode{}
+	}
+	d.modes[name] = mode
 }
 
 // Limits of what a decision says, so that a workload with thousands of
@@ -305,10 +324,8 @@ func (d *Decider) Decide(ctx context.Context, st *State, req Request) (*Decision
 	for _, o := range d.images(ctx, st, subj, wl.Images(), keychain) {
 		dec.Images = append(dec.Images, o.res)
 		dec.Failures = append(dec.Failures, o.failures...)
-		for _, p := range o.res.Policies {
-			if !slices.Contains(dec.Policies, p) {
-				dec.Policies = append(dec.Policies, p)
-			}
+		for i, p := range o.res.Policies {
+			dec.addPolicy(p, o.modes[i])
 		}
 		if o.pin != "" {
 			pinned[o.res.Image] = o.pin
@@ -334,6 +351,8 @@ func (d *Decider) Decide(ctx context.Context, st *State, req Request) (*Decision
 type imageOutcome struct {
 	res      ImageResult
 	failures []Failure
+	// modes are the modes of res.Policies.
+	modes []policies.Mode
 	// pin is the digest-pinned reference of a verified image.
 	pin string
 }
@@ -409,6 +428,7 @@ func (d *Decider) image(ctx context.Context, st *State, subj policies.Subject, i
 	strictest := policies.ModeAudit
 	for _, p := range matched {
 		res.Policies = append(res.Policies, p.Name)
+		o.modes = append(o.modes, p.Mode)
 		if p.Mode.Stricter(strictest) {
 			strictest = p.Mode
 		}
@@ -457,6 +477,7 @@ func (d *Decider) resolve(ctx context.Context, ref name.Reference, kc authn.Keyc
 	}
 	dg, err := d.verifier.Resolve(ctx, ref, kc)
 	if err != nil {
+		d.metrics.observeRegistryError(ref.Context().RegistryStr(), err)
 		return name.Digest{}, err
 	}
 	d.cache.storeDigest(key, dg.DigestStr())
@@ -480,9 +501,15 @@ func (d *Decider) policy(ctx context.Context, p *policies.ImagePolicy, digest na
 			}
 			continue
 		}
+		var missed atomic.Bool
 		res, err := d.cache.verify(ctx, digest.String(), a.Fingerprint, func(ctx context.Context) (*imageverify.Result, error) {
-			return d.verifier.Verify(ctx, digest, a, kc)
+			missed.Store(true)
+			start := time.Now()
+			res, err := d.verifier.Verify(ctx, digest, a, kc)
+			d.metrics.observeVerify(digest.Context().RegistryStr(), time.Since(start), err)
+			return res, err
 		})
+		d.metrics.observeCache(!missed.Load())
 		if err != nil {
 			reasons = append(reasons, fmt.Sprintf("%s: %s", a.Name, oneLine(err)))
 			names = append(names, a.Name)
@@ -567,9 +594,7 @@ func (d *Decider) validations(ctx context.Context, st *State, subj policies.Subj
 	}
 	vars := map[string]any{"object": obj, "oldObject": old, "request": request}
 	for _, vp := range vps {
-		if !slices.Contains(dec.Policies, vp.Name) {
-			dec.Policies = append(dec.Policies, vp.Name)
-		}
+		dec.addPolicy(vp.Name, vp.Mode)
 		for _, r := range vp.Rules {
 			ok, err := r.Condition.Eval(ctx, vars)
 			switch {

@@ -100,6 +100,9 @@ func (w *Webhook) handler(name string, respond func(ctrladmission.Request, *Deci
 		w.metrics.observe(name, outcomeOf(dec, resp), elapsed)
 		if name == "validate" { // the mutating call repeats the same decision
 			w.logDecision(req, dec, resp, elapsed)
+			if dec != nil {
+				w.metrics.observePolicies(req.Namespace, req.Kind.Kind, dec, dec.modes)
+			}
 		}
 		return *resp
 	})}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -368,15 +369,34 @@ func testKey(t testing.TB) string { return signtest.NewKey(t).PEM }
 func TestWebhookMetrics(t *testing.T) {
 	f := newFixture(t)
 	reg := prometheus.NewRegistry()
+	m := admission.NewMetrics(reg)
 	mux := http.NewServeMux()
-	admission.NewWebhook(f.decider, f.policies, admission.WithMetrics(admission.NewMetrics(reg))).Register(mux)
+	decider := admission.NewDecider(imageverify.New(), admission.WithDeciderMetrics(m))
+	admission.NewWebhook(decider, f.policies, admission.WithMetrics(m)).Register(mux)
 	srv := httptest.NewTLSServer(mux)
 	defer srv.Close()
 	f.srv = srv
 	f.post(t, admission.PathValidate, review(t, "Pod", object("Pod", []string{f.signedTag}, nil, nil, nil)))
 	f.post(t, admission.PathValidate, review(t, "Pod", object("Pod", []string{f.signedRef}, nil, nil, nil)))
 	f.post(t, admission.PathValidate, review(t, "Pod", notAPod()))
-	for outcome, want := range map[string]float64{"denied": 1, "allowed": 1, "errored": 1} {
+	f.post(t, admission.PathValidate, review(t, "Pod", object("Pod", []string{f.unsigned}, nil, nil, nil)))
+	lines := metricLines(t, reg)
+	registry := strings.Split(f.host, "/")[0]
+	for _, want := range []string{
+		`ward_policy_results_total{kind="Pod",mode="enforce",namespace="apps",policy="team-signed",result="pass"} 2`,
+		`ward_policy_results_total{kind="Pod",mode="enforce",namespace="apps",policy="team-signed",result="fail"} 1`,
+		`ward_signature_verification_seconds_count{registry="` + registry + `",result="verified"}`,
+		`ward_signature_verification_seconds_count{registry="` + registry + `",result="refused"}`,
+		`ward_verification_cache_lookups_total{result="hit"}`,
+		`ward_verification_cache_lookups_total{result="miss"}`,
+		`ward_verification_cache_entries `,
+	} {
+		if !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, want) }) {
+			t.Errorf("no metric %s in\n%s", want, strings.Join(lines, "\n"))
+		}
+	}
+	// The deny and the allow above, the pinned-tag deny, the error.
+	for outcome, want := range map[string]float64{"denied": 2, "allowed": 1, "errored": 1} {
 		c, err := reg.Gather()
 		if err != nil {
 			t.Fatal(err)
@@ -398,6 +418,40 @@ func TestWebhookMetrics(t *testing.T) {
 			t.Errorf("outcome %s counted %v times, want %v", outcome, got, want)
 		}
 	}
+}
+
+// metricLines renders reg's metrics as name{labels} value lines (counters,
+// gauges, histogram counts).
+func metricLines(t *testing.T, reg *prometheus.Registry) []string {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			name, value := mf.GetName(), 0.0
+			switch {
+			case m.GetCounter() != nil:
+				value = m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				value = m.GetGauge().GetValue()
+			case m.GetHistogram() != nil:
+				name, value = name+"_count", float64(m.GetHistogram().GetSampleCount())
+			}
+			l := name
+			if len(labels) > 0 {
+				l += "{" + strings.Join(labels, ",") + "}"
+			}
+			out = append(out, fmt.Sprintf("%s %v", l, value))
+		}
+	}
+	return out
 }
 
 // notAPod is well-formed JSON whose containers are not a list: ward's own

@@ -7,14 +7,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"ward.dev/ward/admission"
 	"ward.dev/ward/admission/imageverify"
@@ -158,8 +159,14 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 		return err
 	}
 	ctx := logr.NewContext(cmd.Context(), log)
+	// ward's own metrics, served on /metrics together with
+	// controller-runtime's registry: the Go and process collectors, and in
+	// a cluster its reconcile, work-queue, client and leader-election
+	// metrics.
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(buildInfo())
+	gatherers := prometheus.Gatherers{ctrlmetrics.Registry, reg}
+	admissionMetrics := admission.NewMetrics(reg)
 	pols := &admission.Policies{}
 	var cl *clusterParts
 	if o.config == "" {
@@ -181,15 +188,15 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 		return err
 	}
 	syncer.NewMetrics(reg, syn)
-	deciderOpts := []admission.DeciderOption{}
+	deciderOpts := []admission.DeciderOption{admission.WithDeciderMetrics(admissionMetrics)}
 	if cl != nil {
 		deciderOpts = append(deciderOpts, admission.WithKeychain(admission.PullSecretKeychain(cl.clientset)), admission.WithNamespaceLabels(cl.namespaceLabels))
 	}
 	decider := admission.NewDecider(imageverify.New(vopts...), deciderOpts...)
 	wh := admission.NewWebhook(decider, pols, admission.WithLogger(log.WithName("admission")),
-		admission.WithMetrics(admission.NewMetrics(reg)), admission.WithDecisionTimeout(o.decisionTimeout))
+		admission.WithMetrics(admissionMetrics), admission.WithDecisionTimeout(o.decisionTimeout))
 	srv, err := server.Listen(server.Options{Addr: o.addr, HealthAddr: o.healthAddr, TLS: tlsConfig, PushSecret: pushSecret,
-		Webhook: wh, Syncer: syn, Gatherer: reg, Log: log.WithName("server")})
+		Webhook: wh, Syncer: syn, Gatherer: gatherers, Log: log.WithName("server")})
 	if err != nil {
 		return err
 	}
@@ -209,6 +216,14 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 	g.Go(func() error { return syn.Run(gctx) })
 	g.Go(func() error { return srv.Serve(gctx) })
 	return g.Wait()
+}
+
+// buildInfo is ward_build_info: 1, labelled with the build.
+func buildInfo() prometheus.Collector {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "ward_build_info", Help: "Always 1; the labels say which ward runs.",
+		ConstLabels: prometheus.Labels{"version": version, "commit": commit, "goversion": runtime.Version()}})
+	g.Set(1)
+	return g
 }
 
 func hookPath(secret []byte) string {

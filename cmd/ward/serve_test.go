@@ -151,7 +151,8 @@ spec:
 		t.Fatalf("ward status: exit %d\n%s%s", code, out, errOut)
 	}
 	checkMetrics(t, health, `ward_bundle_version{env="dev",source="dev"} 2`, `ward_admission_decisions_total{outcome="denied",webhook="validate"}`,
-		`ward_policy_swaps_total{source="dev"} 2`, `ward_source_ready{source="dev"} 1`, `ward_source_state{source="dev",state="enforcing"} 1`)
+		`ward_policy_swaps_total{source="dev"} 2`, `ward_source_ready{source="dev"} 1`, `ward_source_state{source="dev",state="enforcing"} 1`,
+		`ward_trusted_metadata_expiry_seconds{source="dev"}`, `ward_build_info{commit=`, `ward_verification_cache_entries`, "go_goroutines", "process_cpu_seconds_total")
 
 	// A FIFO in place of timestamp.json: the sync is refused at once (not
 	// blocked forever), v2 stays enforced, and `ward status` exits 1.

@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -247,6 +248,21 @@ func TestEveryReplicaSyncsOneLeaderWritesStatus(t *testing.T) {
 	var lease coordinationv1.Lease
 	if err := c.Get(t.Context(), types.NamespacedName{Namespace: "default", Name: "ward-status-writer"}, &lease); err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
 		t.Fatalf("no leader lease: %v %+v", err, lease.Spec)
+	}
+	// controller-runtime's own metrics, which ward serves beside its own
+	// (ward serve gathers this registry too).
+	mfs, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, mf := range mfs {
+		have[mf.GetName()] = true
+	}
+	for _, name := range []string{"controller_runtime_reconcile_total", "workqueue_adds_total", "leader_election_master_status"} {
+		if !have[name] {
+			t.Errorf("controller-runtime's registry lacks %s", name)
+		}
 	}
 }
 
