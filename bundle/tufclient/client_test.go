@@ -122,8 +122,8 @@ func TestUpdatePublishPromoteRollback(t *testing.T) {
 
 func TestMissingEnvironmentOrBundle(t *testing.T) {
 	f := newFixture(t, tuftest.Options{})
-	if _, err := f.client.Update(t.Context(), "qa"); !errors.Is(err, tufclient.ErrInvalid) {
-		t.Fatalf("got %v", err)
+	if _, err := f.client.Update(t.Context(), "qa"); !errors.Is(err, tufclient.ErrUnknownEnv) || !strings.Contains(err.Error(), "the repository has dev, staging, prod") {
+		t.Fatalf("got %v, want ErrUnknownEnv listing the environments", err)
 	}
 	if _, err := f.client.Update(t.Context(), "staging"); !errors.Is(err, tufclient.ErrNotFound) {
 		t.Fatalf("staging has no bundle yet: got %v", err)
