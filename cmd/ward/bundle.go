@@ -176,7 +176,7 @@ func buildChecked(folder string, allowUncommitted bool) (*bundle.Built, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := policies.Compile(c.Policies()); err != nil {
+	if _, err := policies.Compile(onDisk(c.Policies(), folder)); err != nil {
 		return nil, fmt.Errorf("the policies of %s do not compile: %w", folder, err)
 	}
 	return b, nil

@@ -71,11 +71,7 @@ func (o *policySourceOptions) load(cmd *cobra.Command) (*admission.State, error)
 		if docs, err = bundle.ReadPolicyDir(o.policiesDir); err != nil {
 			return nil, err
 		}
-		// Errors name the files as they are on disk, not as a bundle
-		// would hold them.
-		for i := range docs {
-			docs[i].Path = filepath.Join(o.policiesDir, filepath.FromSlash(strings.TrimPrefix(docs[i].Path, bundle.PoliciesDir+"/")))
-		}
+		docs = onDisk(docs, o.policiesDir)
 		prov = admission.Provenance{WorkingTree: o.policiesDir}
 	default:
 		if o.repo == "" || o.env == "" {
@@ -103,6 +99,18 @@ func (o *policySourceOptions) load(cmd *cobra.Command) (*admission.State, error)
 		return nil, err
 	}
 	return admission.NewState(set, prov), nil
+}
+
+// onDisk renames a policy folder's documents from their paths in a bundle
+// ("policies/team.yaml") to their files on disk, so that compile errors
+// name the file a person edits.
+func onDisk(docs []bundle.Document, folder string) []bundle.Document {
+	out := make([]bundle.Document, len(docs))
+	for i, d := range docs {
+		d.Path = filepath.Join(folder, filepath.FromSlash(strings.TrimPrefix(d.Path, bundle.PoliciesDir+"/")))
+		out[i] = d
+	}
+	return out
 }
 
 // registryOptions are the offline commands' registry settings.
