@@ -59,8 +59,10 @@ Each source's TUF repository is fetched, the environment's bundle verified
 through the pinned root, compiled and swapped into the webhook with no
 restart and no dropped request. A bundle that fails anywhere is never
 swapped in: the last verified policies stay enforced and /status says why.
-Until every source has a verified bundle, every image is denied and /readyz
-answers 503. Trusted metadata and the last applied bundle persist in
+Each source is pending (no verified bundle yet: every image is denied),
+enforcing, "enforcing, expired" (its metadata expired; onExpiry: keep) or
+deny-all (expired with onExpiry: deny-all). /readyz answers 503 while any
+source is pending. Trusted metadata and the last applied bundle persist in
 --state-dir: after a restart with a source unreachable, the persisted
 bundle is verified again and served.
 
@@ -70,6 +72,10 @@ Endpoints:
                                     body in X-Hub-Signature-256; needs
                                     --push-secret-file)
   http://HEALTH-ADDR/healthz, /readyz, /metrics, /status
+
+Logs are JSON lines (ts, level, logger, msg, key/values) on stderr, one
+per admission decision that denies or warns; --log-level debug adds one per
+admission. Metrics are prefixed ward_ (and controller-runtime's).
 
 Without --tls-cert/--tls-key a self-signed certificate for --host names is
 kept in the state folder; give its serving.crt to the API server as the
