@@ -182,7 +182,7 @@ func TestManyImagesAnsweredWithinTheDeadline(t *testing.T) {
 		containers = append(containers, fmt.Sprintf(`{"name":"c%d","image":"reg.example.com/app%d@sha256:%s"}`, i, i, strings.Repeat("a", 64)))
 	}
 	req := admission.Request{Kind: "Pod", Namespace: "apps", Object: []byte(`{"spec":{"containers":[` + strings.Join(containers, ",") + `]}}`)}
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Second)
 	defer cancel()
 	dec, err := d.Decide(ctx, st, req)
 	if err != nil {

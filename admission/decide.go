@@ -387,7 +387,7 @@ func (d *Decider) images(ctx context.Context, st *State, subj policies.Subject, 
 				if i >= len(imgs) {
 					return
 				}
-				if ctx.Err() != nil {
+				if over(ctx) {
 					out[i] = imageOutcome{res: ImageResult{Image: imgs[i]}, failures: []Failure{{Mode: policies.ModeEnforce, Image: imgs[i],
 						Reason: "not verified: the decision ran out of time (the workload has too many images to verify in time)"}}}
 					continue
@@ -398,6 +398,17 @@ func (d *Decider) images(ctx context.Context, st *State, subj policies.Subject, 
 	}
 	wg.Wait()
 	return out
+}
+
+// over reports whether ctx has ended or its deadline has passed (the
+// timer that ends it may fire a moment after the deadline: no new
+// verification may start in that moment).
+func over(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
 }
 
 // image decides one image.

@@ -95,15 +95,23 @@ type sourceState struct {
 	// finished sync answered.
 	requested, handled string
 
-	lastAttempt         time.Time
-	lastError           string
-	lastReason          string
-	syncs, failures     int64
-	trigger             chan struct{}
-	cancel              func()
-	contributed         *admission.State
-	contributedBecause  string
-	contributedVerified *admission.State
+	lastAttempt     time.Time
+	lastError       string
+	lastReason      string
+	syncs, failures int64
+	trigger         chan struct{}
+	cancel          func()
+	// contributed memoizes contribution (derived, never reported): an
+	// unchanged source gives the same pointer, so storeLocked can tell
+	// that nothing needs combining again.
+	contributed memo
+}
+
+// memo is a contribution and what it was made from.
+type memo struct {
+	key      string
+	verified *admission.State
+	state    *admission.State
 }
 
 // state names the source's state and says what it means.
@@ -153,8 +161,9 @@ func (src *sourceState) status(name string) Status {
 // deny messages and audit annotations say it too.
 func (src *sourceState) contribution(name string) *admission.State {
 	state, msg := src.state()
-	if src.contributed != nil && src.contributedBecause == state+"\x00"+msg && src.contributedVerified == src.verified {
-		return src.contributed
+	key := state + "\x00" + msg
+	if m := src.contributed; m.state != nil && m.key == key && m.verified == src.verified {
+		return m.state
 	}
 	var st *admission.State
 	switch state {
@@ -165,7 +174,7 @@ func (src *sourceState) contribution(name string) *admission.State {
 	default:
 		st = admission.NewState(denyAllSet(msg), admission.Provenance{Source: name, Env: src.spec.Env, State: state})
 	}
-	src.contributed, src.contributedBecause, src.contributedVerified = st, state+"\x00"+msg, src.verified
+	src.contributed = memo{key: key, verified: src.verified, state: st}
 	return st
 }
 
