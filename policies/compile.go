@@ -362,7 +362,7 @@ func (c *compiler) authority(a at, field string, au Authority) *CompiledAuthorit
 	}
 	for i, at := range au.Attestations {
 		f := fmt.Sprintf("%s.attestations[%d]", field, i)
-		ca := CompiledAttestation{Name: at.Name, PredicateType: at.PredicateType}
+		ca := CompiledAttestation{Name: at.Name, PredicateType: PredicateTypeURI(at.PredicateType)}
 		if at.Name == "" {
 			a.fail(f+".name", "is required")
 		}
@@ -378,7 +378,7 @@ func (c *compiler) authority(a at, field string, au Authority) *CompiledAuthorit
 				ca.Condition = cond
 			}
 		}
-		fmt.Fprintf(h, "att\x00%s\x00%s\x00", at.PredicateType, expr(ca.Condition))
+		fmt.Fprintf(h, "att\x00%s\x00%s\x00", ca.PredicateType, expr(ca.Condition))
 		out.Attestations = append(out.Attestations, ca)
 	}
 	out.Fingerprint = "sha256:" + hex.EncodeToString(h.Sum(nil))

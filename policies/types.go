@@ -158,7 +158,10 @@ type TLog struct {
 }
 
 // Attestation requires a signed in-toto statement of PredicateType whose
-// predicate passes Policy.
+// predicate passes Policy. PredicateType is a URI or one of cosign's short
+// names (custom, slsaprovenance, slsaprovenance02, slsaprovenance1, spdx,
+// spdxjson, cyclonedx, link, vuln, openvex), which mean the URIs cosign
+// gives them.
 type Attestation struct {
 	Name          string             `json:"name"`
 	PredicateType string             `json:"predicateType"`

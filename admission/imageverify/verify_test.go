@@ -171,6 +171,8 @@ func TestVerifyAttestations(t *testing.T) {
 		{"legacy with condition", `[{name: prov, predicateType: "https://slsa.dev/provenance/v1", policy: {type: cel, data: "predicate.buildDefinition.buildType == 'https://ci.example.com/v1'"}}]`, nil},
 		{"bundle with condition", `[{name: sbom, predicateType: "https://spdx.dev/Document", policy: {type: cel, data: "predicate.spdxVersion.startsWith('SPDX-2')"}}]`, nil},
 		{"both required", `[{name: sbom, predicateType: "https://spdx.dev/Document"}, {name: prov, predicateType: "https://slsa.dev/provenance/v1"}]`, nil},
+		{"cosign's short names", `[{name: sbom, predicateType: spdxjson}, {name: prov, predicateType: slsaprovenance1}]`, nil},
+		{"a short name for another type", `[{name: sbom, predicateType: cyclonedx}]`, imageverify.ErrAttestation},
 		{"condition false", `[{name: sbom, predicateType: "https://spdx.dev/Document", policy: {type: cel, data: "predicate.spdxVersion == 'SPDX-3.0'"}}]`, imageverify.ErrAttestation},
 		{"missing type", `[{name: vuln, predicateType: "https://cosign.sigstore.dev/attestation/vuln/v1"}]`, imageverify.ErrAttestation},
 	}
