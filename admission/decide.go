@@ -309,7 +309,8 @@ func (d *Decider) Decide(ctx context.Context, st *State, req Request) (*Decision
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrBadRequest, err)
 	}
-	subj := policies.Subject{Namespace: req.Namespace, Kind: req.Kind}
+	subj := policies.Subject{Namespace: req.Namespace, Kind: req.Kind, Resource: policies.ResourceOf(req.Kind), Labels: wl.Labels}
+	subj.Group, subj.Version = groupVersion(wl.APIVersion, req.Kind)
 	if set.UsesNamespaceSelectors() && d.nsLabels != nil && req.Namespace != "" {
 		labels, err := d.nsLabels(ctx, req.Namespace)
 		if err != nil {
@@ -345,6 +346,25 @@ func (d *Decider) Decide(ctx context.Context, st *State, req Request) (*Decision
 		}
 	}
 	return dec, nil
+}
+
+// groupVersion splits an object's apiVersion; an object that does not
+// say gets its kind's group at v1.
+func groupVersion(apiVersion, kind string) (string, string) {
+	if apiVersion == "" {
+		switch kind {
+		case "Pod", "ReplicationController":
+			return "", "v1"
+		case "Job", "CronJob":
+			return "batch", "v1"
+		default:
+			return "apps", "v1"
+		}
+	}
+	if g, v, ok := strings.Cut(apiVersion, "/"); ok {
+		return g, v
+	}
+	return "", apiVersion
 }
 
 // imageOutcome is what deciding one image gives.
@@ -426,7 +446,7 @@ func (d *Decider) image(ctx context.Context, st *State, subj policies.Subject, i
 	}
 	_, res.ByDigest = ref.(name.Digest)
 	repo := policies.RepositoryOf(ref)
-	matched := set.MatchImage(repo, subj)
+	matched := set.MatchImage(policies.ImageOf(ref, img), subj)
 	if len(matched) == 0 {
 		s := set.Settings()
 		if s.AllowUnmatched {
@@ -507,7 +527,11 @@ func (d *Decider) policy(ctx context.Context, p *policies.ImagePolicy, digest na
 			if a.Static == "pass" {
 				signersOf = append(signersOf, []string{"static pass (" + a.Name + ")"})
 			} else {
-				reasons = append(reasons, a.Name+": static fail")
+				reason := a.Name + ": static fail"
+				if a.StaticMessage != "" {
+					reason += ": " + a.StaticMessage
+				}
+				reasons = append(reasons, reason)
 				names = append(names, a.Name)
 			}
 			continue

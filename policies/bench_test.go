@@ -25,11 +25,14 @@ func BenchmarkMatchImage(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		repo := fmt.Sprintf("registry.example.com/team-%d/app-x", n/2+1)
+		img, err := ParseImage(fmt.Sprintf("registry.example.com/team-%d/app-x@sha256:%064d", n/2+1, 0))
+		if err != nil {
+			b.Fatal(err)
+		}
 		b.Run(fmt.Sprintf("policies=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if len(set.MatchImage(repo, Subject{Namespace: "default", Kind: "Pod"})) != 1 {
+				if len(set.MatchImage(img, Subject{Namespace: "default", Kind: "Pod"})) != 1 {
 					b.Fatal("no match")
 				}
 			}

@@ -165,8 +165,22 @@ func (c *compiler) document(a at, raw []byte, names map[string]string) {
 		return
 	}
 	a.kind, a.name = h.Kind, h.Metadata.Name
-	if h.APIVersion != APIVersion {
-		a.fail("apiVersion", "is %q, want %q", h.APIVersion, APIVersion)
+	switch {
+	case slices.Contains(sigstoreVersions, h.APIVersion):
+		switch h.Kind {
+		case KindClusterImagePolicy:
+		case KindTrustRoot:
+			a.fail("kind", "TrustRoot %s", notYet)
+			return
+		default:
+			a.fail("kind", "is %q; of %s ward reads %s", h.Kind, SigstoreGroup, KindClusterImagePolicy)
+			return
+		}
+	case h.APIVersion != APIVersion:
+		a.fail("apiVersion", "is %q, want %q (or %s for a ClusterImagePolicy)", h.APIVersion, APIVersion, strings.Join(sigstoreVersions, " or "))
+		return
+	case h.Kind == KindClusterImagePolicy:
+		a.fail("apiVersion", "is %q; a ClusterImagePolicy is %s", h.APIVersion, strings.Join(sigstoreVersions, " or "))
 		return
 	}
 	if h.Metadata.Name == "" {
@@ -180,6 +194,12 @@ func (c *compiler) document(a at, raw []byte, names map[string]string) {
 	}
 	names[key] = a.file
 	switch h.Kind {
+	case KindClusterImagePolicy:
+		var doc ClusterImagePolicyDoc
+		if !strict(a, raw, &doc) {
+			return
+		}
+		c.clusterImagePolicy(a, &doc)
 	case KindImagePolicy:
 		var doc ImagePolicyDoc
 		if !strict(a, raw, &doc) {
@@ -244,7 +264,7 @@ func (c *compiler) match(a at, m *Match) matcher {
 
 func (c *compiler) imagePolicy(a at, doc *ImagePolicyDoc) {
 	s := &doc.Spec
-	p := &ImagePolicy{Name: doc.Metadata.Name, File: a.file, Mode: checkMode(a, "spec.mode", s.Mode), match: c.match(a, s.Match)}
+	p := &ImagePolicy{Name: doc.Metadata.Name, Kind: KindImagePolicy, File: a.file, Mode: checkMode(a, "spec.mode", s.Mode), match: c.match(a, s.Match)}
 	if len(s.Images) == 0 {
 		a.fail("spec.images", "at least one glob is required")
 	}
@@ -294,11 +314,8 @@ func (c *compiler) imagePolicy(a at, doc *ImagePolicyDoc) {
 			fps[au.signerID] = au.Name
 		}
 	}
-	idx := len(c.set.images)
+	c.set.index.addPolicy(p, len(c.set.images))
 	c.set.images = append(c.set.images, p)
-	for _, g := range p.Globs {
-		c.set.index.add(g, idx)
-	}
 }
 
 func (c *compiler) authority(a at, field string, au Authority) *CompiledAuthority {
@@ -337,7 +354,7 @@ func (c *compiler) authority(a at, field string, au Authority) *CompiledAuthorit
 	case au.Static != nil:
 		switch au.Static.Action {
 		case "pass", "fail":
-			out.Static = au.Static.Action
+			out.Static, out.StaticMessage = au.Static.Action, au.Static.Message
 		default:
 			a.fail(field+".static.action", "is %q, want pass or fail", au.Static.Action)
 		}
@@ -555,9 +572,25 @@ func (c *compiler) settings(a at, doc *SettingsDoc) {
 	c.set.settings = s
 }
 
-// matcher is a compiled Match.
+// matcher is a compiled Match (ImagePolicy, ValidationPolicy) or match
+// list (ClusterImagePolicy).
 type matcher struct {
 	namespaces []string
 	kinds      []string
 	selector   labels.Selector
+	// byResource: a ClusterImagePolicy match list; one of resources must
+	// select the object.
+	byResource bool
+	resources  []resourceMatch
+}
+
+// resourceMatch is one entry of a ClusterImagePolicy's match list.
+type resourceMatch struct {
+	group, version, resource string
+	selector                 labels.Selector
+}
+
+func (r resourceMatch) matches(s Subject) bool {
+	return r.resource == s.Resource && (r.version == s.Version || r.version == "*") && r.group == s.Group &&
+		(r.selector == nil || r.selector.Matches(labels.Set(s.Labels)))
 }

@@ -144,6 +144,9 @@ type trieNode struct {
 type wildcardGlob struct {
 	re     *regexp.Regexp
 	policy int
+	// ref: a ClusterImagePolicy glob, matched against the whole reference
+	// (matchRef), not the repository.
+	ref bool
 }
 
 func newPatternIndex() *patternIndex { return &patternIndex{root: &trieNode{}} }
@@ -169,14 +172,47 @@ func (x *patternIndex) add(glob string, p int) {
 	n.exact = append(n.exact, p)
 }
 
-// match calls fn for each policy with a glob matching repo; a policy with
-// several matching globs may be reported more than once.
-func (x *patternIndex) match(repo string, fn func(policy int)) {
+// addPolicy files every glob of policy number idx: an ImagePolicy's by its
+// normalised repository glob, a ClusterImagePolicy's by its literal prefix.
+func (x *patternIndex) addPolicy(p *ImagePolicy, idx int) {
+	if p.Kind == KindClusterImagePolicy {
+		for _, r := range p.refs {
+			x.addRef(r.glob, r.re, idx)
+		}
+		return
+	}
+	for _, g := range p.Globs {
+		x.add(g, idx)
+	}
+}
+
+// addRef files a ClusterImagePolicy glob, compiled, for policy number p
+// at the node of its literal prefix (refGlobPrefix).
+func (x *patternIndex) addRef(glob string, re *regexp.Regexp, p int) {
 	n := x.root
+	for _, s := range refGlobPrefix(glob) {
+		if n.children == nil {
+			n.children = map[string]*trieNode{}
+		}
+		c := n.children[s]
+		if c == nil {
+			c = &trieNode{}
+			n.children[s] = c
+		}
+		n = c
+	}
+	n.wild = append(n.wild, wildcardGlob{re: re, policy: p, ref: true})
+}
+
+// match calls fn for each policy with a glob matching img; a policy with
+// several matching globs may be reported more than once.
+func (x *patternIndex) match(img Image, fn func(policy int)) {
+	n := x.root
+	repo := img.Repository
 	rest := repo
 	for n != nil {
 		for _, w := range n.wild {
-			if w.re.MatchString(repo) {
+			if w.ref && matchRef(w.re, img) || !w.ref && w.re.MatchString(repo) {
 				fn(w.policy)
 			}
 		}

@@ -209,12 +209,13 @@ func TestMatchImage(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.image, func(t *testing.T) {
-			repo, err := Repository(tc.image)
+			img, err := ParseImage(tc.image)
 			if err != nil {
 				t.Fatal(err)
 			}
+			repo := img.Repository
 			var got []string
-			for _, p := range set.MatchImage(repo, tc.subj) {
+			for _, p := range set.MatchImage(img, tc.subj) {
 				got = append(got, p.Name)
 			}
 			if fmt.Sprint(got) != fmt.Sprint(sortedLike(tc.want, set)) {
@@ -262,17 +263,19 @@ func TestGlobNormalisation(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, img := range tc.matches {
-				repo, err := Repository(img)
+				ref, err := ParseImage(img)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if len(set.MatchImage(repo, Subject{})) != 1 {
+				repo := ref.Repository
+				if len(set.MatchImage(ref, Subject{})) != 1 {
 					t.Errorf("%s (%s) does not match %s (normalised %s)", img, repo, tc.glob, set.ImagePolicies()[0].Globs[0])
 				}
 			}
 			for _, img := range tc.misses {
-				repo, _ := Repository(img)
-				if len(set.MatchImage(repo, Subject{})) != 0 {
+				ref, _ := ParseImage(img)
+				repo := ref.Repository
+				if len(set.MatchImage(ref, Subject{})) != 0 {
 					t.Errorf("%s (%s) matches %s (normalised %s)", img, repo, tc.glob, set.ImagePolicies()[0].Globs[0])
 				}
 			}
@@ -317,7 +320,7 @@ func FuzzCompile(f *testing.F) {
 		}
 		for _, p := range set.ImagePolicies() {
 			for _, g := range p.Globs {
-				set.MatchImage(g, Subject{})
+				set.MatchImage(Image{Repository: g, Name: g, Raw: g}, Subject{})
 			}
 		}
 	})

@@ -41,6 +41,9 @@ func Empty() *Set {
 // ImagePolicy is a compiled ImagePolicy.
 type ImagePolicy struct {
 	Name string
+	// Kind is ImagePolicy or ClusterImagePolicy (policy-controller's, with
+	// its glob meaning).
+	Kind string
 	// File is the path of the document in the bundle.
 	File string
 	Mode Mode
@@ -53,6 +56,15 @@ type ImagePolicy struct {
 	// Merge); 0 for a set that was not merged.
 	Origin int
 	match  matcher
+	// refs are a ClusterImagePolicy's compiled globs (Globs as written).
+	refs []refGlob
+}
+
+// refGlob is a compiled ClusterImagePolicy glob: the glob with Docker
+// Hub's shorthands expanded, and its expression.
+type refGlob struct {
+	glob string
+	re   *regexp.Regexp
 }
 
 // CompiledAuthority is a compiled authority. Exactly one of Key, Keyless and
@@ -63,6 +75,8 @@ type CompiledAuthority struct {
 	Keyless *Keyless
 	// Static is "pass" or "fail" for a static authority.
 	Static string
+	// StaticMessage says why a static fail fails.
+	StaticMessage string
 	// TLogKeys, when set, require a transparency-log entry whose signed
 	// entry timestamp verifies with one of these Rekor keys.
 	TLogKeys     []crypto.PublicKey
@@ -161,14 +175,23 @@ func (s *Set) Exempt(namespace string) bool {
 func (s *Set) UsesNamespaceSelectors() bool { return s.selectors }
 
 // Subject is where a request applies: its namespace (with labels, when a
-// policy selects by label) and the workload kind.
+// policy selects by label), the workload kind, and for ClusterImagePolicy
+// match lists the object's group, version, resource and own labels.
 type Subject struct {
 	Namespace       string
 	NamespaceLabels map[string]string
 	Kind            string
+	Group, Version  string
+	// Resource is the kind's resource ("pods"); see ResourceOf.
+	Resource string
+	// Labels are the admitted object's own labels.
+	Labels map[string]string
 }
 
 func (m *matcher) matches(s Subject) bool {
+	if m.byResource && !slices.ContainsFunc(m.resources, func(r resourceMatch) bool { return r.matches(s) }) {
+		return false
+	}
 	if len(m.kinds) > 0 && !slices.Contains(m.kinds, s.Kind) {
 		return false
 	}
@@ -181,12 +204,13 @@ func (m *matcher) matches(s Subject) bool {
 	return true
 }
 
-// MatchImage returns the ImagePolicies that govern the repository (see
-// Repository) for the subject, in bundle order and without duplicates. An
-// empty result means the image is unmatched (see Settings).
-func (s *Set) MatchImage(repository string, subj Subject) []*ImagePolicy {
+// MatchImage returns the image policies (ImagePolicy and
+// ClusterImagePolicy) that govern img for the subject, in bundle order and
+// without duplicates. An empty result means the image is unmatched (see
+// Settings).
+func (s *Set) MatchImage(img Image, subj Subject) []*ImagePolicy {
 	var hits []int
-	s.index.match(repository, func(p int) {
+	s.index.match(img, func(p int) {
 		if !slices.Contains(hits, p) && s.images[p].match.matches(subj) {
 			hits = append(hits, p)
 		}
@@ -230,9 +254,7 @@ func Merge(sets ...*Set) *Set {
 			cp.Origin = i
 			idx := len(out.images)
 			out.images = append(out.images, &cp)
-			for _, g := range cp.Globs {
-				out.index.add(g, idx)
-			}
+			out.index.addPolicy(&cp, idx)
 		}
 		for _, p := range s.validations {
 			cp := *p

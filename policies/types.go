@@ -142,9 +142,11 @@ type Identity struct {
 	SubjectRegExp string `json:"subjectRegExp,omitempty"`
 }
 
-// StaticRef is a fixed verdict: pass or fail.
+// StaticRef is a fixed verdict: pass or fail, with a message saying why
+// it fails.
 type StaticRef struct {
-	Action string `json:"action"`
+	Action  string `json:"action"`
+	Message string `json:"message,omitempty"`
 }
 
 // TLog requires a transparency-log (Rekor) entry for the signature and

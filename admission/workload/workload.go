@@ -31,6 +31,10 @@ type Workload struct {
 	Kind      string
 	Name      string
 	Namespace string
+	// APIVersion is the object's apiVersion ("apps/v1"), when it says.
+	APIVersion string
+	// Labels are the object's own labels (not its Pod template's).
+	Labels map[string]string
 	// Containers in spec order: init containers, containers, ephemeral.
 	Containers []Container
 	// PullSecrets are the names of the Pod's image pull secrets.
@@ -84,9 +88,10 @@ type podSpec struct {
 }
 
 type metadata struct {
-	Name         string `json:"name"`
-	GenerateName string `json:"generateName"`
-	Namespace    string `json:"namespace"`
+	Name         string            `json:"name"`
+	GenerateName string            `json:"generateName"`
+	Namespace    string            `json:"namespace"`
+	Labels       map[string]string `json:"labels"`
 }
 
 // Extract decodes the Pod spec of an object of the given kind. Fields
@@ -98,8 +103,9 @@ func Extract(kind string, raw []byte) (*Workload, error) {
 		return nil, fmt.Errorf("%w %q: want one of Pod, Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob, ReplicationController", ErrUnsupportedKind, kind)
 	}
 	var top struct {
-		Metadata metadata        `json:"metadata"`
-		Spec     json.RawMessage `json:"spec"`
+		APIVersion string          `json:"apiVersion"`
+		Metadata   metadata        `json:"metadata"`
+		Spec       json.RawMessage `json:"spec"`
 	}
 	if err := json.Unmarshal(raw, &top); err != nil {
 		return nil, fmt.Errorf("failed to decode %s: %w", kind, err)
@@ -124,7 +130,8 @@ func Extract(kind string, raw []byte) (*Workload, error) {
 	if name == "" {
 		name = top.Metadata.GenerateName
 	}
-	w := &Workload{Kind: kind, Name: name, Namespace: top.Metadata.Namespace, ServiceAccount: spec.ServiceAccountName}
+	w := &Workload{Kind: kind, Name: name, Namespace: top.Metadata.Namespace, APIVersion: top.APIVersion, Labels: top.Metadata.Labels,
+		ServiceAccount: spec.ServiceAccountName}
 	if w.ServiceAccount == "" {
 		w.ServiceAccount = "default"
 	}

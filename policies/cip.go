@@ -1,0 +1,279 @@
+package policies
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// policy-controller's API group and the versions of it ward reads.
+const (
+	SigstoreGroup          = "policy.sigstore.dev"
+	KindClusterImagePolicy = "ClusterImagePolicy"
+	KindTrustRoot          = "TrustRoot"
+)
+
+// sigstoreVersions are the apiVersions of policy-controller's documents;
+// ClusterImagePolicy is the same in both.
+var sigstoreVersions = []string{SigstoreGroup + "/v1alpha1", SigstoreGroup + "/v1beta1"}
+
+// ClusterImagePolicyDoc is a sigstore policy-controller ClusterImagePolicy
+// as written, in either served version.
+type ClusterImagePolicyDoc struct {
+	APIVersion string                 `json:"apiVersion"`
+	Kind       string                 `json:"kind"`
+	Metadata   ObjectMeta             `json:"metadata"`
+	Spec       ClusterImagePolicySpec `json:"spec"`
+}
+
+// ClusterImagePolicySpec is policy-controller's spec, field for field.
+type ClusterImagePolicySpec struct {
+	// Images: globs matched against the whole reference (see
+	// compileRefGlob); any one suffices.
+	Images      []ImagePattern `json:"images"`
+	Authorities []CIPAuthority `json:"authorities,omitempty"`
+	// Policy is a CUE or Rego policy over the authorities' results.
+	Policy *CIPPolicy `json:"policy,omitempty"`
+	// Mode is enforce (default) or warn.
+	Mode Mode `json:"mode,omitempty"`
+	// Match narrows the policy to resources and object labels.
+	Match []MatchResource `json:"match,omitempty"`
+}
+
+// MatchResource selects admitted objects by group, version, resource
+// ("pods", "deployments") and the object's own labels.
+type MatchResource struct {
+	Group    string                `json:"group,omitempty"`
+	Version  string                `json:"version,omitempty"`
+	Resource string                `json:"resource,omitempty"`
+	Selector *metav1.LabelSelector `json:"selector,omitempty"`
+}
+
+// CIPAuthority is policy-controller's authority.
+type CIPAuthority struct {
+	Name             string           `json:"name,omitempty"`
+	Key              *CIPKey          `json:"key,omitempty"`
+	Keyless          *CIPKeyless      `json:"keyless,omitempty"`
+	Static           *StaticRef       `json:"static,omitempty"`
+	Sources          []CIPSource      `json:"source,omitempty"`
+	CTLog            *CIPTLog         `json:"ctlog,omitempty"`
+	Attestations     []CIPAttestation `json:"attestations,omitempty"`
+	RFC3161Timestamp *CIPTimestamp    `json:"rfc3161timestamp,omitempty"`
+	SignatureFormat  string           `json:"signatureFormat,omitempty"`
+}
+
+// CIPKey is a public key: PEM data, a KMS URI or a Secret.
+type CIPKey struct {
+	SecretRef     *CIPSecretRef `json:"secretRef,omitempty"`
+	Data          string        `json:"data,omitempty"`
+	KMS           string        `json:"kms,omitempty"`
+	HashAlgorithm string        `json:"hashAlgorithm,omitempty"`
+}
+
+// CIPSecretRef names a Secret in the cluster.
+type CIPSecretRef struct {
+	Name      string `json:"name"`
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// CIPKeyless is a Fulcio-issued certificate for given identities.
+type CIPKeyless struct {
+	URL               string     `json:"url,omitempty"`
+	Identities        []Identity `json:"identities,omitempty"`
+	CACert            *CIPKey    `json:"ca-cert,omitempty"`
+	TrustRootRef      string     `json:"trustRootRef,omitempty"`
+	InsecureIgnoreSCT bool       `json:"insecureIgnoreSCT,omitempty"`
+}
+
+// CIPSource says where signatures live when not beside the image.
+type CIPSource struct {
+	OCI                  string         `json:"oci,omitempty"`
+	SignaturePullSecrets []CIPSecretRef `json:"signaturePullSecrets,omitempty"`
+	TagPrefix            string         `json:"tagPrefix,omitempty"`
+}
+
+// CIPTLog is a Rekor transparency log.
+type CIPTLog struct {
+	URL          string `json:"url,omitempty"`
+	TrustRootRef string `json:"trustRootRef,omitempty"`
+}
+
+// CIPTimestamp is an RFC 3161 timestamp authority.
+type CIPTimestamp struct {
+	TrustRootRef string `json:"trustRootRef,omitempty"`
+}
+
+// CIPAttestation requires a signed attestation of a predicate type.
+type CIPAttestation struct {
+	Name          string     `json:"name"`
+	PredicateType string     `json:"predicateType"`
+	Policy        *CIPPolicy `json:"policy,omitempty"`
+}
+
+// CIPPolicy is a CUE or Rego policy, inline, from a ConfigMap or a URL.
+type CIPPolicy struct {
+	Type              string         `json:"type"`
+	Data              string         `json:"data,omitempty"`
+	Remote            map[string]any `json:"remote,omitempty"`
+	ConfigMapRef      map[string]any `json:"configMapRef,omitempty"`
+	FetchConfigFile   *bool          `json:"fetchConfigFile,omitempty"`
+	IncludeSpec       *bool          `json:"includeSpec,omitempty"`
+	IncludeObjectMeta *bool          `json:"includeObjectMeta,omitempty"`
+	IncludeTypeMeta   *bool          `json:"includeTypeMeta,omitempty"`
+}
+
+// notYet is the detail of a policy-controller feature ward does not load
+// yet: the document is refused rather than enforced with another meaning.
+const notYet = "is not supported yet: the document is refused rather than enforced without it (see docs/compatibility.md)"
+
+// clusterImagePolicy compiles a ClusterImagePolicy into the same set as
+// ImagePolicies, with policy-controller's meaning: its globs match the
+// whole reference, its authorities are alternatives (any one suffices),
+// every matching policy must pass, mode warn admits with a warning.
+func (c *compiler) clusterImagePolicy(a at, doc *ClusterImagePolicyDoc) {
+	s := &doc.Spec
+	p := &ImagePolicy{Name: doc.Metadata.Name, Kind: KindClusterImagePolicy, File: a.file, Threshold: 1}
+	switch s.Mode {
+	case "", ModeEnforce:
+		p.Mode = ModeEnforce
+	case ModeWarn:
+		p.Mode = ModeWarn
+	default:
+		a.fail("spec.mode", "is %q, want enforce or warn", s.Mode)
+	}
+	p.match = c.matchResources(a, s.Match)
+	if len(s.Images) == 0 {
+		a.fail("spec.images", "at least one glob is required")
+	}
+	for i, img := range s.Images {
+		re, g, err := compileRefGlob(img.Glob)
+		if err != nil {
+			a.fail(fmt.Sprintf("spec.images[%d].glob", i), "%s", err)
+			continue
+		}
+		p.Globs = append(p.Globs, img.Glob)
+		p.refs = append(p.refs, refGlob{glob: g, re: re})
+	}
+	if s.Policy != nil {
+		a.fail("spec.policy", "(a %s policy over the authorities' results) %s", s.Policy.Type, notYet)
+	}
+	if len(s.Authorities) == 0 {
+		a.fail("spec.authorities", "at least one authority is required")
+	}
+	seen := map[string]int{}
+	for i, au := range s.Authorities {
+		field := fmt.Sprintf("spec.authorities[%d]", i)
+		ward, ok := c.cipAuthority(a, field, au)
+		if !ok {
+			continue
+		}
+		ca := c.authority(a, field, ward)
+		if ca == nil {
+			continue
+		}
+		if ca.Name == "" {
+			ca.Name = fmt.Sprintf("authority-%d", i)
+		}
+		if j, dup := seen[ca.Name]; dup {
+			a.fail(field+".name", "%q is also the name of authorities[%d]", ca.Name, j)
+		}
+		seen[ca.Name] = i
+		p.Authorities = append(p.Authorities, ca)
+	}
+	c.set.index.addPolicy(p, len(c.set.images))
+	c.set.images = append(c.set.images, p)
+}
+
+// cipAuthority translates a policy-controller authority into ward's, or
+// says which part ward does not load yet.
+func (c *compiler) cipAuthority(a at, field string, au CIPAuthority) (Authority, bool) {
+	out := Authority{Name: au.Name, Static: au.Static}
+	ok := true
+	unsupported := func(f, what string) {
+		a.fail(field+"."+f, "(%s) %s", what, notYet)
+		ok = false
+	}
+	if au.Key != nil {
+		if au.Key.SecretRef != nil {
+			unsupported("key.secretRef", "a key read from a Secret in the cluster, outside the bundle's signatures")
+		}
+		out.Key = &KeyRef{Data: au.Key.Data, KMS: au.Key.KMS, HashAlgorithm: au.Key.HashAlgorithm}
+	}
+	if au.Keyless != nil {
+		unsupported("keyless", "keyless trust comes from a TrustRoot or Sigstore's public-good instance")
+	}
+	if len(au.Sources) > 0 {
+		unsupported("source", "signatures kept in another repository")
+	}
+	if au.CTLog != nil {
+		unsupported("ctlog", "the transparency log's keys come from a TrustRoot")
+	}
+	if au.RFC3161Timestamp != nil {
+		unsupported("rfc3161timestamp", "timestamp authorities come from a TrustRoot")
+	}
+	switch au.SignatureFormat {
+	case "", "legacy", "bundle":
+		// ward reads both formats wherever both exist.
+	default:
+		a.fail(field+".signatureFormat", "is %q, want legacy or bundle", au.SignatureFormat)
+		ok = false
+	}
+	for i, at := range au.Attestations {
+		if at.Policy != nil {
+			unsupported(fmt.Sprintf("attestations[%d].policy", i), fmt.Sprintf("a %s policy", at.Policy.Type))
+			continue
+		}
+		out.Attestations = append(out.Attestations, Attestation{Name: at.Name, PredicateType: at.PredicateType})
+	}
+	return out, ok
+}
+
+// kindResources are the resources of the workload kinds, as
+// policy-controller derives them (the lower-case plural of the kind).
+var kindResources = map[string]string{
+	"Pod": "pods", "Deployment": "deployments", "ReplicaSet": "replicasets", "StatefulSet": "statefulsets",
+	"DaemonSet": "daemonsets", "Job": "jobs", "CronJob": "cronjobs", "ReplicationController": "replicationcontrollers",
+}
+
+// ResourceOf is the resource of a workload kind ("pods" for Pod).
+func ResourceOf(kind string) string { return kindResources[kind] }
+
+// matchResources compiles policy-controller's match list: an object is
+// selected when an entry's resource equals its resource, its version is
+// equal or "*", its group equal, and its selector (if any) matches the
+// object's own labels. No entries: every object.
+func (c *compiler) matchResources(a at, ms []MatchResource) matcher {
+	var out matcher
+	for i, m := range ms {
+		f := fmt.Sprintf("spec.match[%d]", i)
+		rm := resourceMatch{group: m.Group, version: m.Version, resource: m.Resource}
+		if m.Resource != "" && !slices.Contains(resourceNames(), m.Resource) {
+			a.fail(f+".resource", "is %q, want one of %s", m.Resource, strings.Join(resourceNames(), ", "))
+		}
+		if m.Selector != nil {
+			if m.Resource == "" && m.Version == "" && m.Group == "" {
+				a.fail(f+".selector", "needs one of resource, version or group")
+			}
+			sel, err := metav1.LabelSelectorAsSelector(m.Selector)
+			if err != nil {
+				a.fail(f+".selector", "%s", oneLine(err.Error()))
+			} else {
+				rm.selector = sel
+			}
+		}
+		out.resources = append(out.resources, rm)
+	}
+	out.byResource = len(ms) > 0
+	return out
+}
+
+func resourceNames() []string {
+	out := make([]string, 0, len(kindResources))
+	for _, r := range kindResources {
+		out = append(out, r)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,234 @@
+package policies
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"ward.dev/ward/bundle"
+)
+
+// pcMatch is policy-controller's documented rule, written here without
+// ward's code: the glob ("*" any run but "/", "**" any run, "*" and "*/*"
+// alone Docker Hub's official and two-segment images, only letters,
+// digits and - _ : / * . @) matched against the whole reference as
+// go-containerregistry names it, else against the reference as written.
+func pcMatch(glob, image string) bool {
+	switch glob {
+	case "*":
+		glob = "index.docker.io/library/*"
+	case "*/*":
+		glob = "index.docker.io/*/*"
+	}
+	for _, r := range glob {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_:/*.@", r)) {
+			return false
+		}
+	}
+	ref, err := name.ParseReference(image, name.WeakValidation)
+	if err != nil {
+		return false
+	}
+	return wildMatch(glob, ref.Name()) || ref.Name() != image && wildMatch(glob, image)
+}
+
+// wildMatch matches by recursion, not by a regular expression.
+func wildMatch(p, s string) bool {
+	switch {
+	case p == "":
+		return s == ""
+	case strings.HasPrefix(p, "**"):
+		for i := 0; i <= len(s); i++ {
+			if wildMatch(p[2:], s[i:]) {
+				return true
+			}
+		}
+		return false
+	case p[0] == '*':
+		for i := 0; i <= len(s); i++ {
+			if wildMatch(p[1:], s[i:]) {
+				return true
+			}
+			if i < len(s) && s[i] == '/' {
+				break
+			}
+		}
+		return false
+	default:
+		return s != "" && p[0] == s[0] && wildMatch(p[1:], s[1:])
+	}
+}
+
+// policy-controller's own glob test cases (pkg/apis/glob/glob_test.go).
+func TestRefGlobPolicyControllerCases(t *testing.T) {
+	digest := "sha256:5504f2a95018e3d8a52d80d9e1a128c6ea337581808ff9fe96f5628ce2336350"
+	tests := []struct {
+		image string
+		globs []string
+		want  bool
+	}{
+		{"foo", []string{"index.docker.io/library/foo:latest", "index.docker.io/library/foo:*", "index.docker.io/library/*", "index.docker.io/library/*:latest",
+			"index.docker.io/*/*", "index.docker.io/**", "index.docker.**", "inde**", "**", "foo", "foo*", "foo**", "*"}, true},
+		{"myuser/myapp", []string{"index.docker.io/myuser/myapp:latest", "index.docker.io/myuser/myapp:*", "index.docker.io/myuser/*",
+			"index.docker.io/myuser/*:latest", "index.docker.io/*/*", "index.docker.io/**", "index.docker.**", "inde**", "**", "myuser/myapp",
+			"myuser/myapp*", "myuser/myapp**", "*/*"}, true},
+		{"ghcr.io/foo/bar", []string{"ghcr.io/*/*", "ghcr.io/**"}, true},
+		{"ghcr.io/foo", []string{"ghcr.io/**", "ghc**", "**", "*/**", "ghcr.io/foo*", "ghcr.io/foo**"}, true},
+		{"ghcr.io/foo", []string{"ghcr.io/*/*"}, false},
+		{"prefix-ghcr.io/foo", []string{"ghcr.io/foo"}, false},
+		{"ghcr.io/foo-suffix", []string{"ghcr.io/foo"}, false},
+		{"ghcrxio/foo", []string{"ghcr.io/**"}, false},
+		{"ghcr.io/foo@" + digest, []string{"ghcr.io/foo@" + digest}, true},
+		{"ghcr.io/foo@" + digest, []string{"ghcr.io/foo", "ghcr.io/foo:*"}, false},
+		{"registry.example.com/team/demo-app:v1", []string{"**demo**", "registry.example.com/team/*-app:*"}, true},
+	}
+	for _, tc := range tests {
+		for _, g := range tc.globs {
+			t.Run(tc.image+" "+g, func(t *testing.T) {
+				set := mustCompileCIPs(t, []string{g})
+				img, err := ParseImage(tc.image)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := len(set.MatchImage(img, Subject{Kind: "Pod", Resource: "pods", Version: "v1"})) == 1; got != tc.want {
+					t.Fatalf("match = %t, want %t", got, tc.want)
+				}
+				if pcMatch(g, tc.image) != tc.want {
+					t.Fatalf("the reference rule disagrees with policy-controller's test")
+				}
+			})
+		}
+	}
+	for _, g := range []string{"[a-z]*", ".+", "a?b", "has space", ""} {
+		if _, _, err := compileRefGlob(g); err == nil {
+			t.Errorf("glob %q compiled; policy-controller refuses it", g)
+		}
+	}
+}
+
+func mustCompileCIPs(tb testing.TB, globs []string) *Set {
+	tb.Helper()
+	docs := make([]bundle.Document, len(globs))
+	for i, g := range globs {
+		docs[i] = bundle.Document{Path: fmt.Sprintf("policies/c%d.yaml", i), Data: []byte(fmt.Sprintf(
+			"apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata: {name: c%d}\nspec:\n  images: [{glob: %q}]\n  authorities: [{static: {action: pass}}]\n", i, g))}
+	}
+	set, err := Compile(docs)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return set
+}
+
+// Thousands of generated globs against hundreds of generated references:
+// the index (literal-prefix trie plus expressions) finds exactly the
+// policies the reference rule says match, for every reference.
+func TestRefGlobEquivalence(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	hosts := []string{"ghcr.io", "index.docker.io", "docker.io", "registry-1.docker.io", "localhost:5000", "reg.example.com", "reg.example.com:443", "localhost", "Reg.Example.com"}
+	words := []string{"library", "foo", "bar", "demo", "demo-app", "team", "app", "x1", "my_user", "nginx"}
+	tags := []string{"", ":latest", ":v1", ":1.2.3", "@sha256:" + strings.Repeat("ab", 32), ":v1@sha256:" + strings.Repeat("cd", 32)}
+	pick := func(s []string) string { return s[rng.IntN(len(s))] }
+	wild := func() string {
+		switch rng.IntN(10) {
+		case 0:
+			return "*"
+		case 1:
+			return "**"
+		case 2:
+			return pick(words) + "*"
+		case 3:
+			return "*" + pick(words)[:1] + "*"
+		case 4:
+			return "**" + pick(words)[:2] + "**"
+		default:
+			return pick(words)
+		}
+	}
+	var images []string
+	for len(images) < 400 {
+		var segs []string
+		if rng.IntN(3) > 0 {
+			segs = append(segs, pick(hosts))
+		}
+		for range 1 + rng.IntN(3) {
+			segs = append(segs, pick(words))
+		}
+		images = append(images, strings.Join(segs, "/")+pick(tags))
+	}
+	var globs []string
+	for len(globs) < 3000 {
+		var segs []string
+		switch rng.IntN(4) {
+		case 0: // no host
+		case 1:
+			segs = append(segs, wild())
+		default:
+			segs = append(segs, pick(hosts))
+		}
+		for range 1 + rng.IntN(3) {
+			segs = append(segs, wild())
+		}
+		g := strings.Join(segs, "/")
+		switch rng.IntN(5) {
+		case 0:
+			g += ":*"
+		case 1:
+			g += pick(tags)
+		case 2:
+			g += "**"
+		}
+		if rng.IntN(50) == 0 {
+			g = pick([]string{"*", "*/*", "**"})
+		}
+		globs = append(globs, g)
+	}
+	set := mustCompileCIPs(t, globs)
+	subj := Subject{Kind: "Pod", Resource: "pods", Version: "v1"}
+	matched := 0
+	for _, image := range images {
+		img, err := ParseImage(image)
+		if err != nil {
+			continue
+		}
+		var got []string
+		for _, p := range set.MatchImage(img, subj) {
+			got = append(got, p.Name)
+		}
+		var want []string
+		for i, g := range globs {
+			if pcMatch(g, image) {
+				want = append(want, fmt.Sprintf("c%d", i))
+			}
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: ward matched %d policies, the reference rule %d; first differences: %v", image, len(got), len(want), diff(got, want))
+		}
+		matched += len(want)
+	}
+	if matched < 1000 {
+		t.Fatalf("only %d matches across the corpus: the generator does not exercise the index", matched)
+	}
+	t.Logf("%d globs x %d references, %d matches, no difference", len(globs), len(images), matched)
+}
+
+func diff(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			out = append(out, "+"+x)
+		}
+	}
+	for _, x := range b {
+		if !slices.Contains(a, x) {
+			out = append(out, "-"+x)
+		}
+	}
+	return out[:min(len(out), 5)]
+}
