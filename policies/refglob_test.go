@@ -232,3 +232,43 @@ func diff(a, b []string) []string {
 	}
 	return out[:min(len(out), 5)]
 }
+
+// What ward does not load yet is refused by field, never enforced with
+// another meaning; what it does load compiles from policy-controller's
+// schema unmodified.
+func TestClusterImagePolicyCompile(t *testing.T) {
+	key := testKeyPEM(t)
+	cip := func(version, spec string) string {
+		return "apiVersion: policy.sigstore.dev/" + version + "\nkind: ClusterImagePolicy\nmetadata: {name: c}\nspec:\n" + spec
+	}
+	keyAuth := "  - key:\n      data: |\n" + indent(key, 8) + "\n"
+	tests := []struct {
+		name, doc, want string // want "" means it compiles
+	}{
+		{"key, v1alpha1", cip("v1alpha1", "  images: [{glob: '**'}]\n  authorities:\n"+keyAuth), ""},
+		{"key, v1beta1, warn, match", cip("v1beta1", "  mode: warn\n  match: [{group: apps, version: v1, resource: deployments}]\n  images: [{glob: 'ghcr.io/*/*'}]\n  authorities:\n"+keyAuth), ""},
+		{"static with message", cip("v1beta1", "  images: [{glob: '*'}]\n  authorities: [{static: {action: fail, message: no}}]\n"), ""},
+		{"signatureFormat bundle", cip("v1beta1", "  images: [{glob: '**'}]\n  authorities:\n"+keyAuth+"    signatureFormat: bundle\n"), ""},
+		{"bad glob", cip("v1beta1", "  images: [{glob: 'ghcr.io/[a-z]*'}]\n  authorities:\n"+keyAuth), `spec.images[0].glob: glob "ghcr.io/[a-z]*": only letters`},
+		{"audit mode", cip("v1beta1", "  mode: audit\n  images: [{glob: '**'}]\n  authorities:\n"+keyAuth), `spec.mode: is "audit", want enforce or warn`},
+		{"bad resource", cip("v1beta1", "  match: [{resource: services}]\n  images: [{glob: '**'}]\n  authorities:\n"+keyAuth), `spec.match[0].resource: is "services"`},
+		{"keyless", cip("v1beta1", "  images: [{glob: '**'}]\n  authorities:\n  - keyless: {url: 'https://fulcio.sigstore.dev', identities: [{issuer: i, subject: s}]}\n"), "spec.authorities[0].keyless: (keyless trust comes from a TrustRoot"},
+		{"secretRef", cip("v1beta1", "  images: [{glob: '**'}]\n  authorities:\n  - key: {secretRef: {name: k}}\n"), "spec.authorities[0].key.secretRef: (a key read from a Secret"},
+		{"cue policy", cip("v1beta1", "  images: [{glob: '**'}]\n  authorities:\n"+keyAuth+"    attestations: [{name: a, predicateType: spdxjson, policy: {type: cue, data: 'x: 1'}}]\n"), "spec.authorities[0].attestations[0].policy: (a cue policy) is not supported yet"},
+		{"spec policy", cip("v1beta1", "  images: [{glob: '**'}]\n  authorities:\n"+keyAuth+"  policy: {type: rego, data: x}\n"), "spec.policy: (a rego policy over the authorities' results) is not supported yet"},
+		{"unknown field", cip("v1beta1", "  images: [{glob: '**'}]\n  authoritys: []\n"), "spec.authoritys: unknown field"},
+		{"TrustRoot", "apiVersion: policy.sigstore.dev/v1alpha1\nkind: TrustRoot\nmetadata: {name: t}\nspec: {}\n", "kind: TrustRoot is not supported yet"},
+		{"wrong group", "apiVersion: policy.ward.dev/v1\nkind: ClusterImagePolicy\nmetadata: {name: c}\nspec: {}\n", `apiVersion: is "policy.ward.dev/v1"; a ClusterImagePolicy is policy.sigstore.dev/v1alpha1 or policy.sigstore.dev/v1beta1`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := compileOne(t, tc.doc)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("does not compile: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("err = %v\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+}

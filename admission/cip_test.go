@@ -1,0 +1,127 @@
+package admission_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"ward.dev/ward/admission"
+	"ward.dev/ward/admission/imageverify"
+	"ward.dev/ward/internal/signtest"
+)
+
+// cipKey is a ClusterImagePolicy in policy-controller's schema, modelled on
+// its examples (cip-key.yaml, cip-key-with-attestations.yaml,
+// cip-match-resource-label.yaml, cip-static-fail.yaml).
+func cipKey(version, name, glob, pem, extra string) string {
+	return fmt.Sprintf(`apiVersion: policy.sigstore.dev/%s
+kind: ClusterImagePolicy
+metadata:
+  name: %s
+spec:
+  images:
+  - glob: %q
+  authorities:
+  - key:
+      data: |
+%s
+%s`, version, name, glob, indentPEM(pem), extra)
+}
+
+// ClusterImagePolicies, unmodified, give policy-controller's verdicts on
+// images signed by cosign's own code in a registry: signed (either
+// format) admitted, unsigned and wrong-signer denied, warn mode admits with
+// a warning, attestations by cosign short name, match by label.
+func TestClusterImagePolicyVerdicts(t *testing.T) {
+	host := signtest.Registry(t, true)
+	key, other := signtest.NewKey(t), signtest.NewKey(t)
+	legacy := signtest.PushImage(t, host+"/demo/app:v1")
+	signtest.SignLegacy(t, legacy, key)
+	bundled := signtest.PushImage(t, host+"/demo/tool:v1")
+	signtest.SignBundle(t, bundled, key)
+	unsigned := signtest.PushImage(t, host+"/demo/unsigned:v1")
+	wrong := signtest.PushImage(t, host+"/demo/wrong:v1")
+	signtest.SignLegacy(t, wrong, other)
+	sbom := signtest.PushImage(t, host+"/sbom/app:v1")
+	signtest.AttestBundle(t, sbom, key, "https://spdx.dev/Document", map[string]any{"spdxVersion": "SPDX-2.3"})
+	noSBOM := signtest.PushImage(t, host+"/sbom/bare:v1")
+	signtest.SignLegacy(t, noSBOM, key)
+	warned := signtest.PushImage(t, host+"/warned/app:v1")
+	labelled := signtest.PushImage(t, host+"/labelled/app:v1")
+
+	set := compile(t,
+		cipKey("v1alpha1", "demo-signed", "**/demo/**", key.PEM, ""),
+		cipKey("v1beta1", "sbom-attested", host+"/sbom/*", key.PEM, "    attestations:\n    - name: must-have-spdxjson\n      predicateType: spdxjson\n"),
+		cipKey("v1beta1", "warn-only", host+"/warned/**", key.PEM, "  mode: warn\n"),
+		cipKey("v1beta1", "labelled-pods", host+"/labelled/**", key.PEM, "  match:\n  - resource: pods\n    version: \"*\"\n    selector: {matchLabels: {signed: required}}\n"),
+		`apiVersion: policy.sigstore.dev/v1beta1
+kind: ClusterImagePolicy
+metadata: {name: labelled-other}
+spec:
+  images: [{glob: "`+host+`/labelled/**"}]
+  authorities: [{static: {action: pass}}]
+`,
+		`apiVersion: policy.sigstore.dev/v1alpha1
+kind: ClusterImagePolicy
+metadata: {name: no-legacy}
+spec:
+  images: [{glob: "**legacy**"}]
+  authorities:
+  - static: {action: fail, message: legacy images are retired}
+`)
+	d := admission.NewDecider(imageverify.New())
+	st := admission.NewState(set, admission.Provenance{Version: 1})
+	decide := func(image string, labels map[string]string) *admission.Decision {
+		t.Helper()
+		meta := `{"name":"p"}`
+		if labels != nil {
+			var kv []string
+			for k, v := range labels {
+				kv = append(kv, fmt.Sprintf("%q:%q", k, v))
+			}
+			meta = `{"name":"p","labels":{` + strings.Join(kv, ",") + `}}`
+		}
+		dec, err := d.Decide(t.Context(), st, admission.Request{Kind: "Pod", Namespace: "apps",
+			Object: []byte(`{"apiVersion":"v1","kind":"Pod","metadata":` + meta + `,"spec":{"containers":[{"name":"c","image":"` + image + `"}]}}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dec
+	}
+	tests := []struct {
+		name    string
+		image   string
+		labels  map[string]string
+		allowed bool
+		want    string // in the deny message or the warnings
+	}{
+		{"signed, legacy format", legacy.String(), nil, true, ""},
+		{"signed, bundle format", bundled.String(), nil, true, ""},
+		{"signed, by tag", host + "/demo/app:v1", nil, true, ""},
+		{"unsigned", unsigned.String(), nil, false, "policy demo-signed"},
+		{"wrong signer", wrong.String(), nil, false, "policy demo-signed"},
+		{"spdxjson attestation", sbom.String(), nil, true, ""},
+		{"signature but no attestation", noSBOM.String(), nil, false, "policy sbom-attested"},
+		{"warn mode", warned.String(), nil, true, "ward (warn): image " + warned.String() + ": policy warn-only"},
+		{"label selects the policy", labelled.String(), map[string]string{"signed": "required"}, false, "policy labelled-pods"},
+		{"label does not", labelled.String(), map[string]string{"signed": "no"}, true, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dec := decide(tc.image, tc.labels)
+			if dec.Allowed != tc.allowed {
+				t.Fatalf("allowed = %t, want %t: %s", dec.Allowed, tc.allowed, dec.Message())
+			}
+			said := dec.Message() + strings.Join(dec.Warnings(), "\n")
+			if tc.want != "" && !strings.Contains(said, tc.want) {
+				t.Fatalf("decision says %q, want %q", said, tc.want)
+			}
+		})
+	}
+	// A static fail carries its message.
+	legacyImg := signtest.PushImage(t, host+"/demo/legacy-app:v1")
+	signtest.SignLegacy(t, legacyImg, key)
+	if dec := decide(legacyImg.String(), nil); dec.Allowed || !strings.Contains(dec.Message(), "static fail: legacy images are retired") {
+		t.Fatalf("static fail: %s", dec.Message())
+	}
+}
