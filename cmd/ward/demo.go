@@ -21,6 +21,7 @@ import (
 	"ward.dev/ward/admission/registration"
 
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	"github.com/go-logr/logr"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/spf13/cobra"
@@ -29,6 +30,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"ward.dev/ward/admission"
 	"ward.dev/ward/admission/imageverify"
@@ -154,6 +156,9 @@ func (d *demo) gitCmd(args ...string) (string, error) {
 }
 
 func (d *demo) run(keep bool) (err error) {
+	// The demo tells its story itself; controller-runtime (envtest, the
+	// client) gets a logger so that it does not complain of having none.
+	ctrllog.SetLogger(logr.Discard())
 	start := time.Now()
 	if _, err := exec.LookPath("git"); err != nil {
 		return errors.New("the demo needs git (make demo installs it)")
