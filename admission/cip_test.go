@@ -1,6 +1,7 @@
 package admission_test
 
 import (
+	"encoding/base64"
 	"fmt"
 	"strings"
 	"testing"
@@ -123,5 +124,88 @@ spec:
 	signtest.SignLegacy(t, legacyImg, key)
 	if dec := decide(legacyImg.String(), nil); dec.Allowed || !strings.Contains(dec.Message(), "static fail: legacy images are retired") {
 		t.Fatalf("static fail: %s", dec.Message())
+	}
+}
+
+// A keyless ClusterImagePolicy whose Fulcio CA and Rekor key come from a
+// TrustRoot in the same bundle (policy-controller's
+// cip-keyless-with-trustroot and bring-your-own-keys, unmodified but for
+// the names): the right identity is admitted in either format, another
+// identity and another CA are not.
+func TestClusterImagePolicyKeylessWithTrustRoot(t *testing.T) {
+	const (
+		issuer  = "https://token.actions.githubusercontent.com"
+		subject = "https://github.com/example/app/.github/workflows/release.yaml@refs/heads/main"
+	)
+	s, rogue := signtest.NewSigstore(t), signtest.NewSigstore(t)
+	host := signtest.Registry(t, true)
+	legacy := signtest.PushImage(t, host+"/demo/app:legacy")
+	s.SignLegacy(t, legacy, subject, issuer)
+	bundled := signtest.PushImage(t, host+"/demo/app:bundle")
+	s.SignBundle(t, bundled, subject, issuer)
+	otherID := signtest.PushImage(t, host+"/demo/app:other")
+	s.SignLegacy(t, otherID, "https://github.com/evil/app/.github/workflows/release.yaml@refs/heads/main", issuer)
+	otherCA := signtest.PushImage(t, host+"/demo/app:rogue")
+	rogue.SignLegacy(t, otherCA, subject, issuer)
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	trustRoot := fmt.Sprintf(`apiVersion: policy.sigstore.dev/v1alpha1
+kind: TrustRoot
+metadata:
+  name: my-sigstore-keys
+spec:
+  sigstoreKeys:
+    certificateAuthorities:
+    - subject:
+        organization: fulcio-organization
+        commonName: fulcio-common-name
+      uri: https://fulcio.fulcio-system.svc
+      certChain: %s
+    tLogs:
+    - baseURL: https://rekor.rekor-system.svc
+      hashAlgorithm: sha-256
+      publicKey: %s
+`, b64(s.CAPEM), b64(s.RekorPEM))
+	cip := fmt.Sprintf(`apiVersion: policy.sigstore.dev/v1alpha1
+kind: ClusterImagePolicy
+metadata:
+  name: image-policy-keyless-with-trustroot
+spec:
+  images:
+  - glob: "**demo**"
+  authorities:
+  - name: keyless
+    keyless:
+      url: http://fulcio.fulcio-system.svc
+      trustRootRef: my-sigstore-keys
+      insecureIgnoreSCT: true
+      identities:
+      - issuer: %s
+        subjectRegExp: ^https://github.com/example/.*@refs/heads/main$
+    ctlog:
+      url: http://rekor.rekor-system.svc
+      trustRootRef: my-sigstore-keys
+`, issuer)
+	set := compile(t, cip, trustRoot) // the TrustRoot may come after the policy
+	d := admission.NewDecider(imageverify.New())
+	st := admission.NewState(set, admission.Provenance{Version: 1})
+	for _, tc := range []struct {
+		name    string
+		image   string
+		allowed bool
+	}{
+		{"the identity, legacy format", legacy.String(), true},
+		{"the identity, bundle format", bundled.String(), true},
+		{"another identity", otherID.String(), false},
+		{"another CA", otherCA.String(), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dec, err := d.Decide(t.Context(), st, podRequest(tc.image))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if dec.Allowed != tc.allowed {
+				t.Fatalf("allowed = %t, want %t: %s", dec.Allowed, tc.allowed, dec.Message())
+			}
+		})
 	}
 }

@@ -201,14 +201,47 @@ func (c *compiler) cipAuthority(a at, field string, au CIPAuthority) (Authority,
 		}
 		out.Key = &KeyRef{Data: au.Key.Data, KMS: au.Key.KMS, HashAlgorithm: au.Key.HashAlgorithm}
 	}
-	if au.Keyless != nil {
-		unsupported("keyless", "keyless trust comes from a TrustRoot or Sigstore's public-good instance")
+	var keylessRoot *trustRoot
+	if k := au.Keyless; k != nil {
+		kl := &KeylessRef{Identities: k.Identities, IgnoreSCTUnsafe: k.InsecureIgnoreSCT}
+		switch {
+		case k.CACert != nil && k.TrustRootRef != "":
+			a.fail(field+".keyless", "give ca-cert or trustRootRef, not both")
+			ok = false
+		case k.CACert != nil && (k.CACert.SecretRef != nil || k.CACert.KMS != ""):
+			unsupported("keyless.ca-cert", "a CA read from a Secret or a KMS")
+		case k.CACert != nil:
+			kl.CACert = &KeyRef{Data: k.CACert.Data}
+		case k.TrustRootRef != "":
+			if keylessRoot = c.trustRootRef(a, field+".keyless.trustRootRef", k.TrustRootRef); keylessRoot == nil {
+				return out, false
+			}
+			kl.CACert = &KeyRef{Data: keylessRoot.caPEM}
+			kl.SCTPublicKeys = keylessRoot.ctlogs
+		default:
+			unsupported("keyless.url", "Sigstore's public-good instance: put its trusted root in the bundle as a TrustRoot and set trustRootRef")
+		}
+		if ok && len(kl.SCTPublicKeys) == 0 && !kl.IgnoreSCTUnsafe {
+			a.fail(field+".keyless", "certificate timestamps (SCTs) are checked against a TrustRoot's ctLogs: set trustRootRef to a TrustRoot that has them, or insecureIgnoreSCT")
+			ok = false
+		}
+		out.Keyless = kl
 	}
 	if len(au.Sources) > 0 {
 		unsupported("source", "signatures kept in another repository")
 	}
-	if au.CTLog != nil {
-		unsupported("ctlog", "the transparency log's keys come from a TrustRoot")
+	switch {
+	case au.CTLog != nil && au.CTLog.TrustRootRef != "":
+		tr := c.trustRootRef(a, field+".ctlog.trustRootRef", au.CTLog.TrustRootRef)
+		if tr == nil {
+			return out, false
+		}
+		out.CTLog = &TLog{URL: au.CTLog.URL, PublicKeys: tr.tlogs}
+	case au.CTLog != nil:
+		unsupported("ctlog", "a log's keys come from a TrustRoot: set ctlog.trustRootRef")
+	case keylessRoot != nil && len(keylessRoot.tlogs) > 0:
+		// A keyless authority trusts the logs of its own TrustRoot.
+		out.CTLog = &TLog{PublicKeys: keylessRoot.tlogs}
 	}
 	if au.RFC3161Timestamp != nil {
 		unsupported("rfc3161timestamp", "timestamp authorities come from a TrustRoot")

@@ -59,6 +59,9 @@ func Compile(docs []bundle.Document, opts ...Option) (*Set, error) {
 	for _, d := range docs {
 		c.file(d, names)
 	}
+	for _, f := range c.deferred {
+		f()
+	}
 	if len(c.errs) > 0 {
 		return nil, &CompileError{Errs: c.errs}
 	}
@@ -70,6 +73,11 @@ type compiler struct {
 	set          *Set
 	errs         []*FieldError
 	haveSettings bool
+	// trustRoots are the bundle's TrustRoots by name; ClusterImagePolicies
+	// are compiled after every document has been read (deferred), so that
+	// they find TrustRoots wherever they stand.
+	trustRoots map[string]*trustRoot
+	deferred   []func()
 }
 
 // at makes error reports for one document.
@@ -170,10 +178,12 @@ func (c *compiler) document(a at, raw []byte, names map[string]string) {
 		switch h.Kind {
 		case KindClusterImagePolicy:
 		case KindTrustRoot:
-			a.fail("kind", "TrustRoot %s", notYet)
-			return
+			if h.APIVersion != SigstoreGroup+"/v1alpha1" {
+				a.fail("apiVersion", "is %q; a TrustRoot is %s/v1alpha1", h.APIVersion, SigstoreGroup)
+				return
+			}
 		default:
-			a.fail("kind", "is %q; of %s ward reads %s", h.Kind, SigstoreGroup, KindClusterImagePolicy)
+			a.fail("kind", "is %q; of %s ward reads %s and %s", h.Kind, SigstoreGroup, KindClusterImagePolicy, KindTrustRoot)
 			return
 		}
 	case h.APIVersion != APIVersion:
@@ -199,7 +209,13 @@ func (c *compiler) document(a at, raw []byte, names map[string]string) {
 		if !strict(a, raw, &doc) {
 			return
 		}
-		c.clusterImagePolicy(a, &doc)
+		c.deferred = append(c.deferred, func() { c.clusterImagePolicy(a, &doc) })
+	case KindTrustRoot:
+		var doc TrustRootDoc
+		if !strict(a, raw, &doc) {
+			return
+		}
+		c.trustRootDoc(a, &doc)
 	case KindImagePolicy:
 		var doc ImagePolicyDoc
 		if !strict(a, raw, &doc) {

@@ -252,12 +252,15 @@ func TestClusterImagePolicyCompile(t *testing.T) {
 		{"bad glob", cip("v1beta1", "  images: [{glob: 'ghcr.io/[a-z]*'}]\n  authorities:\n"+keyAuth), `spec.images[0].glob: glob "ghcr.io/[a-z]*": only letters`},
 		{"audit mode", cip("v1beta1", "  mode: audit\n  images: [{glob: '**'}]\n  authorities:\n"+keyAuth), `spec.mode: is "audit", want enforce or warn`},
 		{"bad resource", cip("v1beta1", "  match: [{resource: services}]\n  images: [{glob: '**'}]\n  authorities:\n"+keyAuth), `spec.match[0].resource: is "services"`},
-		{"keyless", cip("v1beta1", "  images: [{glob: '**'}]\n  authorities:\n  - keyless: {url: 'https://fulcio.sigstore.dev', identities: [{issuer: i, subject: s}]}\n"), "spec.authorities[0].keyless: (keyless trust comes from a TrustRoot"},
+		{"keyless", cip("v1beta1", "  images: [{glob: '**'}]\n  authorities:\n  - keyless: {url: 'https://fulcio.sigstore.dev', identities: [{issuer: i, subject: s}]}\n"), "spec.authorities[0].keyless.url: (Sigstore's public-good instance: put its trusted root in the bundle as a TrustRoot"},
 		{"secretRef", cip("v1beta1", "  images: [{glob: '**'}]\n  authorities:\n  - key: {secretRef: {name: k}}\n"), "spec.authorities[0].key.secretRef: (a key read from a Secret"},
 		{"cue policy", cip("v1beta1", "  images: [{glob: '**'}]\n  authorities:\n"+keyAuth+"    attestations: [{name: a, predicateType: spdxjson, policy: {type: cue, data: 'x: 1'}}]\n"), "spec.authorities[0].attestations[0].policy: (a cue policy) is not supported yet"},
 		{"spec policy", cip("v1beta1", "  images: [{glob: '**'}]\n  authorities:\n"+keyAuth+"  policy: {type: rego, data: x}\n"), "spec.policy: (a rego policy over the authorities' results) is not supported yet"},
 		{"unknown field", cip("v1beta1", "  images: [{glob: '**'}]\n  authoritys: []\n"), "spec.authoritys: unknown field"},
-		{"TrustRoot", "apiVersion: policy.sigstore.dev/v1alpha1\nkind: TrustRoot\nmetadata: {name: t}\nspec: {}\n", "kind: TrustRoot is not supported yet"},
+		{"TrustRoot remote", "apiVersion: policy.sigstore.dev/v1alpha1\nkind: TrustRoot\nmetadata: {name: t}\nspec: {remote: {root: eA==, mirror: 'https://tuf.example.com'}}\n", "spec.remote: (a TUF mirror fetched at run time) is not supported yet"},
+		{"TrustRoot, no keys", "apiVersion: policy.sigstore.dev/v1alpha1\nkind: TrustRoot\nmetadata: {name: t}\nspec: {}\n", "spec: exactly one of remote, repository and sigstoreKeys"},
+		{"TrustRoot, not PEM", "apiVersion: policy.sigstore.dev/v1alpha1\nkind: TrustRoot\nmetadata: {name: t}\nspec:\n  sigstoreKeys:\n    certificateAuthorities: [{subject: {organization: o, commonName: c}, uri: 'https://fulcio.example.com', certChain: bm90IFBFTQ==}]\n", "certificateAuthorities[0].certChain: no PEM certificates"},
+		{"keyless, missing TrustRoot", cip("v1beta1", "  images: [{glob: '**'}]\n  authorities:\n  - keyless: {trustRootRef: nowhere, identities: [{issuer: i, subject: s}]}\n"), `spec.authorities[0].keyless.trustRootRef: no TrustRoot "nowhere" in the bundle`},
 		{"wrong group", "apiVersion: policy.ward.dev/v1\nkind: ClusterImagePolicy\nmetadata: {name: c}\nspec: {}\n", `apiVersion: is "policy.ward.dev/v1"; a ClusterImagePolicy is policy.sigstore.dev/v1alpha1 or policy.sigstore.dev/v1beta1`},
 	}
 	for _, tc := range tests {

@@ -1,0 +1,131 @@
+package policies
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+)
+
+// TrustRootDoc is a sigstore policy-controller TrustRoot as written: the
+// keys and certificates of a Sigstore instance that keyless authorities
+// and transparency logs refer to by name (trustRootRef). Inside a bundle it
+// is protected by the bundle's own TUF chain.
+type TrustRootDoc struct {
+	APIVersion string        `json:"apiVersion"`
+	Kind       string        `json:"kind"`
+	Metadata   ObjectMeta    `json:"metadata"`
+	Spec       TrustRootSpec `json:"spec"`
+}
+
+// TrustRootSpec is one of a TUF remote, a serialized TUF repository, or
+// the keys themselves.
+type TrustRootSpec struct {
+	Remote       map[string]any `json:"remote,omitempty"`
+	Repository   map[string]any `json:"repository,omitempty"`
+	SigstoreKeys *SigstoreKeys  `json:"sigstoreKeys,omitempty"`
+}
+
+// SigstoreKeys are a Sigstore instance's trust material; certificate
+// chains and keys are PEM, base64-encoded in the document.
+type SigstoreKeys struct {
+	CertificateAuthorities []CertificateAuthority    `json:"certificateAuthorities"`
+	TLogs                  []TransparencyLogInstance `json:"tLogs,omitempty"`
+	CTLogs                 []TransparencyLogInstance `json:"ctLogs,omitempty"`
+	TimeStampAuthorities   []CertificateAuthority    `json:"timestampAuthorities,omitempty"`
+}
+
+// CertificateAuthority is a Fulcio (or timestamp) CA: its chain, root
+// last.
+type CertificateAuthority struct {
+	Subject   DistinguishedName `json:"subject"`
+	URI       string            `json:"uri"`
+	CertChain []byte            `json:"certChain"`
+}
+
+// DistinguishedName names a CA.
+type DistinguishedName struct {
+	Organization string `json:"organization"`
+	CommonName   string `json:"commonName"`
+}
+
+// TransparencyLogInstance is a Rekor or certificate transparency log.
+type TransparencyLogInstance struct {
+	BaseURL       string `json:"baseURL"`
+	HashAlgorithm string `json:"hashAlgorithm"`
+	PublicKey     []byte `json:"publicKey"`
+}
+
+// trustRoot is a compiled TrustRoot: PEM texts as ward's keyless
+// authorities and logs take them.
+type trustRoot struct {
+	caPEM           string
+	tlogs, ctlogs   []string
+	timestampChains int
+}
+
+// trustRootDoc compiles a TrustRoot and keeps it by name for the
+// ClusterImagePolicies that refer to it.
+func (c *compiler) trustRootDoc(a at, doc *TrustRootDoc) {
+	s := &doc.Spec
+	n := 0
+	for _, set := range []bool{s.Remote != nil, s.Repository != nil, s.SigstoreKeys != nil} {
+		if set {
+			n++
+		}
+	}
+	switch {
+	case n != 1:
+		a.fail("spec", "exactly one of remote, repository and sigstoreKeys is required")
+		return
+	case s.Remote != nil:
+		a.fail("spec.remote", "(a TUF mirror fetched at run time) %s", notYet)
+		return
+	case s.Repository != nil:
+		a.fail("spec.repository", "(a serialized TUF repository) %s", notYet)
+		return
+	}
+	k := s.SigstoreKeys
+	tr := &trustRoot{timestampChains: len(k.TimeStampAuthorities)}
+	if len(k.CertificateAuthorities) == 0 {
+		a.fail("spec.sigstoreKeys.certificateAuthorities", "at least one certificate authority is required")
+	}
+	var chains []string
+	for i, ca := range k.CertificateAuthorities {
+		f := fmt.Sprintf("spec.sigstoreKeys.certificateAuthorities[%d].certChain", i)
+		certs, err := cryptoutils.UnmarshalCertificatesFromPEM(ca.CertChain)
+		if err != nil || len(certs) == 0 {
+			a.fail(f, "no PEM certificates (the chain is PEM, base64-encoded)")
+			continue
+		}
+		chains = append(chains, strings.TrimSpace(string(ca.CertChain)))
+	}
+	tr.caPEM = strings.Join(chains, "\n") + "\n"
+	logs := func(field string, in []TransparencyLogInstance) []string {
+		var out []string
+		for i, l := range in {
+			f := fmt.Sprintf("spec.sigstoreKeys.%s[%d].publicKey", field, i)
+			if _, err := cryptoutils.UnmarshalPEMToPublicKey(l.PublicKey); err != nil {
+				a.fail(f, "not a PEM public key (the key is PEM, base64-encoded)")
+				continue
+			}
+			out = append(out, string(l.PublicKey))
+		}
+		return out
+	}
+	tr.tlogs = logs("tLogs", k.TLogs)
+	tr.ctlogs = logs("ctLogs", k.CTLogs)
+	if c.trustRoots == nil {
+		c.trustRoots = map[string]*trustRoot{}
+	}
+	c.trustRoots[doc.Metadata.Name] = tr
+}
+
+// trustRootRef looks up a TrustRoot of the bundle by name.
+func (c *compiler) trustRootRef(a at, field, name string) *trustRoot {
+	tr, ok := c.trustRoots[name]
+	if !ok {
+		a.fail(field, "no TrustRoot %q in the bundle (a TrustRoot is trusted only when it travels in the signed bundle)", name)
+	}
+	return tr
+}
