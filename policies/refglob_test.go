@@ -24,16 +24,29 @@ func pcMatch(glob, image string) bool {
 	case "*/*":
 		glob = "index.docker.io/*/*"
 	}
-	for _, r := range glob {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_:/*.@", r)) {
-			return false
-		}
+	if !pcValidGlob(glob) {
+		return false
 	}
 	ref, err := name.ParseReference(image, name.WeakValidation)
 	if err != nil {
 		return false
 	}
-	return wildMatch(glob, ref.Name()) || ref.Name() != image && wildMatch(glob, image)
+	return pcMatchName(glob, ref.Name(), image)
+}
+
+// pcMatchName is pcMatch for a reference already named.
+func pcMatchName(glob, full, image string) bool {
+	return wildMatch(glob, full) || full != image && wildMatch(glob, image)
+}
+
+// pcValidGlob is the reference rule's character check.
+func pcValidGlob(g string) bool {
+	for _, r := range g {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_:/*.@", r)) {
+			return false
+		}
+	}
+	return g != ""
 }
 
 // wildMatch matches by recursion, not by a regular expression.
@@ -189,6 +202,17 @@ func TestRefGlobEquivalence(t *testing.T) {
 	}
 	set := mustCompileCIPs(t, globs)
 	subj := Subject{Kind: "Pod", Resource: "pods", Version: "v1"}
+	// The reference rule's shorthands and character check, once per glob.
+	expanded, valid := make([]string, len(globs)), make([]bool, len(globs))
+	for i, g := range globs {
+		expanded[i], valid[i] = g, pcValidGlob(g)
+		switch g {
+		case "*":
+			expanded[i] = "index.docker.io/library/*"
+		case "*/*":
+			expanded[i] = "index.docker.io/*/*"
+		}
+	}
 	matched := 0
 	for _, image := range images {
 		img, err := ParseImage(image)
@@ -200,8 +224,8 @@ func TestRefGlobEquivalence(t *testing.T) {
 			got = append(got, p.Name)
 		}
 		var want []string
-		for i, g := range globs {
-			if pcMatch(g, image) {
+		for i, g := range expanded {
+			if valid[i] && pcMatchName(g, img.Name, image) {
 				want = append(want, fmt.Sprintf("c%d", i))
 			}
 		}
