@@ -162,26 +162,13 @@ func (c *compiler) clusterImagePolicy(a at, doc *ClusterImagePolicyDoc) {
 	if len(s.Authorities) == 0 {
 		a.fail("spec.authorities", "at least one authority is required")
 	}
-	seen := map[string]int{}
-	for i, au := range s.Authorities {
-		field := fmt.Sprintf("spec.authorities[%d]", i)
-		ward, ok := c.cipAuthority(a, field, au)
+	p.Authorities = named(a, len(s.Authorities), func(field string, i int) *CompiledAuthority {
+		ward, ok := c.cipAuthority(a, field, s.Authorities[i])
 		if !ok {
-			continue
+			return nil
 		}
-		ca := c.authority(a, field, ward)
-		if ca == nil {
-			continue
-		}
-		if ca.Name == "" {
-			ca.Name = fmt.Sprintf("authority-%d", i)
-		}
-		if j, dup := seen[ca.Name]; dup {
-			a.fail(field+".name", "%q is also the name of authorities[%d]", ca.Name, j)
-		}
-		seen[ca.Name] = i
-		p.Authorities = append(p.Authorities, ca)
-	}
+		return c.authority(a, field, ward)
+	})
 	c.set.index.addPolicy(p, len(c.set.images))
 	c.set.images = append(c.set.images, p)
 }

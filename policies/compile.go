@@ -295,22 +295,9 @@ func (c *compiler) imagePolicy(a at, doc *ImagePolicyDoc) {
 	if len(s.Authorities) == 0 {
 		a.fail("spec.authorities", "at least one authority is required")
 	}
-	seen := map[string]int{}
-	for i, au := range s.Authorities {
-		field := fmt.Sprintf("spec.authorities[%d]", i)
-		ca := c.authority(a, field, au)
-		if ca == nil {
-			continue
-		}
-		if ca.Name == "" {
-			ca.Name = fmt.Sprintf("authority-%d", i)
-		}
-		if j, dup := seen[ca.Name]; dup {
-			a.fail(field+".name", "%q is also the name of authorities[%d]", ca.Name, j)
-		}
-		seen[ca.Name] = i
-		p.Authorities = append(p.Authorities, ca)
-	}
+	p.Authorities = named(a, len(s.Authorities), func(field string, i int) *CompiledAuthority {
+		return c.authority(a, field, s.Authorities[i])
+	})
 	p.Threshold = 1
 	if s.Threshold < 0 || s.Threshold > len(s.Authorities) {
 		a.fail("spec.threshold", "is %d, want 1 to %d (the number of authorities)", s.Threshold, len(s.Authorities))
@@ -332,6 +319,30 @@ func (c *compiler) imagePolicy(a at, doc *ImagePolicyDoc) {
 	}
 	c.set.index.addPolicy(p, len(c.set.images))
 	c.set.images = append(c.set.images, p)
+}
+
+// named compiles n authorities (compile returns nil for one that failed),
+// names the unnamed "authority-<i>" as policy-controller does, and refuses
+// two of one name.
+func named(a at, n int, compile func(field string, i int) *CompiledAuthority) []*CompiledAuthority {
+	var out []*CompiledAuthority
+	seen := map[string]int{}
+	for i := range n {
+		field := fmt.Sprintf("spec.authorities[%d]", i)
+		ca := compile(field, i)
+		if ca == nil {
+			continue
+		}
+		if ca.Name == "" {
+			ca.Name = fmt.Sprintf("authority-%d", i)
+		}
+		if j, dup := seen[ca.Name]; dup {
+			a.fail(field+".name", "%q is also the name of authorities[%d]", ca.Name, j)
+		}
+		seen[ca.Name] = i
+		out = append(out, ca)
+	}
+	return out
 }
 
 func (c *compiler) authority(a at, field string, au Authority) *CompiledAuthority {

@@ -159,17 +159,22 @@ func (x *patternIndex) add(glob string, p int) {
 			n.wild = append(n.wild, wildcardGlob{re: globRegexp(glob), policy: p})
 			return
 		}
-		if n.children == nil {
-			n.children = map[string]*trieNode{}
-		}
-		c := n.children[s]
-		if c == nil {
-			c = &trieNode{}
-			n.children[s] = c
-		}
-		n = c
+		n = n.child(s)
 	}
 	n.exact = append(n.exact, p)
+}
+
+// child returns the child for segment s, made when missing.
+func (n *trieNode) child(s string) *trieNode {
+	if n.children == nil {
+		n.children = map[string]*trieNode{}
+	}
+	c := n.children[s]
+	if c == nil {
+		c = &trieNode{}
+		n.children[s] = c
+	}
+	return c
 }
 
 // addPolicy files every glob of policy number idx: an ImagePolicy's by its
@@ -191,15 +196,7 @@ func (x *patternIndex) addPolicy(p *ImagePolicy, idx int) {
 func (x *patternIndex) addRef(glob string, re *regexp.Regexp, p int) {
 	n := x.root
 	for _, s := range refGlobPrefix(glob) {
-		if n.children == nil {
-			n.children = map[string]*trieNode{}
-		}
-		c := n.children[s]
-		if c == nil {
-			c = &trieNode{}
-			n.children[s] = c
-		}
-		n = c
+		n = n.child(s)
 	}
 	n.wild = append(n.wild, wildcardGlob{re: re, policy: p, ref: true})
 }
