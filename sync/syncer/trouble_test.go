@@ -61,6 +61,8 @@ func TestGitHostTroubleAndRecovery(t *testing.T) {
 	run(t, s)
 	waitFor(t, func() bool { return g.allowed(t, "v1") })
 
+	// Broken before v2 exists, so that no sync can take v2 first.
+	proxy.mode.Store("garbage")
 	g.repo.Publish(t, "prod", allowing("reg.example.com/v2/**"))
 	g.push(t, "v2")
 	breakAndRecover(t, proxy, s, g.env)
@@ -79,6 +81,7 @@ func TestOCIRegistryTroubleAndRecovery(t *testing.T) {
 	s := e.newSyncer(t, e.stateDir, syncer.Spec{Source: viaProxy, Interval: 200 * time.Millisecond, Timeout: time.Second})
 	run(t, s)
 	waitFor(t, func() bool { return e.allowed(t, "v1") })
+	proxy.mode.Store("garbage")
 	e.repo.Publish(t, "prod", allowing("reg.example.com/v2/**"))
 	if _, err := source.PushOCI(t.Context(), e.repo.Dir, direct); err != nil {
 		t.Fatal(err)
