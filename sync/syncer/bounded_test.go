@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -68,13 +69,20 @@ func TestHungSyncTimesOutAndExpiryStillApplies(t *testing.T) {
 	e := newEnv(t)
 	src := &hangingSource{Source: source.Dir{Path: e.repo.Dir}, hang: make(chan struct{}), release: make(chan struct{})}
 	t.Cleanup(func() { close(src.release) })
-	s := e.newSyncer(t, e.stateDir, syncer.Spec{Source: src, OnExpiry: syncer.OnExpiryDenyAll, Timeout: 200 * time.Millisecond, Interval: time.Hour})
+	// The loop reads the clock while the test moves it: an atomic clock.
+	var now atomic.Int64
+	now.Store(e.clock.T.UnixNano())
+	s, err := syncer.New([]syncer.Spec{{Name: "prod", Env: "prod", Root: e.root, Source: src, OnExpiry: syncer.OnExpiryDenyAll,
+		Timeout: 200 * time.Millisecond, Interval: time.Hour}}, e.stateDir, e.policies, syncer.WithClock(func() time.Time { return time.Unix(0, now.Load()) }))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Sync(t.Context(), "prod"); err != nil {
 		t.Fatal(err)
 	}
 	close(src.hang)
 	start := time.Now()
-	err := s.Sync(t.Context(), "prod")
+	err = s.Sync(t.Context(), "prod")
 	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
 		t.Fatalf("hung sync: %v after %s", err, time.Since(start))
 	}
@@ -84,7 +92,7 @@ func TestHungSyncTimesOutAndExpiryStillApplies(t *testing.T) {
 	// The loop runs (its syncs hang); the clock passes the metadata's
 	// expiry: deny-all applies without any sync finishing.
 	run(t, s)
-	e.clock.T = e.clock.T.Add(48 * time.Hour)
+	now.Add(int64(48 * time.Hour))
 	waitFor(t, func() bool { return status(t, s).State == syncer.StateDenyAll })
 	if e.allowed(t, "v1") {
 		t.Fatal("an expired bundle is still enforced under onExpiry deny-all")
