@@ -206,7 +206,15 @@ func (c *compiler) cipAuthority(a at, field string, au CIPAuthority) (Authority,
 			kl.CACert = &KeyRef{Data: keylessRoot.caPEM}
 			kl.SCTPublicKeys = keylessRoot.ctlogs
 		default:
-			unsupported("keyless.url", "Sigstore's public-good instance: put its trusted root in the bundle as a TrustRoot and set trustRootRef")
+			// Sigstore's public-good instance, as policy-controller
+			// trusts it by default: its trusted root imported into the
+			// bundle (ward trustroot import).
+			if keylessRoot = c.trustRoots[DefaultTrustRoot]; keylessRoot == nil {
+				a.fail(field+".keyless", "neither ca-cert nor trustRootRef: Sigstore's public-good instance is trusted through a TrustRoot %q in the bundle, and there is none (make it with: ward trustroot import --trusted-root trusted_root.json -o policies/%s.yaml)", DefaultTrustRoot, DefaultTrustRoot)
+				return out, false
+			}
+			kl.CACert = &KeyRef{Data: keylessRoot.caPEM}
+			kl.SCTPublicKeys = keylessRoot.ctlogs
 		}
 		if ok && len(kl.SCTPublicKeys) == 0 && !kl.IgnoreSCTUnsafe {
 			a.fail(field+".keyless", "certificate timestamps (SCTs) are checked against a TrustRoot's ctLogs: set trustRootRef to a TrustRoot that has them, or insecureIgnoreSCT")
@@ -224,8 +232,16 @@ func (c *compiler) cipAuthority(a at, field string, au CIPAuthority) (Authority,
 			return out, false
 		}
 		out.CTLog = &TLog{URL: au.CTLog.URL, PublicKeys: tr.tlogs}
+	case au.CTLog != nil && keylessRoot != nil:
+		// No trustRootRef: the logs of the keyless authority's TrustRoot.
+		out.CTLog = &TLog{URL: au.CTLog.URL, PublicKeys: keylessRoot.tlogs}
 	case au.CTLog != nil:
-		unsupported("ctlog", "a log's keys come from a TrustRoot: set ctlog.trustRootRef")
+		tr := c.trustRoots[DefaultTrustRoot]
+		if tr == nil {
+			a.fail(field+".ctlog", "no trustRootRef: the log's keys come from a TrustRoot %q in the bundle, and there is none", DefaultTrustRoot)
+			return out, false
+		}
+		out.CTLog = &TLog{URL: au.CTLog.URL, PublicKeys: tr.tlogs}
 	case keylessRoot != nil && len(keylessRoot.tlogs) > 0:
 		// A keyless authority trusts the logs of its own TrustRoot.
 		out.CTLog = &TLog{PublicKeys: keylessRoot.tlogs}

@@ -1,10 +1,16 @@
 package policies
 
 import (
+	"crypto/x509"
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
+	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
+	"sigs.k8s.io/yaml"
 )
 
 // TrustRootDoc is a sigstore policy-controller TrustRoot as written: the
@@ -128,4 +134,87 @@ func (c *compiler) trustRootRef(a at, field, name string) *trustRoot {
 		a.fail(field, "no TrustRoot %q in the bundle (a TrustRoot is trusted only when it travels in the signed bundle)", name)
 	}
 	return tr
+}
+
+// DefaultTrustRoot is the name of the TrustRoot a keyless authority with
+// neither ca-cert nor trustRootRef trusts (policy-controller's default:
+// Sigstore's public-good instance). `ward trustroot import` writes it under
+// this name unless told otherwise.
+const DefaultTrustRoot = "sigstore-public-good"
+
+// TrustRootFromSigstore renders Sigstore trust material (a
+// trusted_root.json read by sigstore-go) as a TrustRoot document with
+// sigstoreKeys, named name: the Fulcio chains (root last), the Rekor and
+// CT log keys, and the timestamp authorities' chains.
+func TrustRootFromSigstore(tm root.TrustedMaterial, name string) ([]byte, error) {
+	keys := &SigstoreKeys{}
+	chain := func(certs ...*x509.Certificate) ([]byte, error) {
+		var out []byte
+		for _, c := range certs {
+			if c == nil {
+				continue
+			}
+			p, err := cryptoutils.MarshalCertificateToPEM(c)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, p...)
+		}
+		return out, nil
+	}
+	for _, ca := range tm.FulcioCertificateAuthorities() {
+		f, ok := ca.(*root.FulcioCertificateAuthority)
+		if !ok {
+			return nil, fmt.Errorf("certificate authority of type %T: only Fulcio CAs with certificates can be written", ca)
+		}
+		pem, err := chain(append(slices.Clone(f.Intermediates), f.Root)...)
+		if err != nil {
+			return nil, err
+		}
+		keys.CertificateAuthorities = append(keys.CertificateAuthorities, CertificateAuthority{
+			Subject: DistinguishedName{Organization: first(f.Root.Subject.Organization), CommonName: f.Root.Subject.CommonName}, URI: f.URI, CertChain: pem})
+	}
+	for _, ta := range tm.TimestampingAuthorities() {
+		s, ok := ta.(*root.SigstoreTimestampingAuthority)
+		if !ok {
+			continue
+		}
+		pem, err := chain(append(append([]*x509.Certificate{s.Leaf}, s.Intermediates...), s.Root)...)
+		if err != nil {
+			return nil, err
+		}
+		keys.TimeStampAuthorities = append(keys.TimeStampAuthorities, CertificateAuthority{
+			Subject: DistinguishedName{Organization: first(s.Root.Subject.Organization), CommonName: s.Root.Subject.CommonName}, URI: s.URI, CertChain: pem})
+	}
+	logs := func(in map[string]*root.TransparencyLog) ([]TransparencyLogInstance, error) {
+		var out []TransparencyLogInstance
+		for _, id := range slices.Sorted(maps.Keys(in)) {
+			l := in[id]
+			pem, err := cryptoutils.MarshalPublicKeyToPEM(l.PublicKey)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, TransparencyLogInstance{BaseURL: l.BaseURL, HashAlgorithm: "sha-256", PublicKey: pem})
+		}
+		return out, nil
+	}
+	var err error
+	if keys.TLogs, err = logs(tm.RekorLogs()); err != nil {
+		return nil, err
+	}
+	if keys.CTLogs, err = logs(tm.CTLogs()); err != nil {
+		return nil, err
+	}
+	if len(keys.CertificateAuthorities) == 0 {
+		return nil, errors.New("the trusted root has no certificate authority")
+	}
+	doc := TrustRootDoc{APIVersion: SigstoreGroup + "/v1alpha1", Kind: KindTrustRoot, Metadata: ObjectMeta{Name: name}, Spec: TrustRootSpec{SigstoreKeys: keys}}
+	return yaml.Marshal(doc)
+}
+
+func first(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
 }

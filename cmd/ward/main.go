@@ -104,6 +104,7 @@ The authoring flow:
 		newStatusCommand(),
 		newDemoCommand(),
 		newTUFCommand(),
+		newTrustRootCommand(),
 		newVersionCommand(),
 	)
 	return root
