@@ -396,6 +396,10 @@ func (d *Decider) images(ctx context.Context, st *State, subj policies.Subject, 
 	ctx, cancel := budget(ctx)
 	defer cancel()
 	out := make([]imageOutcome, len(imgs))
+	if len(imgs) == 1 { // the common Pod: no goroutine to start
+		out[0] = d.image(ctx, st, subj, imgs[0], keychain)
+		return out
+	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range min(d.concurrency, len(imgs)) {
