@@ -65,9 +65,8 @@ type TransparencyLogInstance struct {
 // trustRoot is a compiled TrustRoot: PEM texts as ward's keyless
 // authorities and logs take them.
 type trustRoot struct {
-	caPEM           string
-	tlogs, ctlogs   []string
-	timestampChains int
+	caPEM         string
+	tlogs, ctlogs []string
 }
 
 // trustRootDoc compiles a TrustRoot and keeps it by name for the
@@ -92,7 +91,7 @@ func (c *compiler) trustRootDoc(a at, doc *TrustRootDoc) {
 		return
 	}
 	k := s.SigstoreKeys
-	tr := &trustRoot{timestampChains: len(k.TimeStampAuthorities)}
+	tr := &trustRoot{}
 	if len(k.CertificateAuthorities) == 0 {
 		a.fail("spec.sigstoreKeys.certificateAuthorities", "at least one certificate authority is required")
 	}

@@ -181,13 +181,13 @@ func (src *sourceState) contribution(name string) *admission.State {
 // change is the one way a source changes: f runs on the named source under
 // the lock (false from f: nothing changed), the combined policies are
 // stored again when a source's contribution changed, and the watcher is
-// told. It reports whether the source existed.
-func (s *Syncer) change(name string, f func(src *sourceState) bool) bool {
+// told; a source that no longer exists is left alone.
+func (s *Syncer) change(name string, f func(src *sourceState) bool) {
 	s.mu.Lock()
 	src, ok := s.sources[name]
 	if !ok {
 		s.mu.Unlock()
-		return false
+		return
 	}
 	changed := f(src)
 	if changed {
@@ -197,7 +197,6 @@ func (s *Syncer) change(name string, f func(src *sourceState) bool) bool {
 	if changed {
 		s.notify(name)
 	}
-	return true
 }
 
 // notify tells the watcher that a source changed.

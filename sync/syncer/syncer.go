@@ -377,10 +377,6 @@ func (s *Syncer) Statuses() []Status {
 // AllReady).
 func (s *Syncer) Ready() bool { return AllReady(s.Statuses()) }
 
-// Serving reports whether there is a source and every one has a verified
-// bundle to go by (see AllServing).
-func (s *Syncer) Serving() bool { return AllServing(s.Statuses()) }
-
 // AllReady reports whether sts is not empty and every source is Ready:
 // enforcing an unexpired bundle under its newest spec, its last sync
 // succeeded (what `ward status` exits 0 on).
