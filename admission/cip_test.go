@@ -6,6 +6,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"ward.dev/ward/admission"
 	"ward.dev/ward/admission/imageverify"
 	"ward.dev/ward/internal/signtest"
@@ -208,4 +214,152 @@ spec:
 			}
 		})
 	}
+}
+
+// customPredicate is cosign's "custom" predicate type.
+const customPredicate = "https://cosign.sigstore.dev/attestation/v1"
+
+// ClusterImagePolicies with CUE and Rego attestation policies and a
+// spec.policy over the authorities' results (policy-controller's
+// cip-key-with-attestations, -rego, cip-requires-two-signatures-and-two-
+// attestations and cip-config-file-policy, unmodified but for the keys and
+// globs), on images signed and attested by cosign's own code.
+func TestClusterImagePolicyPolicies(t *testing.T) {
+	host := signtest.Registry(t, true)
+	key := signtest.NewKey(t)
+	attested := func(repo, data string, legacy bool) string {
+		d := signtest.PushImage(t, host+"/"+repo+":v1")
+		signtest.SignLegacy(t, d, key)
+		pred := map[string]any{"Data": data, "Timestamp": "2026-11-30T10:00:00Z"}
+		if legacy {
+			signtest.AttestLegacy(t, d, key, customPredicate, pred)
+		} else {
+			signtest.AttestBundle(t, d, key, customPredicate, pred)
+		}
+		return d.String()
+	}
+	cueGood := attested("cue/good", "foobar key e2e test", true)
+	cueBad := attested("cue/bad", "something else", false)
+	regoGood := attested("rego/good", "foobar e2e test", false)
+	regoBad := attested("rego/bad", "foobar key e2e test", true)
+	twoGood := attested("two/good", "foobar key e2e test", false)
+	twoSigOnly := signtest.PushImage(t, host+"/two/sigonly:v1")
+	signtest.SignLegacy(t, twoSigOnly, key)
+	user := func(repo, u string) string {
+		img, err := mutate.ConfigFile(empty.Image, &v1.ConfigFile{OS: "linux", Architecture: "amd64", Config: v1.Config{User: u}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err := name.ParseReference(host + "/" + repo + ":v1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(ref, img); err != nil {
+			t.Fatal(err)
+		}
+		dg, err := img.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ref.Context().Digest(dg.String()).String()
+	}
+	nonRoot, root := user("config/nonroot", "65532"), user("config/root", "0")
+	attestations := func(lang, data string) string {
+		return "    attestations:\n    - name: custom-match-predicate\n      predicateType: \"" + customPredicate + "\"\n      policy:\n        type: " + lang + "\n        data: |\n" + indent(data, 10)
+	}
+	set := compile(t,
+		cipKey("v1alpha1", "cue-attestation", host+"/cue/**", key.PEM, attestations("cue", `predicateType: "`+customPredicate+`"
+predicate: Data: "foobar key e2e test"`)),
+		cipKey("v1beta1", "rego-attestation", host+"/rego/**", key.PEM, attestations("rego", `package sigstore
+default isCompliant = false
+isCompliant {
+  input.predicateType == "`+customPredicate+`"
+  input.predicate.Data == "foobar e2e test"
+}`)),
+		fmt.Sprintf(`apiVersion: policy.sigstore.dev/v1alpha1
+kind: ClusterImagePolicy
+metadata:
+  name: two-authorities
+spec:
+  images:
+  - glob: %q
+  authorities:
+  - name: keyatt
+    key:
+      data: |
+%s
+    attestations:
+    - name: custom-match-predicate
+      predicateType: custom
+  - name: keysignature
+    key:
+      data: |
+%s
+  policy:
+    type: rego
+    data: |
+      package sigstore
+      isCompliant[response] {
+        count(input.authorityMatches.keysignature.signatures) > 0
+        count(input.authorityMatches.keyatt.attestations["custom-match-predicate"]) > 0
+        response := {"result": true, "error": "", "warning": ""}
+      }
+      isCompliant[response] {
+        not input.authorityMatches.keyatt
+        response := {"result": false, "error": "keyatt must match as well", "warning": ""}
+      }
+`, host+"/two/**", indentPEM(key.PEM), indentPEM(key.PEM)),
+		fmt.Sprintf(`apiVersion: policy.sigstore.dev/v1alpha1
+kind: ClusterImagePolicy
+metadata:
+  name: image-policy-config-file
+spec:
+  images:
+  - glob: %q
+  authorities:
+  - static:
+      action: pass
+  policy:
+    fetchConfigFile: true
+    includeSpec: true
+    includeTypeMeta: true
+    type: "cue"
+    data: |
+      config: "linux/amd64": config: User: "65532"
+      typemeta: kind: "Pod"
+      spec: serviceAccountName: "builder"
+`, host+"/config/**"))
+	d := admission.NewDecider(imageverify.New())
+	st := admission.NewState(set, admission.Provenance{Version: 1})
+	for _, tc := range []struct {
+		name, image, sa string
+		allowed         bool
+		want            string
+	}{
+		{"cue attestation passes", cueGood, "", true, ""},
+		{"cue attestation fails", cueBad, "", false, `attestation "custom-match-predicate": cue policy`},
+		{"rego attestation passes", regoGood, "", true, ""},
+		{"rego attestation fails", regoBad, "", false, "isCompliant is false"},
+		{"spec.policy sees both authorities", twoGood, "", true, ""},
+		{"spec.policy without the attestation", twoSigOnly.String(), "", false, "policy (rego): policy is not compliant: Rego: keyatt must match as well"},
+		{"config file and spec", nonRoot, "builder", true, ""},
+		{"config file: root user", root, "builder", false, "policy (cue)"},
+		{"spec: another service account", nonRoot, "default", false, "serviceAccountName"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			obj := fmt.Sprintf(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"serviceAccountName":%q,"containers":[{"name":"c","image":%q}]}}`, tc.sa, tc.image)
+			dec, err := d.Decide(t.Context(), st, admission.Request{Kind: "Pod", Namespace: "apps", Object: []byte(obj)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if dec.Allowed != tc.allowed || !strings.Contains(dec.Message(), tc.want) {
+				t.Fatalf("allowed = %t, want %t, message %q, want %q", dec.Allowed, tc.allowed, dec.Message(), tc.want)
+			}
+		})
+	}
+}
+
+func indent(s string, n int) string {
+	pad := strings.Repeat(" ", n)
+	return pad + strings.ReplaceAll(strings.TrimSpace(s), "\n", "\n"+pad) + "\n"
 }

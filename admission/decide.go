@@ -318,11 +318,18 @@ func (d *Decider) Decide(ctx context.Context, st *State, req Request) (*Decision
 		}
 		subj.NamespaceLabels = labels
 	}
-	keychain := sync.OnceValues(func() (authn.Keychain, error) {
-		return d.keychain(ctx, req.Namespace, wl.ServiceAccount, wl.PullSecrets)
-	})
+	r := &imageRequest{subj: subj,
+		keychain: sync.OnceValues(func() (authn.Keychain, error) {
+			return d.keychain(ctx, req.Namespace, wl.ServiceAccount, wl.PullSecrets)
+		}),
+		object: sync.OnceValue(func() map[string]json.RawMessage {
+			var top map[string]json.RawMessage
+			_ = json.Unmarshal(req.Object, &top) // decoded once already by workload.Extract
+			return top
+		}),
+	}
 	pinned := map[string]string{}
-	for _, o := range d.images(ctx, st, subj, wl.Images(), keychain) {
+	for _, o := range d.images(ctx, st, r, wl.Images()) {
 		dec.Images = append(dec.Images, o.res)
 		dec.Failures = append(dec.Failures, o.failures...)
 		for i, p := range o.res.Policies {
@@ -367,6 +374,17 @@ func groupVersion(apiVersion, kind string) (string, string) {
 	return "", apiVersion
 }
 
+// imageRequest is what deciding each image of a request shares.
+type imageRequest struct {
+	subj policies.Subject
+	// keychain gives the workload's registry credentials (read once, if
+	// needed).
+	keychain func() (authn.Keychain, error)
+	// object is the admitted object's top-level fields (decoded once, if a
+	// ClusterImagePolicy's spec.policy includes them).
+	object func() map[string]json.RawMessage
+}
+
 // imageOutcome is what deciding one image gives.
 type imageOutcome struct {
 	res      ImageResult
@@ -392,12 +410,12 @@ func budget(ctx context.Context) (context.Context, context.CancelFunc) {
 // budget of ctx: an image whose turn has not come when the budget ends
 // fails as not verified in time, so that the request is answered before
 // the API server gives up on it. Outcomes are in the order of imgs.
-func (d *Decider) images(ctx context.Context, st *State, subj policies.Subject, imgs []string, keychain func() (authn.Keychain, error)) []imageOutcome {
+func (d *Decider) images(ctx context.Context, st *State, r *imageRequest, imgs []string) []imageOutcome {
 	ctx, cancel := budget(ctx)
 	defer cancel()
 	out := make([]imageOutcome, len(imgs))
 	if len(imgs) == 1 { // the common Pod: no goroutine to start
-		out[0] = d.image(ctx, st, subj, imgs[0], keychain)
+		out[0] = d.image(ctx, st, r, imgs[0])
 		return out
 	}
 	var next atomic.Int64
@@ -416,7 +434,7 @@ func (d *Decider) images(ctx context.Context, st *State, subj policies.Subject, 
 						Reason: "not verified: the decision ran out of time (the workload has too many images to verify in time)"}}}
 					continue
 				}
-				out[i] = d.image(ctx, st, subj, imgs[i], keychain)
+				out[i] = d.image(ctx, st, r, imgs[i])
 			}
 		}()
 	}
@@ -436,7 +454,7 @@ func over(ctx context.Context) bool {
 }
 
 // image decides one image.
-func (d *Decider) image(ctx context.Context, st *State, subj policies.Subject, img string, keychain func() (authn.Keychain, error)) imageOutcome {
+func (d *Decider) image(ctx context.Context, st *State, r *imageRequest, img string) imageOutcome {
 	set := st.Set
 	o := imageOutcome{res: ImageResult{Image: img}}
 	res := &o.res
@@ -450,7 +468,7 @@ func (d *Decider) image(ctx context.Context, st *State, subj policies.Subject, i
 	}
 	_, res.ByDigest = ref.(name.Digest)
 	repo := policies.RepositoryOf(ref)
-	matched := set.MatchImage(policies.ImageOf(ref, img), subj)
+	matched := set.MatchImage(policies.ImageOf(ref, img), r.subj)
 	if len(matched) == 0 {
 		s := set.Settings()
 		if s.AllowUnmatched {
@@ -469,7 +487,7 @@ func (d *Decider) image(ctx context.Context, st *State, subj policies.Subject, i
 		}
 	}
 	res.Mode = strictest
-	kc, err := keychain()
+	kc, err := r.keychain()
 	if err != nil {
 		fail(strictest, strings.Join(res.Policies, ","), "", fmt.Sprintf("failed to get registry credentials: %s", oneLine(err)))
 		return o
@@ -482,7 +500,7 @@ func (d *Decider) image(ctx context.Context, st *State, subj policies.Subject, i
 	res.Digest = digest.DigestStr()
 	allOK := true
 	for _, p := range matched {
-		signers, authority, reason := d.policy(ctx, p, digest, kc)
+		signers, authority, reason := d.policy(ctx, p, digest, kc, r)
 		if reason != "" {
 			allOK = false
 			fail(p.Mode, p.Name, authority, reason)
@@ -522,14 +540,23 @@ func (d *Decider) resolve(ctx context.Context, ref name.Reference, kc authn.Keyc
 // policy checks one ImagePolicy: at least Threshold distinct signers must
 // each satisfy a different authority. It returns the signers, or the
 // failing authority and why.
-func (d *Decider) policy(ctx context.Context, p *policies.ImagePolicy, digest name.Digest, kc authn.Keychain) ([]string, string, string) {
+func (d *Decider) policy(ctx context.Context, p *policies.ImagePolicy, digest name.Digest, kc authn.Keychain, r *imageRequest) ([]string, string, string) {
 	var reasons, names []string
 	// signersOf[i] are the signers that satisfied authority i.
 	signersOf := make([][]string, 0, len(p.Authorities))
+	// matches are what passed, by authority, for spec.policy (which sees
+	// every authority: none is skipped).
+	var matches map[string]authorityMatch
+	if p.Check != nil {
+		matches = map[string]authorityMatch{}
+	}
 	for _, a := range p.Authorities {
 		if a.Static != "" {
 			if a.Static == "pass" {
 				signersOf = append(signersOf, []string{"static pass (" + a.Name + ")"})
+				if matches != nil {
+					matches[a.Name] = authorityMatch{Static: true}
+				}
 			} else {
 				reason := a.Name + ": static fail"
 				if a.StaticMessage != "" {
@@ -555,12 +582,21 @@ func (d *Decider) policy(ctx context.Context, p *policies.ImagePolicy, digest na
 			continue
 		}
 		signersOf = append(signersOf, res.Signers)
+		if matches != nil {
+			matches[a.Name] = matchesOf(a, res)
+			continue
+		}
 		if p.Threshold == 1 {
 			break // any one authority suffices
 		}
 	}
 	signers := distinctSigners(signersOf)
 	if len(signers) >= p.Threshold {
+		if p.Check != nil {
+			if reason := d.check(ctx, p.Check, matches, digest, kc, r); reason != "" {
+				return nil, "", reason
+			}
+		}
 		return signers, "", ""
 	}
 	reason := strings.Join(reasons, "; ")
@@ -576,6 +612,86 @@ func (d *Decider) policy(ctx context.Context, p *policies.ImagePolicy, digest na
 		return nil, names[0], reason
 	}
 	return nil, strings.Join(names, ","), reason
+}
+
+// authorityMatch is what passed for one authority, as policy-controller's
+// policy result gives it to spec.policy.
+type authorityMatch struct {
+	Signatures   []imageverify.Match            `json:"signatures,omitempty"`
+	Attestations map[string][]imageverify.Match `json:"attestations,omitempty"`
+	Static       bool                           `json:"static,omitempty"`
+}
+
+func matchesOf(a *policies.CompiledAuthority, res *imageverify.Result) authorityMatch {
+	var m authorityMatch
+	if len(a.Attestations) == 0 {
+		for _, s := range res.Matches {
+			s.Digest, s.PredicateType = "", ""
+			m.Signatures = append(m.Signatures, s)
+		}
+		return m
+	}
+	m.Attestations = map[string][]imageverify.Match{}
+	for _, at := range res.Matches {
+		m.Attestations[at.Attestation] = append(m.Attestations[at.Attestation], at)
+	}
+	return m
+}
+
+// ConfigFetcher is a Verifier that reads images' config files, for a
+// ClusterImagePolicy's spec.policy with fetchConfigFile.
+type ConfigFetcher interface {
+	ConfigFiles(ctx context.Context, img name.Digest, kc authn.Keychain) (map[string]json.RawMessage, error)
+}
+
+// configFingerprint keys an image's config files in the verification
+// cache (they are a function of the digest alone).
+const configFingerprint = "config-files"
+
+// check evaluates a ClusterImagePolicy's spec.policy over the authorities'
+// results, and says why it fails ("" when it passes).
+func (d *Decider) check(ctx context.Context, c *policies.PolicyCheck, matches map[string]authorityMatch, digest name.Digest, kc authn.Keychain, r *imageRequest) string {
+	doc := map[string]any{"authorityMatches": matches}
+	if c.FetchConfigFile {
+		cf, ok := d.verifier.(ConfigFetcher)
+		if !ok {
+			return "policy: fetchConfigFile: this verifier cannot read config files"
+		}
+		res, err := d.cache.verify(ctx, digest.String(), configFingerprint, func(ctx context.Context) (*imageverify.Result, error) {
+			configs, err := cf.ConfigFiles(ctx, digest, kc)
+			if err != nil {
+				return nil, err
+			}
+			return &imageverify.Result{Configs: configs}, nil
+		})
+		if err != nil {
+			return "policy: failed to read the image's config files: " + oneLine(err)
+		}
+		doc["config"] = res.Configs
+	}
+	if c.IncludeSpec || c.IncludeObjectMeta || c.IncludeTypeMeta {
+		obj := r.object()
+		if c.IncludeSpec {
+			doc["spec"] = obj["spec"]
+		}
+		if c.IncludeObjectMeta {
+			doc["metadata"] = obj["metadata"]
+		}
+		if c.IncludeTypeMeta {
+			doc["typemeta"] = map[string]json.RawMessage{"apiVersion": obj["apiVersion"], "kind": obj["kind"]}
+		}
+	}
+	raw, err := json.Marshal(doc)
+	if err != nil {
+		return "policy: " + oneLine(err)
+	}
+	if err := c.Eval(ctx, raw); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			return "not verified: the decision ran out of time evaluating the policy"
+		}
+		return fmt.Sprintf("policy (%s): %s", c.Lang(), oneLine(err))
+	}
+	return ""
 }
 
 // distinctSigners pairs authorities with signers, each signer counted for

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"ward.dev/ward/policies/policyeval"
 )
 
 // policy-controller's API group and the versions of it ward reads.
@@ -157,7 +159,7 @@ func (c *compiler) clusterImagePolicy(a at, doc *ClusterImagePolicyDoc) {
 		p.refs = append(p.refs, refGlob{glob: g, re: re})
 	}
 	if s.Policy != nil {
-		a.fail("spec.policy", "(a %s policy over the authorities' results) %s", s.Policy.Type, notYet)
+		p.Check = c.policyCheck(a, "spec.policy", s.Policy)
 	}
 	if len(s.Authorities) == 0 {
 		a.fail("spec.authorities", "at least one authority is required")
@@ -257,13 +259,59 @@ func (c *compiler) cipAuthority(a at, field string, au CIPAuthority) (Authority,
 		ok = false
 	}
 	for i, at := range au.Attestations {
+		w := Attestation{Name: at.Name, PredicateType: at.PredicateType}
 		if at.Policy != nil {
-			unsupported(fmt.Sprintf("attestations[%d].policy", i), fmt.Sprintf("a %s policy", at.Policy.Type))
-			continue
+			f := fmt.Sprintf("%s.attestations[%d].policy", field, i)
+			if !inlinePolicy(a, f, at.Policy) {
+				ok = false
+				continue
+			}
+			switch at.Policy.Type {
+			case policyeval.CUE, policyeval.Rego:
+			default:
+				a.fail(f+".type", "is %q, want cue or rego", at.Policy.Type)
+				ok = false
+				continue
+			}
+			w.Policy = &AttestationPolicy{Type: at.Policy.Type, Data: at.Policy.Data}
 		}
-		out.Attestations = append(out.Attestations, Attestation{Name: at.Name, PredicateType: at.PredicateType})
+		out.Attestations = append(out.Attestations, w)
 	}
 	return out, ok
+}
+
+// inlinePolicy reports whether a policy-controller policy is given inline;
+// one read from a URL or a ConfigMap is refused, saying why.
+func inlinePolicy(a at, field string, p *CIPPolicy) bool {
+	switch {
+	case p.Remote != nil:
+		a.fail(field+".remote", "a policy fetched from a URL at admission time is outside the bundle's signatures and is not supported: put its text in data")
+	case p.ConfigMapRef != nil:
+		a.fail(field+".configMapRef", "a policy read from a ConfigMap is outside the bundle's signatures and is not supported: put its text in data")
+	case p.Data == "":
+		a.fail(field+".data", "is required")
+	default:
+		return true
+	}
+	return false
+}
+
+// policyCheck compiles spec.policy.
+func (c *compiler) policyCheck(a at, field string, p *CIPPolicy) *PolicyCheck {
+	if !inlinePolicy(a, field, p) {
+		return nil
+	}
+	prog, err := policyeval.Compile(p.Type, p.Data)
+	if err != nil {
+		a.fail(field, "%s", err)
+		return nil
+	}
+	return &PolicyCheck{Program: prog,
+		FetchConfigFile:   p.FetchConfigFile != nil && *p.FetchConfigFile,
+		IncludeSpec:       p.IncludeSpec != nil && *p.IncludeSpec,
+		IncludeObjectMeta: p.IncludeObjectMeta != nil && *p.IncludeObjectMeta,
+		IncludeTypeMeta:   p.IncludeTypeMeta != nil && *p.IncludeTypeMeta,
+	}
 }
 
 // kindResources are the resources of the workload kinds, as

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"ward.dev/ward/bundle"
+	"ward.dev/ward/policies/policyeval"
 )
 
 // WorkloadKinds are the kinds whose images ward checks, in the order the
@@ -414,26 +415,46 @@ func (c *compiler) authority(a at, field string, au Authority) *CompiledAuthorit
 			a.fail(f+".predicateType", "is required")
 		}
 		if at.Policy != nil {
-			if at.Policy.Type != "cel" {
-				a.fail(f+".policy.type", "is %q; ward evaluates only \"cel\"", at.Policy.Type)
-			} else if cond, err := c.envs.compile(c.envs.attestation, at.Policy.Data); err != nil {
-				a.fail(f+".policy.data", "%s", err)
-			} else {
-				ca.Condition = cond
+			switch at.Policy.Type {
+			case "cel":
+				if cond, err := c.envs.compile(c.envs.attestation, at.Policy.Data); err != nil {
+					a.fail(f+".policy.data", "%s", err)
+				} else {
+					ca.Condition = cond
+				}
+			case policyeval.CUE, policyeval.Rego:
+				if prog, err := policyeval.Compile(at.Policy.Type, at.Policy.Data); err != nil {
+					a.fail(f+".policy.data", "%s", err)
+				} else {
+					ca.Policy = prog
+				}
+			default:
+				a.fail(f+".policy.type", "is %q, want cel, cue or rego", at.Policy.Type)
 			}
 		}
-		fmt.Fprintf(h, "att\x00%s\x00%s\x00", ca.PredicateType, expr(ca.Condition))
+		fmt.Fprintf(h, "att\x00%s\x00%s\x00%s\x00", ca.PredicateType, at.policyType(), ca.source())
 		out.Attestations = append(out.Attestations, ca)
 	}
 	out.Fingerprint = "sha256:" + hex.EncodeToString(h.Sum(nil))
 	return out
 }
 
-func expr(c *Condition) string {
-	if c == nil {
+func (a Attestation) policyType() string {
+	if a.Policy == nil {
 		return ""
 	}
-	return c.expr
+	return a.Policy.Type
+}
+
+// source is the text of the attestation's condition or policy.
+func (a CompiledAttestation) source() string {
+	switch {
+	case a.Condition != nil:
+		return a.Condition.expr
+	case a.Policy != nil:
+		return a.Policy.Source()
+	}
+	return ""
 }
 
 func keyID(pk crypto.PublicKey) string {

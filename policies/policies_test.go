@@ -124,7 +124,8 @@ func TestCompileErrorsNameFileDocumentAndField(t *testing.T) {
 		{"CEL not bool", "apiVersion: policy.ward.dev/v1\nkind: ValidationPolicy\nmetadata: {name: v}\nspec:\n  validations:\n  - expression: '1 + 2'\n", "returns int, want bool"},
 		{"not yaml", "\t: : [", "not a policy document"},
 		{"keyless without ctlog", "apiVersion: policy.ward.dev/v1\nkind: ImagePolicy\nmetadata: {name: a}\nspec:\n  images: [{glob: 'x/**'}]\n  authorities:\n  - keyless:\n      ignoreSCTUnsafe: true\n      identities: [{issuer: i, subject: s}]\n", "spec.authorities[0].ctlog: is required for keyless"},
-		{"attestation policy type", strings.Replace(imagePolicy("a", "x/**", key), "  - name: k\n", "  - name: k\n    attestations: [{name: sbom, predicateType: https://spdx.dev/Document, policy: {type: rego, data: x}}]\n", 1), `policy.type: is "rego"`},
+		{"attestation policy type", strings.Replace(imagePolicy("a", "x/**", key), "  - name: k\n", "  - name: k\n    attestations: [{name: sbom, predicateType: https://spdx.dev/Document, policy: {type: wasm, data: x}}]\n", 1), `policy.type: is "wasm", want cel, cue or rego`},
+		{"bad rego", strings.Replace(imagePolicy("a", "x/**", key), "  - name: k\n", "  - name: k\n    attestations: [{name: sbom, predicateType: https://spdx.dev/Document, policy: {type: rego, data: x}}]\n", 1), `policy.data: Rego: line 1: package expected`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

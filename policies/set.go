@@ -7,6 +7,8 @@ import (
 	"slices"
 
 	"k8s.io/apimachinery/pkg/labels"
+
+	"ward.dev/ward/policies/policyeval"
 )
 
 // Set is an immutable, compiled set of policies. It is safe for concurrent
@@ -56,6 +58,9 @@ type ImagePolicy struct {
 	// Merge); 0 for a set that was not merged.
 	Origin int
 	match  matcher
+	// Check is a ClusterImagePolicy's spec.policy; nil for none. With a
+	// check, every authority is evaluated (the check sees them all).
+	Check *PolicyCheck
 	// refs are a ClusterImagePolicy's compiled globs (Globs as written).
 	refs []refGlob
 }
@@ -119,7 +124,24 @@ type CompiledIdentity struct {
 type CompiledAttestation struct {
 	Name          string
 	PredicateType string
-	Condition     *Condition
+	// Condition is a CEL condition over predicate and predicateType.
+	Condition *Condition
+	// Policy is a CUE or Rego policy over the whole in-toto statement
+	// (policy-controller's attestation policy). At most one of Condition
+	// and Policy is set.
+	Policy *policyeval.Program
+}
+
+// PolicyCheck is a ClusterImagePolicy's spec.policy: a CUE or Rego policy
+// over the authorities' results, evaluated once at least one authority
+// passed. Include* say what of the admitted object the document holds;
+// FetchConfigFile adds the image's config files by platform.
+type PolicyCheck struct {
+	*policyeval.Program
+	FetchConfigFile   bool
+	IncludeSpec       bool
+	IncludeObjectMeta bool
+	IncludeTypeMeta   bool
 }
 
 // ValidationPolicy is a compiled ValidationPolicy.

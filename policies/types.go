@@ -170,9 +170,11 @@ type Attestation struct {
 	Policy        *AttestationPolicy `json:"policy,omitempty"`
 }
 
-// AttestationPolicy is a condition over an attestation's predicate. Only
-// type "cel" exists: a boolean expression over `predicate` and
-// `predicateType`.
+// AttestationPolicy is a condition over an attestation. Type "cel" is a
+// boolean expression over `predicate` and `predicateType`; "cue" and
+// "rego" judge the whole in-toto statement as policy-controller does (CUE:
+// unified with the statement, must validate; Rego: package sigstore,
+// data.sigstore.isCompliant must be true).
 type AttestationPolicy struct {
 	Type string `json:"type"`
 	Data string `json:"data"`

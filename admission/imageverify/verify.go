@@ -25,6 +25,7 @@ import (
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 	"github.com/sigstore/cosign/v2/pkg/types"
 	sgbundle "github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
@@ -127,6 +128,64 @@ type Result struct {
 	Signers []string
 	// Formats lists the formats in which a verified signature was found.
 	Formats []string
+	// Matches are the verified signatures, or the attestations that
+	// passed, as a ClusterImagePolicy's spec.policy sees them.
+	Matches []Match
+	// Configs are an image's config files by platform, when that is what
+	// was asked (ConfigFiles), not a verification.
+	Configs map[string]json.RawMessage
+}
+
+// Match is one verified signature or attestation, with the fields
+// policy-controller's policy result gives it.
+type Match struct {
+	// ID identifies the signature: the SHA-256 of the signature and its
+	// certificate.
+	ID      string `json:"id,omitempty"`
+	Subject string `json:"subject,omitempty"`
+	Issuer  string `json:"issuer,omitempty"`
+	// GitHub Actions claims of a Fulcio certificate.
+	GithubWorkflowTrigger string `json:"githubWorkflowTrigger,omitempty"`
+	GithubWorkflowSha     string `json:"githubWorkflowSha,omitempty"`
+	GithubWorkflowName    string `json:"githubWorkflowName,omitempty"`
+	GithubWorkflowRepo    string `json:"githubWorkflowRepo,omitempty"`
+	GithubWorkflowRef     string `json:"githubWorkflowRef,omitempty"`
+	// Attestation is the name of the required attestation this one
+	// satisfied; empty for a signature.
+	Attestation   string `json:"-"`
+	PredicateType string `json:"predicateType,omitempty"`
+	// Digest is the digest of the attestation's envelope.
+	Digest string `json:"digest,omitempty"`
+}
+
+// matchOf describes a verified signature by its bytes and certificate
+// (nil for a key).
+func matchOf(sig []byte, cert *x509.Certificate) Match {
+	h := sha256.New()
+	h.Write(sig)
+	m := Match{}
+	if cert != nil {
+		h.Write(cert.Raw)
+		if sum, err := certificate.SummarizeCertificate(cert); err == nil {
+			m.Subject, m.Issuer = sum.SubjectAlternativeName, sum.Extensions.Issuer
+			m.GithubWorkflowTrigger, m.GithubWorkflowSha = sum.Extensions.GithubWorkflowTrigger, sum.Extensions.GithubWorkflowSHA
+			m.GithubWorkflowName, m.GithubWorkflowRepo = sum.Extensions.GithubWorkflowName, sum.Extensions.GithubWorkflowRepository
+			m.GithubWorkflowRef = sum.Extensions.GithubWorkflowRef
+		}
+	}
+	m.ID = hex.EncodeToString(h.Sum(nil))
+	return m
+}
+
+// sigMatch describes a verified legacy signature or attestation.
+func sigMatch(s oci.Signature) Match {
+	b64, _ := s.Base64Signature()
+	cert, _ := s.Cert()
+	m := matchOf([]byte(b64), cert)
+	if d, err := s.Digest(); err == nil {
+		m.Digest = d.String()
+	}
+	return m
 }
 
 // Verify checks one authority for one image digest. Static authorities
@@ -318,6 +377,9 @@ func (v *Verifier) verifySignatures(ctx context.Context, img name.Digest, sets [
 	case err == nil:
 		found = true
 		res.add(FormatSigTag, describeSigs(sigs, sets[0].describe)...)
+		for _, sg := range sigs {
+			res.Matches = append(res.Matches, sigMatch(sg))
+		}
 	case isNoSignatures(err):
 	case isNoMatch(err):
 		found = true
@@ -339,6 +401,7 @@ func (v *Verifier) verifySignatures(ctx context.Context, img name.Digest, sets [
 		stmts, why := verifyBundles(ctx, img, cs, bundles, isSignature)
 		for _, st := range stmts {
 			res.add(FormatBundle, st.signer)
+			res.Matches = append(res.Matches, st.match)
 		}
 		reasons = append(reasons, prefixed(FormatBundle, why)...)
 	}
@@ -435,11 +498,15 @@ func isNoMatch(err error) bool {
 type statement struct {
 	PredicateType string         `json:"predicateType"`
 	Predicate     map[string]any `json:"predicate"`
+	// raw is the whole statement as signed (CUE and Rego policies judge
+	// it).
+	raw []byte
 }
 
 type verifiedStatement struct {
 	statement
 	signer string
+	match  Match
 }
 
 // fetchedBundle is a Sigstore bundle read from a referrer, not yet
@@ -522,9 +589,13 @@ func verifyBundles(ctx context.Context, img name.Digest, cs checkSet, bundles []
 			continue
 		}
 		signer := cs.describe
+		var cert *x509.Certificate
 		if vr.Signature != nil && vr.Signature.Certificate != nil {
 			c := vr.Signature.Certificate
 			signer = fmt.Sprintf("subject %s from issuer %s", c.SubjectAlternativeName, c.Extensions.Issuer)
+			if vc, err := fb.b.VerificationContent(); err == nil {
+				cert = vc.Certificate()
+			}
 		}
 		// The verified statement is authoritative: select again on it (a
 		// message signature has none and is never selected).
@@ -534,16 +605,34 @@ func verifyBundles(ctx context.Context, img name.Digest, cs checkSet, bundles []
 				st.Predicate = pm.AsMap()
 			}
 			st.PredicateType = vr.Statement.GetPredicateType()
+			if env, err := fb.b.Envelope(); err == nil && env != nil {
+				st.raw, _ = env.RawEnvelope().DecodeB64Payload()
+			}
 		}
 		if !want(st) {
 			continue
 		}
-		out = append(out, verifiedStatement{statement: st, signer: signer})
+		m := matchOf(bundleSignature(fb.b), cert)
+		m.Digest = fb.digest
+		out = append(out, verifiedStatement{statement: st, signer: signer, match: m})
 	}
 	if len(out) > 0 {
 		return out, nil
 	}
 	return nil, reasons
+}
+
+// bundleSignature is the signature bytes of a bundle, to identify it.
+func bundleSignature(b *sgbundle.Bundle) []byte {
+	if env, err := b.Envelope(); err == nil && env != nil {
+		if sigs := env.RawEnvelope().Signatures; len(sigs) > 0 {
+			return []byte(sigs[0].Sig)
+		}
+	}
+	if sc, err := b.SignatureContent(); err == nil && sc != nil {
+		return sc.Signature()
+	}
+	return nil
 }
 
 // bundleStatement reads the unverified statement of a DSSE bundle, to
@@ -584,7 +673,7 @@ func (v *Verifier) verifyAttestations(ctx context.Context, img name.Digest, a *p
 				reasons = append(reasons, err.Error())
 				continue
 			}
-			all = append(all, verifiedStatement{statement: st, signer: describeSigs([]oci.Signature{att}, sets[0].describe)[0]})
+			all = append(all, verifiedStatement{statement: st, signer: describeSigs([]oci.Signature{att}, sets[0].describe)[0], match: sigMatch(att)})
 		}
 	case isNoSignatures(err):
 	case isNoMatch(err):
@@ -609,30 +698,26 @@ func (v *Verifier) verifyAttestations(ctx context.Context, img name.Digest, a *p
 	res := &Result{}
 	for _, want := range a.Attestations {
 		ok, why := false, fmt.Sprintf("no verified %s attestation", want.PredicateType)
+		// Every statement that passes is recorded: spec.policy sees them
+		// all, and each signer may count towards a threshold.
 		for _, st := range all {
 			if st.PredicateType != want.PredicateType {
 				continue
 			}
-			if want.Condition == nil {
-				ok = true
-			} else {
-				pass, err := want.Condition.Eval(ctx, map[string]any{"predicate": st.Predicate, "predicateType": st.PredicateType})
-				switch {
-				case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
-					// Out of time is not a verdict: never cached as one.
-					return nil, fmt.Errorf("%w: attestation %q: %s", ErrUnavailable, want.Name, err)
-				case err != nil:
-					why = fmt.Sprintf("attestation %q: %s", want.Name, brief(err))
-				case !pass:
-					why = fmt.Sprintf("attestation %q: condition %s is false", want.Name, want.Condition.Expression())
-				default:
-					ok = true
-				}
+			pass, reason, err := judge(ctx, want, st.statement)
+			if err != nil {
+				// Out of time is not a verdict: never cached as one.
+				return nil, fmt.Errorf("%w: attestation %q: %s", ErrUnavailable, want.Name, err)
 			}
-			if ok {
-				res.add("attestation:"+want.Name, st.signer)
-				break
+			if !pass {
+				why = reason
+				continue
 			}
+			ok = true
+			res.add("attestation:"+want.Name, st.signer)
+			m := st.match
+			m.Attestation, m.PredicateType = want.Name, st.PredicateType
+			res.Matches = append(res.Matches, m)
 		}
 		if !ok {
 			if unavailableErr {
@@ -645,6 +730,33 @@ func (v *Verifier) verifyAttestations(ctx context.Context, img name.Digest, a *p
 		}
 	}
 	return res, nil
+}
+
+// judge applies an attestation's condition or policy to a verified
+// statement: whether it passes and, if not, why. The error is set only
+// when ctx ended (no verdict).
+func judge(ctx context.Context, want policies.CompiledAttestation, st statement) (bool, string, error) {
+	switch {
+	case want.Condition != nil:
+		pass, err := want.Condition.Eval(ctx, map[string]any{"predicate": st.Predicate, "predicateType": st.PredicateType})
+		switch {
+		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+			return false, "", err
+		case err != nil:
+			return false, fmt.Sprintf("attestation %q: %s", want.Name, brief(err)), nil
+		case !pass:
+			return false, fmt.Sprintf("attestation %q: condition %s is false", want.Name, want.Condition.Expression()), nil
+		}
+	case want.Policy != nil:
+		err := want.Policy.Eval(ctx, st.raw)
+		switch {
+		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+			return false, "", err
+		case err != nil:
+			return false, fmt.Sprintf("attestation %q: %s policy: %s", want.Name, want.Policy.Lang(), brief(err)), nil
+		}
+	}
+	return true, "", nil
 }
 
 // legacyStatement decodes the in-toto statement of a verified legacy
@@ -668,6 +780,7 @@ func legacyStatement(att oci.Signature) (statement, error) {
 	if err := json.Unmarshal(raw, &st); err != nil {
 		return statement{}, fmt.Errorf("attestation is not an in-toto statement")
 	}
+	st.raw = raw
 	return st, nil
 }
 
