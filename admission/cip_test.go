@@ -363,3 +363,73 @@ func indent(s string, n int) string {
 	pad := strings.Repeat(" ", n)
 	return pad + strings.ReplaceAll(strings.TrimSpace(s), "\n", "\n"+pad) + "\n"
 }
+
+// A ClusterImagePolicy source: signatures kept in another repository
+// (cosign's COSIGN_REPOSITORY), in either format, and under a tag prefix;
+// without the source the same image is unsigned.
+func TestClusterImagePolicySource(t *testing.T) {
+	host := signtest.Registry(t, true)
+	key := signtest.NewKey(t)
+	legacy := signtest.PushImage(t, host+"/apps/legacy:v1")
+	signtest.SignLegacyIn(t, legacy, key, host+"/signatures", "")
+	prefixed := signtest.PushImage(t, host+"/apps/prefixed:v1")
+	signtest.SignLegacyIn(t, prefixed, key, host+"/signatures", "team-a-")
+	bundled := signtest.PushImage(t, host+"/apps/bundled:v1")
+	// The bundle is a referrer in the signature repository.
+	img, err := remote.Image(bundled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sigRepo, err := name.NewRepository(host + "/signatures")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(sigRepo.Tag("copy"), img); err != nil {
+		t.Fatal(err)
+	}
+	signtest.SignBundle(t, sigRepo.Digest(bundled.DigestStr()), key)
+
+	source := func(name, glob, src string) string {
+		return cipKey("v1beta1", name, glob, key.PEM, src)
+	}
+	set := compile(t,
+		source("legacy", host+"/apps/legacy*", "    source: [{oci: "+host+"/signatures}]\n"),
+		source("prefixed", host+"/apps/prefixed*", "    source: [{oci: "+host+"/signatures, tagPrefix: team-a-}]\n"),
+		source("bundled", host+"/apps/bundled*", "    source: [{oci: "+host+"/signatures}]\n"),
+		source("beside", host+"/beside/**", ""))
+	d := admission.NewDecider(imageverify.New())
+	st := admission.NewState(set, admission.Provenance{Version: 1})
+	for _, tc := range []struct {
+		name, image string
+		allowed     bool
+		want        string
+	}{
+		{"legacy signature in another repository", legacy.String(), true, ""},
+		{"under a tag prefix", prefixed.String(), true, ""},
+		{"bundle in another repository", bundled.String(), true, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dec, err := d.Decide(t.Context(), st, podRequest(tc.image))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if dec.Allowed != tc.allowed || !strings.Contains(dec.Message(), tc.want) {
+				t.Fatalf("allowed = %t, want %t: %s", dec.Allowed, tc.allowed, dec.Message())
+			}
+		})
+	}
+	// Without the source, the image is unsigned; with the wrong prefix too.
+	other := compile(t,
+		source("no-source", host+"/apps/legacy*", ""),
+		source("wrong-prefix", host+"/apps/prefixed*", "    source: [{oci: "+host+"/signatures, tagPrefix: team-b-}]\n"))
+	st = admission.NewState(other, admission.Provenance{Version: 1})
+	for img, want := range map[string]string{legacy.String(): "no signatures found", prefixed.String(): "in " + host + "/signatures in either format"} {
+		dec, err := d.Decide(t.Context(), st, podRequest(img))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dec.Allowed || !strings.Contains(dec.Message(), want) {
+			t.Fatalf("%s: %s, want denied with %q", img, dec.Message(), want)
+		}
+	}
+}

@@ -318,7 +318,7 @@ func (d *Decider) Decide(ctx context.Context, st *State, req Request) (*Decision
 		}
 		subj.NamespaceLabels = labels
 	}
-	r := &imageRequest{subj: subj,
+	r := &imageRequest{subj: subj, namespace: req.Namespace,
 		keychain: sync.OnceValues(func() (authn.Keychain, error) {
 			return d.keychain(ctx, req.Namespace, wl.ServiceAccount, wl.PullSecrets)
 		}),
@@ -376,7 +376,8 @@ func groupVersion(apiVersion, kind string) (string, string) {
 
 // imageRequest is what deciding each image of a request shares.
 type imageRequest struct {
-	subj policies.Subject
+	subj      policies.Subject
+	namespace string
 	// keychain gives the workload's registry credentials (read once, if
 	// needed).
 	keychain func() (authn.Keychain, error)
@@ -570,6 +571,15 @@ func (d *Decider) policy(ctx context.Context, p *policies.ImagePolicy, digest na
 		var missed atomic.Bool
 		res, err := d.cache.verify(ctx, digest.String(), a.Fingerprint, func(ctx context.Context) (*imageverify.Result, error) {
 			missed.Store(true)
+			kc := kc
+			if a.Source != nil && len(a.Source.PullSecrets) > 0 {
+				// policy-controller's signaturePullSecrets: these Secrets of
+				// the workload's namespace, instead of its credentials.
+				var err error
+				if kc, err = d.keychain(ctx, r.namespace, NoServiceAccount, a.Source.PullSecrets); err != nil {
+					return nil, fmt.Errorf("%w: failed to get the signature pull secrets: %s", imageverify.ErrUnavailable, oneLine(err))
+				}
+			}
 			start := time.Now()
 			res, err := d.verifier.Verify(ctx, digest, a, kc)
 			d.metrics.observeVerify(digest.Context().RegistryStr(), time.Since(start), err)

@@ -11,6 +11,10 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
+// NoServiceAccount, as a KeychainFunc's service account, asks for the
+// named pull secrets only (policy-controller's signaturePullSecrets).
+const NoServiceAccount = kauth.NoServiceAccount
+
 // keychainTimeout bounds reading a workload's pull secrets.
 const keychainTimeout = 5 * time.Second
 

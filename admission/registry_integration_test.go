@@ -2,6 +2,7 @@ package admission_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -32,14 +33,37 @@ func TestRealRegistry(t *testing.T) {
 	bundled := signtest.PushImage(t, reg.Host+"/team/tool:v1", opts...)
 	signtest.SignBundle(t, bundled, key, opts...)
 	unsigned := signtest.PushImage(t, reg.Host+"/team/unsigned:v1", opts...)
+	// Signatures kept in another repository (COSIGN_REPOSITORY), read
+	// with policy-controller's signaturePullSecrets.
+	elsewhere := signtest.PushImage(t, reg.Host+"/elsewhere/app:v1", opts...)
+	signtest.SignLegacyIn(t, elsewhere, key, reg.Host+"/signatures", "", opts...)
+	noSecret := signtest.PushImage(t, reg.Host+"/nosecret/app:v1", opts...)
+	signtest.SignLegacyIn(t, noSecret, key, reg.Host+"/signatures", "", opts...)
+	sourced := func(name, glob, secret string) string {
+		return fmt.Sprintf(`apiVersion: policy.sigstore.dev/v1beta1
+kind: ClusterImagePolicy
+metadata: {name: %s}
+spec:
+  images: [{glob: %q}]
+  authorities:
+  - key:
+      data: |
+%s
+    source:
+    - oci: %s/signatures
+      signaturePullSecrets: [{name: %s}]
+`, name, glob, indentPEM(key.PEM), reg.Host, secret)
+	}
 
 	dockerConfig, _ := json.Marshal(map[string]any{"auths": map[string]any{reg.Host: map[string]string{"username": reg.Username, "password": reg.Password}}})
 	client := fake.NewSimpleClientset(
 		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: "apps"}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "regcred", Namespace: "apps"}, Type: corev1.SecretTypeDockerConfigJson, Data: map[string][]byte{corev1.DockerConfigJsonKey: dockerConfig}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "sigcred", Namespace: "apps"}, Type: corev1.SecretTypeDockerConfigJson, Data: map[string][]byte{corev1.DockerConfigJsonKey: dockerConfig}},
 	)
 	p := &admission.Policies{}
-	p.Store(admission.NewState(compile(t, keyPolicy("team", reg.Host+"/team/**", "enforce", key.PEM)), admission.Provenance{Version: 1}))
+	p.Store(admission.NewState(compile(t, keyPolicy("team", reg.Host+"/team/**", "enforce", key.PEM),
+		sourced("elsewhere", reg.Host+"/elsewhere/**", "sigcred"), sourced("nosecret", reg.Host+"/nosecret/**", "absent")), admission.Provenance{Version: 1}))
 	serve := func(v *imageverify.Verifier) *fixture {
 		mux := http.NewServeMux()
 		admission.NewWebhook(admission.NewDecider(v, admission.WithKeychain(admission.PullSecretKeychain(client))), p).Register(mux)
@@ -66,6 +90,8 @@ func TestRealRegistry(t *testing.T) {
 		{"unsigned", trusting, []string{unsigned.String()}, withSecret, false, "no signatures found"},
 		{"no pull secret", trusting, []string{legacy.String()}, nil, false, "UNAUTHORIZED"},
 		{"registry CA not trusted", untrusting, []string{legacy.String()}, withSecret, false, "certificate signed by unknown authority"},
+		{"signatures in another repository, read with signaturePullSecrets", trusting, []string{elsewhere.String()}, nil, true, ""},
+		{"signaturePullSecrets naming no Secret", trusting, []string{noSecret.String()}, withSecret, false, "UNAUTHORIZED"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

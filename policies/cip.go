@@ -92,7 +92,7 @@ type CIPKeyless struct {
 // CIPSource says where signatures live when not beside the image.
 type CIPSource struct {
 	OCI                  string         `json:"oci,omitempty"`
-	SignaturePullSecrets []CIPSecretRef `json:"signaturePullSecrets,omitempty"`
+	SignaturePullSecrets []LocalObjectReference `json:"signaturePullSecrets,omitempty"`
 	TagPrefix            string         `json:"tagPrefix,omitempty"`
 }
 
@@ -224,8 +224,14 @@ func (c *compiler) cipAuthority(a at, field string, au CIPAuthority) (Authority,
 		}
 		out.Keyless = kl
 	}
-	if len(au.Sources) > 0 {
-		unsupported("source", "signatures kept in another repository")
+	switch len(au.Sources) {
+	case 0:
+	case 1:
+		src := au.Sources[0]
+		out.Source = &SignatureSource{OCI: src.OCI, TagPrefix: src.TagPrefix, SignaturePullSecrets: src.SignaturePullSecrets}
+	default:
+		a.fail(field+".source", "only a single source is supported (as policy-controller)")
+		ok = false
 	}
 	switch {
 	case au.CTLog != nil && au.CTLog.TrustRootRef != "":

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -62,6 +63,12 @@ func Compile(docs []bundle.Document, opts ...Option) (*Set, error) {
 	}
 	for _, f := range c.deferred {
 		f()
+	}
+	if c.set.settings.RefuseClusterReferences {
+		for _, r := range c.set.ClusterReferences() {
+			c.errs = append(c.errs, &FieldError{File: r.File, Kind: r.Kind, Name: r.Policy, Field: r.Field,
+				Detail: fmt.Sprintf("authority %s reads %s from the cluster, and Settings %q refuses cluster references", r.Authority, r.What, c.set.settings.Name)})
+		}
 	}
 	if len(c.errs) > 0 {
 		return nil, &CompileError{Errs: c.errs}
@@ -391,6 +398,15 @@ func (c *compiler) authority(a at, field string, au Authority) *CompiledAuthorit
 			a.fail(field, "a static authority takes no ctlog or attestations")
 		}
 	}
+	if au.Source != nil {
+		if au.Static != nil {
+			a.fail(field+".source", "a static authority reads no signatures")
+		}
+		out.Source = c.source(a, field+".source", au.Source)
+		if out.Source != nil {
+			fmt.Fprintf(h, "source\x00%s\x00%s\x00", out.Source.Repository, out.Source.TagPrefix)
+		}
+	}
 	if au.CTLog != nil {
 		if len(au.CTLog.PublicKeys) == 0 {
 			a.fail(field+".ctlog.publicKeys", "at least one Rekor public key is required (verification is offline)")
@@ -455,6 +471,33 @@ func (a CompiledAttestation) source() string {
 		return a.Policy.Source()
 	}
 	return ""
+}
+
+// source checks where an authority's signatures are kept.
+func (c *compiler) source(a at, field string, s *SignatureSource) *CompiledSource {
+	out := &CompiledSource{TagPrefix: s.TagPrefix}
+	if s.OCI != "" {
+		repo, err := name.NewRepository(s.OCI)
+		if err != nil {
+			a.fail(field+".oci", "is not a repository: %s", oneLine(err.Error()))
+			return nil
+		}
+		out.Repository = repo.Name()
+	}
+	if strings.ContainsAny(s.TagPrefix, "/:@ ") {
+		a.fail(field+".tagPrefix", "%q cannot begin a tag", s.TagPrefix)
+	}
+	for i, ps := range s.SignaturePullSecrets {
+		if msgs := validation.IsDNS1123Subdomain(ps.Name); len(msgs) > 0 {
+			a.fail(fmt.Sprintf("%s.signaturePullSecrets[%d].name", field, i), "%s", msgs[0])
+			continue
+		}
+		out.PullSecrets = append(out.PullSecrets, ps.Name)
+	}
+	if out.Repository == "" && out.TagPrefix == "" && len(out.PullSecrets) == 0 {
+		return nil
+	}
+	return out
 }
 
 func keyID(pk crypto.PublicKey) string {
@@ -616,6 +659,13 @@ func (c *compiler) settings(a at, doc *SettingsDoc) {
 		}
 	}
 	s.ExemptNamespaces = doc.Spec.ExemptNamespaces
+	switch doc.Spec.ClusterReferences {
+	case "", "allow":
+	case "refuse":
+		s.RefuseClusterReferences = true
+	default:
+		a.fail("spec.clusterReferences", "is %q, want allow or refuse", doc.Spec.ClusterReferences)
+	}
 	s.Name = doc.Metadata.Name
 	c.set.settings = s
 }

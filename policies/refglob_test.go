@@ -284,6 +284,9 @@ func TestClusterImagePolicyCompile(t *testing.T) {
 		{"spec policy", cip("v1beta1", "  images: [{glob: '**'}]\n  authorities:\n"+keyAuth+"  policy: {type: rego, data: 'package sigstore\n\nisCompliant = true'}\n"), ""},
 		{"spec policy from a ConfigMap", cip("v1beta1", "  images: [{glob: '**'}]\n  authorities:\n"+keyAuth+"  policy: {type: rego, configMapRef: {name: p, key: policy}}\n"), "spec.policy.configMapRef: a policy read from a ConfigMap is outside the bundle's signatures"},
 		{"spec policy in another package", cip("v1beta1", "  images: [{glob: '**'}]\n  authorities:\n"+keyAuth+"  policy: {type: rego, data: 'package other\n\nisCompliant = true'}\n"), "spec.policy: Rego: the module is package other"},
+		{"two sources", cip("v1beta1", "  images: [{glob: '**'}]\n  authorities:\n"+keyAuth+"    source: [{oci: a.example.com/s}, {oci: b.example.com/s}]\n"), "spec.authorities[0].source: only a single source is supported"},
+		{"source, bad repository", cip("v1beta1", "  images: [{glob: '**'}]\n  authorities:\n"+keyAuth+"    source: [{oci: 'Not A Repo'}]\n"), "spec.authorities[0].source.oci: is not a repository"},
+		{"source with pull secrets", cip("v1beta1", "  images: [{glob: '**'}]\n  authorities:\n"+keyAuth+"    source: [{oci: registry.example.com/sigs, tagPrefix: v2-, signaturePullSecrets: [{name: sigcred}]}]\n"), ""},
 		{"unknown field", cip("v1beta1", "  images: [{glob: '**'}]\n  authoritys: []\n"), "spec.authoritys: unknown field"},
 		{"TrustRoot remote", "apiVersion: policy.sigstore.dev/v1alpha1\nkind: TrustRoot\nmetadata: {name: t}\nspec: {remote: {root: eA==, mirror: 'https://tuf.example.com'}}\n", "spec.remote: (a TUF mirror fetched at run time) is not supported yet"},
 		{"TrustRoot, no keys", "apiVersion: policy.sigstore.dev/v1alpha1\nkind: TrustRoot\nmetadata: {name: t}\nspec: {}\n", "spec: exactly one of remote, repository and sigstoreKeys"},
@@ -301,5 +304,26 @@ func TestClusterImagePolicyCompile(t *testing.T) {
 				t.Fatalf("err = %v\nwant it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// A signaturePullSecrets reference is listed as read from the cluster, and
+// a Settings document can refuse it.
+func TestClusterReferences(t *testing.T) {
+	key := testKeyPEM(t)
+	doc := "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata: {name: c}\nspec:\n  images: [{glob: '**'}]\n  authorities:\n  - name: signed\n    key:\n      data: |\n" + indent(key, 8) +
+		"\n    source: [{oci: registry.example.com/sigs, signaturePullSecrets: [{name: sigcred}, {name: other}]}]\n"
+	set, err := compileOne(t, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs := set.ClusterReferences()
+	want := `policies/p0.yaml: ClusterImagePolicy "c", authority signed: source.signaturePullSecrets reads Secrets sigcred, other of the admitted workload's namespace`
+	if len(refs) != 1 || !strings.HasPrefix(refs[0].String(), want) {
+		t.Fatalf("references = %v, want one starting %q", refs, want)
+	}
+	_, err = compileOne(t, doc, "apiVersion: policy.ward.dev/v1\nkind: Settings\nmetadata: {name: strict}\nspec: {clusterReferences: refuse}\n")
+	if err == nil || !strings.Contains(err.Error(), `source.signaturePullSecrets: authority signed reads Secrets sigcred, other`) || !strings.Contains(err.Error(), `Settings "strict" refuses cluster references`) {
+		t.Fatalf("err = %v, want the reference refused", err)
 	}
 }

@@ -92,7 +92,20 @@ type CompiledAuthority struct {
 	// digest and Fingerprint, so they survive a policy swap that leaves
 	// the authority unchanged.
 	Fingerprint string
-	signerID    string
+	// Source is where signatures are kept when not beside the image; nil
+	// for beside it.
+	Source *CompiledSource
+	signerID string
+}
+
+// CompiledSource is a SignatureSource, checked.
+type CompiledSource struct {
+	// Repository holds the signatures ("" for the image's own).
+	Repository string
+	TagPrefix  string
+	// PullSecrets are Secrets in the workload's namespace to read them
+	// with (none: the workload's own credentials).
+	PullSecrets []string
 }
 
 // PublicKey is a static verification key: PEM-decoded or a KMS URI that is
@@ -171,6 +184,9 @@ type Settings struct {
 	UnmatchedMode Mode
 	// ExemptNamespaces are never checked.
 	ExemptNamespaces []string
+	// RefuseClusterReferences refuses policies that read objects from the
+	// cluster (see ClusterReference).
+	RefuseClusterReferences bool
 }
 
 func defaultSettings() Settings { return Settings{UnmatchedMode: ModeEnforce} }

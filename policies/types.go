@@ -105,10 +105,33 @@ type Authority struct {
 	Keyless *KeylessRef `json:"keyless,omitempty"`
 	Static  *StaticRef  `json:"static,omitempty"`
 	CTLog   *TLog       `json:"ctlog,omitempty"`
+	// Source says where the authority's signatures are kept when not
+	// beside the image.
+	Source *SignatureSource `json:"source,omitempty"`
 	// Attestations, when present, replace the signature check: the
 	// authority is satisfied when each listed attestation is signed by it
 	// and passes its condition (policy-controller's semantics).
 	Attestations []Attestation `json:"attestations,omitempty"`
+}
+
+// SignatureSource is where signatures and attestations are kept when not
+// beside the image (cosign's COSIGN_REPOSITORY), and the credentials to
+// read them.
+type SignatureSource struct {
+	// OCI is the repository that holds them ("registry.example.com/sigs").
+	OCI string `json:"oci,omitempty"`
+	// TagPrefix is put before the legacy tags' names
+	// ("<prefix>sha256-<hex>.sig").
+	TagPrefix string `json:"tagPrefix,omitempty"`
+	// SignaturePullSecrets are Secrets in the admitted workload's namespace
+	// used to read them, instead of the workload's own pull secrets. They
+	// are read from the cluster: outside the bundle's signatures.
+	SignaturePullSecrets []LocalObjectReference `json:"signaturePullSecrets,omitempty"`
+}
+
+// LocalObjectReference names an object in the same namespace.
+type LocalObjectReference struct {
+	Name string `json:"name"`
 }
 
 // KeyRef is a public key: PEM data or a KMS URI. Exactly one.
@@ -221,4 +244,9 @@ type SettingsSpec struct {
 	UnmatchedMode Mode `json:"unmatchedMode,omitempty"`
 	// ExemptNamespaces are never checked.
 	ExemptNamespaces []string `json:"exemptNamespaces,omitempty"`
+	// ClusterReferences is "allow" (default) or "refuse": whether policies
+	// may read objects from the cluster at admission time (policy-
+	// controller's signaturePullSecrets, key.secretRef), which are outside
+	// the bundle's signatures.
+	ClusterReferences string `json:"clusterReferences,omitempty"`
 }

@@ -200,6 +200,17 @@ func (v *Verifier) Verify(ctx context.Context, img name.Digest, a *policies.Comp
 	if err != nil {
 		return nil, err
 	}
+	sigs := img
+	if a.Source != nil && a.Source.Repository != "" {
+		repo, err := name.NewRepository(a.Source.Repository)
+		if err != nil {
+			return nil, fmt.Errorf("%w: authority %q: source: %s", ErrConfig, a.Name, err)
+		}
+		sigs = repo.Digest(img.DigestStr())
+	}
+	for i := range opts {
+		opts[i].sigs = sigs
+	}
 	if len(a.Attestations) > 0 {
 		return v.verifyAttestations(ctx, img, a, opts)
 	}
@@ -210,6 +221,9 @@ func (v *Verifier) Verify(ctx context.Context, img name.Digest, a *policies.Comp
 type checkSet struct {
 	co       *cosign.CheckOpts
 	describe string // for results when the signature carries no certificate
+	// sigs is where Sigstore bundles are looked for: the image's digest in
+	// the repository that keeps its signatures.
+	sigs name.Digest
 }
 
 func (v *Verifier) checkOpts(ctx context.Context, a *policies.CompiledAuthority, kc authn.Keychain) ([]checkSet, error) {
@@ -217,6 +231,20 @@ func (v *Verifier) checkOpts(ctx context.Context, a *policies.CompiledAuthority,
 		RegistryClientOpts: []ociremote.Option{ociremote.WithRemoteOptions(v.remoteOptions(ctx, kc)...)},
 		IgnoreTlog:         len(a.TLogKeys) == 0,
 		MaxWorkers:         4,
+	}
+	if src := a.Source; src != nil {
+		// Signatures kept in another repository, or under prefixed tags
+		// (cosign's COSIGN_REPOSITORY; policy-controller's source).
+		if src.Repository != "" {
+			repo, err := name.NewRepository(src.Repository)
+			if err != nil {
+				return nil, fmt.Errorf("%w: authority %q: source: %s", ErrConfig, a.Name, err)
+			}
+			base.RegistryClientOpts = append(base.RegistryClientOpts, ociremote.WithTargetRepository(repo))
+		}
+		if src.TagPrefix != "" {
+			base.RegistryClientOpts = append(base.RegistryClientOpts, ociremote.WithPrefix(src.TagPrefix))
+		}
 	}
 	var rekorLogs map[string]*root.TransparencyLog
 	if len(a.TLogKeys) > 0 {
@@ -389,7 +417,7 @@ func (v *Verifier) verifySignatures(ctx context.Context, img name.Digest, sets [
 		reasons = append(reasons, FormatSigTag+": "+brief(err))
 	}
 	isSignature := func(st statement) bool { return st.PredicateType == types.CosignSignPredicateType }
-	bundles, err := v.fetchBundles(img, sets[0].co.RegistryClientOpts, isSignature)
+	bundles, err := v.fetchBundles(sets[0].sigs, sets[0].co.RegistryClientOpts, isSignature)
 	if err != nil {
 		unavailable = true
 		reasons = append(reasons, FormatBundle+": "+brief(err))
@@ -412,7 +440,11 @@ func (v *Verifier) verifySignatures(ctx context.Context, img name.Digest, sets [
 	case unavailable:
 		return nil, fmt.Errorf("%w: %s", ErrUnavailable, strings.Join(dedupe(reasons), "; "))
 	case !found:
-		return nil, fmt.Errorf("%w for %s in either format (no .sig tag, no Sigstore bundle referrer)", ErrNoSignatures, img.DigestStr())
+		where := ""
+		if sets[0].sigs.Context() != img.Context() {
+			where = " in " + sets[0].sigs.Context().Name()
+		}
+		return nil, fmt.Errorf("%w for %s%s in either format (no .sig tag, no Sigstore bundle referrer)", ErrNoSignatures, img.DigestStr(), where)
 	}
 	return nil, fmt.Errorf("%w: %s", ErrNoMatch, strings.Join(dedupe(reasons), "; "))
 }
@@ -534,8 +566,8 @@ func isBundleCandidate(desc v1.Descriptor) bool {
 	return false
 }
 
-// fetchBundles reads the image's referrers (the API, else the tag-schema
-// fallback) and returns the Sigstore bundles whose unverified statement
+// fetchBundles reads the referrers of img (the image's digest where its
+// signatures are kept; the API, else the tag-schema fallback) and returns the Sigstore bundles whose unverified statement
 // want accepts. Selection is repeated on the verified statement.
 func (v *Verifier) fetchBundles(img name.Digest, opts []ociremote.Option, want func(statement) bool) ([]fetchedBundle, error) {
 	index, err := ociremote.Referrers(img, "", opts...)
@@ -685,7 +717,7 @@ func (v *Verifier) verifyAttestations(ctx context.Context, img name.Digest, a *p
 	isAttestation := func(st statement) bool {
 		return st.PredicateType != "" && st.PredicateType != types.CosignSignPredicateType
 	}
-	bundles, err := v.fetchBundles(img, sets[0].co.RegistryClientOpts, isAttestation)
+	bundles, err := v.fetchBundles(sets[0].sigs, sets[0].co.RegistryClientOpts, isAttestation)
 	if err != nil {
 		unavailableErr = true
 		reasons = append(reasons, FormatBundle+": "+brief(err))

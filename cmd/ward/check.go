@@ -73,7 +73,10 @@ type checkResult struct {
 type checkReport struct {
 	Allowed bool                   `json:"allowed"`
 	Bundles []admission.Provenance `json:"bundles"`
-	Results []checkResult          `json:"results"`
+	// ClusterReferences are what the policies read from the cluster,
+	// outside the bundle's signatures.
+	ClusterReferences []string      `json:"clusterReferences,omitempty"`
+	Results           []checkResult `json:"results"`
 }
 
 func (o *checkOptions) run(cmd *cobra.Command) error {
@@ -93,6 +96,9 @@ func (o *checkOptions) run(cmd *cobra.Command) error {
 		return err
 	}
 	rep := checkReport{Allowed: true, Bundles: st.Bundles}
+	for _, r := range st.Set.ClusterReferences() {
+		rep.ClusterReferences = append(rep.ClusterReferences, r.String())
+	}
 	for _, obj := range objs {
 		r, err := decideObject(cmd.Context(), d, st, obj, o.namespace, o.timeout)
 		if err != nil {
@@ -109,6 +115,9 @@ func (o *checkOptions) run(cmd *cobra.Command) error {
 			labels[i] = b.Label()
 		}
 		p.line("checked against %s", strings.Join(labels, ", "))
+		for _, r := range rep.ClusterReferences {
+			p.line("note: %s", r)
+		}
 		for _, r := range rep.Results {
 			id := r.Kind + " " + qualified(r.Namespace, r.Name)
 			switch {

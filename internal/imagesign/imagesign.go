@@ -51,6 +51,17 @@ func PushRandomImage(ref string, opts ...remote.Option) (name.Digest, error) {
 // SignLegacy attaches a signature over claimed's simple-signing payload to
 // d's "sha256-<hex>.sig" tag (claimed is d, unless a test forges a copy).
 func SignLegacy(d, claimed name.Digest, s signature.Signer, opts ...remote.Option) error {
+	return signLegacy(d, claimed, s, nil, opts...)
+}
+
+// SignLegacyIn attaches a signature over d's simple-signing payload to
+// the "<prefix>sha256-<hex>.sig" tag of another repository (what cosign
+// writes with COSIGN_REPOSITORY set).
+func SignLegacyIn(d name.Digest, s signature.Signer, target name.Repository, prefix string, opts ...remote.Option) error {
+	return signLegacy(d, d, s, []ociremote.Option{ociremote.WithTargetRepository(target), ociremote.WithPrefix(prefix)}, opts...)
+}
+
+func signLegacy(d, claimed name.Digest, s signature.Signer, where []ociremote.Option, opts ...remote.Option) error {
 	p, err := (&payload.Cosign{Image: claimed}).MarshalJSON()
 	if err != nil {
 		return err
@@ -63,16 +74,16 @@ func SignLegacy(d, claimed name.Digest, s signature.Signer, opts ...remote.Optio
 	if err != nil {
 		return err
 	}
-	return AttachSignature(d, ociSig, opts...)
+	return attach(d, func(se oci.SignedEntity) (oci.SignedEntity, error) { return mutate.AttachSignatureToEntity(se, ociSig) }, ociremote.WriteSignatures, where, opts...)
 }
 
 // AttachSignature writes a prepared signature to d's .sig tag.
 func AttachSignature(d name.Digest, sig oci.Signature, opts ...remote.Option) error {
-	return attach(d, func(se oci.SignedEntity) (oci.SignedEntity, error) { return mutate.AttachSignatureToEntity(se, sig) }, ociremote.WriteSignatures, opts...)
+	return attach(d, func(se oci.SignedEntity) (oci.SignedEntity, error) { return mutate.AttachSignatureToEntity(se, sig) }, ociremote.WriteSignatures, nil, opts...)
 }
 
-func attach(d name.Digest, add func(oci.SignedEntity) (oci.SignedEntity, error), write func(name.Repository, oci.SignedEntity, ...ociremote.Option) error, opts ...remote.Option) error {
-	ro := []ociremote.Option{ociremote.WithRemoteOptions(opts...)}
+func attach(d name.Digest, add func(oci.SignedEntity) (oci.SignedEntity, error), write func(name.Repository, oci.SignedEntity, ...ociremote.Option) error, where []ociremote.Option, opts ...remote.Option) error {
+	ro := append([]ociremote.Option{ociremote.WithRemoteOptions(opts...)}, where...)
 	se, err := ociremote.SignedEntity(d, ro...)
 	if err != nil {
 		return err
@@ -110,7 +121,7 @@ func AttestLegacy(d name.Digest, s signature.Signer, predicateType string, predi
 	if err != nil {
 		return err
 	}
-	return attach(d, func(se oci.SignedEntity) (oci.SignedEntity, error) { return mutate.AttachAttestationToEntity(se, att) }, ociremote.WriteAttestations, opts...)
+	return attach(d, func(se oci.SignedEntity) (oci.SignedEntity, error) { return mutate.AttachAttestationToEntity(se, att) }, ociremote.WriteAttestations, nil, opts...)
 }
 
 // SignBundle stores, as a referrer of d, a Sigstore bundle with a

@@ -77,6 +77,15 @@ func SignLegacy(t testing.TB, d name.Digest, k *Key, opts ...remote.Option) {
 	check(t, imagesign.SignLegacy(d, d, k.Signer, opts...))
 }
 
+// SignLegacyIn attaches the signature to the "<prefix>sha256-<hex>.sig"
+// tag of another repository (cosign with COSIGN_REPOSITORY).
+func SignLegacyIn(t testing.TB, d name.Digest, k *Key, target, prefix string, opts ...remote.Option) {
+	t.Helper()
+	repo, err := name.NewRepository(target)
+	check(t, err)
+	check(t, imagesign.SignLegacyIn(d, k.Signer, repo, prefix, opts...))
+}
+
 // SignLegacyFor signs the payload naming claimed but attaches the signature
 // to d's .sig tag: the copied-signature attack.
 func SignLegacyFor(t testing.TB, d, claimed name.Digest, k *Key, opts ...remote.Option) {

@@ -189,6 +189,9 @@ func (s *Syncer) apply(sp Spec, trust uint64, requested string, st *admission.St
 	}
 	if swapped {
 		log.Info("policies swapped in", "state", StateEnforcing, "version", a.Version, "digest", a.Digest, "commit", a.Commit, "policies", a.Policies)
+		for _, r := range st.Set.ClusterReferences() {
+			log.Info("a policy reads from the cluster, outside the bundle's signatures", "version", a.Version, "file", r.File, "policy", r.Policy, "authority", r.Authority, "field", r.Field, "reads", r.What)
+		}
 	}
 	s.metrics.sync(sp.Name, "", s.now().Sub(start), swapped)
 }
