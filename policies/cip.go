@@ -91,9 +91,9 @@ type CIPKeyless struct {
 
 // CIPSource says where signatures live when not beside the image.
 type CIPSource struct {
-	OCI                  string         `json:"oci,omitempty"`
+	OCI                  string                 `json:"oci,omitempty"`
 	SignaturePullSecrets []LocalObjectReference `json:"signaturePullSecrets,omitempty"`
-	TagPrefix            string         `json:"tagPrefix,omitempty"`
+	TagPrefix            string                 `json:"tagPrefix,omitempty"`
 }
 
 // CIPTLog is a Rekor transparency log.

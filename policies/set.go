@@ -94,7 +94,7 @@ type CompiledAuthority struct {
 	Fingerprint string
 	// Source is where signatures are kept when not beside the image; nil
 	// for beside it.
-	Source *CompiledSource
+	Source   *CompiledSource
 	signerID string
 }
 
