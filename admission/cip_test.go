@@ -1,6 +1,7 @@
 package admission_test
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 	"strings"
@@ -11,6 +12,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
 
 	"ward.dev/ward/admission"
 	"ward.dev/ward/admission/imageverify"
@@ -191,8 +195,37 @@ spec:
       url: http://rekor.rekor-system.svc
       trustRootRef: my-sigstore-keys
 `, issuer)
-	set := compile(t, cip, trustRoot) // the TrustRoot may come after the policy
-	d := admission.NewDecider(imageverify.New())
+	// The Fulcio CA read from a Secret (keyless.ca-cert.secretRef), the
+	// log's key from the TrustRoot.
+	caFromSecret := fmt.Sprintf(`apiVersion: policy.sigstore.dev/v1alpha1
+kind: ClusterImagePolicy
+metadata:
+  name: image-policy-keyless-ca-from-secret
+spec:
+  images:
+  - glob: "**secretca**"
+  authorities:
+  - keyless:
+      ca-cert:
+        secretRef: {name: fulcio-ca}
+      insecureIgnoreSCT: true
+      identities:
+      - issuer: %s
+        subject: %s
+    ctlog:
+      trustRootRef: my-sigstore-keys
+`, issuer, subject)
+	secretCA := signtest.PushImage(t, host+"/secretca/app:v1")
+	s.SignLegacy(t, secretCA, subject, issuer)
+	rogueCA := signtest.PushImage(t, host+"/secretca/rogue:v1")
+	rogue.SignLegacy(t, rogueCA, subject, issuer)
+	set := compile(t, cip, trustRoot, caFromSecret) // the TrustRoot may come after the policy
+	d := admission.NewDecider(imageverify.New(), admission.WithSecrets(func(_ context.Context, name string) (map[string][]byte, error) {
+		if name != "fulcio-ca" {
+			return nil, fmt.Errorf("no Secret %s", name)
+		}
+		return map[string][]byte{"ca.pem": []byte(s.CAPEM)}, nil
+	}))
 	st := admission.NewState(set, admission.Provenance{Version: 1})
 	for _, tc := range []struct {
 		name    string
@@ -203,6 +236,8 @@ spec:
 		{"the identity, bundle format", bundled.String(), true},
 		{"another identity", otherID.String(), false},
 		{"another CA", otherCA.String(), false},
+		{"CA from a Secret", secretCA.String(), true},
+		{"another CA than the Secret's", rogueCA.String(), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dec, err := d.Decide(t.Context(), st, podRequest(tc.image))
@@ -431,5 +466,82 @@ func TestClusterImagePolicySource(t *testing.T) {
 		if dec.Allowed || !strings.Contains(dec.Message(), want) {
 			t.Fatalf("%s: %s, want denied with %q", img, dec.Message(), want)
 		}
+	}
+}
+
+// key.secretRef: the key is read from a Secret of the controller's
+// namespace (through SecretReader, as ward serve reads it), one data entry;
+// a rotated key takes effect though the old verdict was cached.
+func TestClusterImagePolicySecretRef(t *testing.T) {
+	host := signtest.Registry(t, true)
+	key, other := signtest.NewKey(t), signtest.NewKey(t)
+	signed := signtest.PushImage(t, host+"/apps/app:v1")
+	signtest.SignLegacy(t, signed, key)
+	doc := func(name, glob, secret string) string {
+		return fmt.Sprintf(`apiVersion: policy.sigstore.dev/v1beta1
+kind: ClusterImagePolicy
+metadata: {name: %s}
+spec:
+  images: [{glob: %q}]
+  authorities:
+  - name: from-secret
+    key:
+      secretRef: {name: %s}
+`, name, glob, secret)
+	}
+	secret := func(name string, data map[string]string) *corev1.Secret {
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ward-system"}, Data: map[string][]byte{}}
+		for k, v := range data {
+			s.Data[k] = []byte(v)
+		}
+		return s
+	}
+	client := fake.NewSimpleClientset(
+		secret("signing-key", map[string]string{"cosign.pub": key.PEM}),
+		secret("two-entries", map[string]string{"a.pub": key.PEM, "b.pub": key.PEM}),
+		secret("not-a-key", map[string]string{"cosign.pub": "hello"}),
+	)
+	set := compile(t, doc("good", "**/apps/app*", "signing-key"), doc("two", "**/two/**", "two-entries"),
+		doc("bad", "**/bad/**", "not-a-key"), doc("missing", "**/missing/**", "absent"))
+	st := admission.NewState(set, admission.Provenance{Version: 1})
+	d := admission.NewDecider(imageverify.New(), admission.WithSecrets(admission.SecretReader(client, "ward-system")))
+	decide := func(image string) *admission.Decision {
+		t.Helper()
+		dec, err := d.Decide(t.Context(), st, podRequest(image))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dec
+	}
+	if dec := decide(signed.String()); !dec.Allowed {
+		t.Fatalf("signed with the Secret's key: %s", dec.Message())
+	}
+	for repo, want := range map[string]string{
+		"two":     "Secret two-entries has 2 data entries (a.pub, b.pub); one is read",
+		"bad":     "Secret not-a-key does not hold a PEM public key",
+		"missing": "Secret ward-system/absent not found",
+	} {
+		img := signtest.PushImage(t, host+"/"+repo+"/app:v1")
+		signtest.SignLegacy(t, img, key)
+		if dec := decide(img.String()); dec.Allowed || !strings.Contains(dec.Message(), want) {
+			t.Errorf("%s: %s, want denied with %q", repo, dec.Message(), want)
+		}
+	}
+	if refs := set.ClusterReferences(); len(refs) != 4 || refs[0].Field != "key.secretRef" {
+		t.Errorf("cluster references = %v", refs)
+	}
+	// The key is rotated: the verdict cached for the old key does not
+	// survive (a fresh reader stands for the TTL having passed).
+	rotated := secret("signing-key", map[string]string{"cosign.pub": other.PEM})
+	if _, err := client.CoreV1().Secrets("ward-system").Update(t.Context(), rotated, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	d2 := admission.NewDecider(imageverify.New(), admission.WithSecrets(admission.SecretReader(client, "ward-system")))
+	if dec, err := d2.Decide(t.Context(), st, podRequest(signed.String())); err != nil || dec.Allowed {
+		t.Fatalf("after rotation to another key: allowed=%v err=%v", dec != nil && dec.Allowed, err)
+	}
+	// Without a Secret reader the authority fails, saying why.
+	if dec, _ := admission.NewDecider(imageverify.New()).Decide(t.Context(), st, podRequest(signed.String())); dec.Allowed || !strings.Contains(dec.Message(), "nothing here reads Secrets") {
+		t.Fatalf("no reader: %s", dec.Message())
 	}
 }

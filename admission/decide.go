@@ -40,6 +40,7 @@ type Decider struct {
 	cache       *Cache
 	keychain    KeychainFunc
 	nsLabels    NamespaceLabelsFunc
+	secrets     SecretFunc
 	concurrency int
 	metrics     *Metrics
 }
@@ -568,6 +569,13 @@ func (d *Decider) policy(ctx context.Context, p *policies.ImagePolicy, digest na
 			}
 			continue
 		}
+		ra, err := d.withSecret(ctx, a)
+		if err != nil {
+			reasons = append(reasons, fmt.Sprintf("%s: %s", a.Name, oneLine(err)))
+			names = append(names, a.Name)
+			continue
+		}
+		a := ra
 		var missed atomic.Bool
 		res, err := d.cache.verify(ctx, digest.String(), a.Fingerprint, func(ctx context.Context) (*imageverify.Result, error) {
 			missed.Store(true)

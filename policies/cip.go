@@ -74,10 +74,19 @@ type CIPKey struct {
 	HashAlgorithm string        `json:"hashAlgorithm,omitempty"`
 }
 
-// CIPSecretRef names a Secret in the cluster.
+// CIPSecretRef names a Secret in the cluster. As in policy-controller,
+// the Secret is read from the controller's own namespace, whatever
+// Namespace says.
 type CIPSecretRef struct {
 	Name      string `json:"name"`
 	Namespace string `json:"namespace,omitempty"`
+}
+
+func (r *CIPSecretRef) local() *LocalObjectReference {
+	if r == nil {
+		return nil
+	}
+	return &LocalObjectReference{Name: r.Name}
 }
 
 // CIPKeyless is a Fulcio-issued certificate for given identities.
@@ -185,10 +194,7 @@ func (c *compiler) cipAuthority(a at, field string, au CIPAuthority) (Authority,
 		ok = false
 	}
 	if au.Key != nil {
-		if au.Key.SecretRef != nil {
-			unsupported("key.secretRef", "a key read from a Secret in the cluster, outside the bundle's signatures")
-		}
-		out.Key = &KeyRef{Data: au.Key.Data, KMS: au.Key.KMS, HashAlgorithm: au.Key.HashAlgorithm}
+		out.Key = &KeyRef{Data: au.Key.Data, KMS: au.Key.KMS, HashAlgorithm: au.Key.HashAlgorithm, SecretRef: au.Key.SecretRef.local()}
 	}
 	var keylessRoot *trustRoot
 	if k := au.Keyless; k != nil {
@@ -197,10 +203,10 @@ func (c *compiler) cipAuthority(a at, field string, au CIPAuthority) (Authority,
 		case k.CACert != nil && k.TrustRootRef != "":
 			a.fail(field+".keyless", "give ca-cert or trustRootRef, not both")
 			ok = false
-		case k.CACert != nil && (k.CACert.SecretRef != nil || k.CACert.KMS != ""):
-			unsupported("keyless.ca-cert", "a CA read from a Secret or a KMS")
+		case k.CACert != nil && k.CACert.KMS != "":
+			unsupported("keyless.ca-cert.kms", "a CA read from a KMS")
 		case k.CACert != nil:
-			kl.CACert = &KeyRef{Data: k.CACert.Data}
+			kl.CACert = &KeyRef{Data: k.CACert.Data, SecretRef: k.CACert.SecretRef.local()}
 		case k.TrustRootRef != "":
 			if keylessRoot = c.trustRootRef(a, field+".keyless.trustRootRef", k.TrustRootRef); keylessRoot == nil {
 				return out, false

@@ -520,10 +520,22 @@ func (c *compiler) key(a at, field string, k *KeyRef) *PublicKey {
 	default:
 		a.fail(field+".hashAlgorithm", "is %q, want sha256, sha384 or sha512", k.HashAlgorithm)
 	}
+	n := 0
+	for _, set := range []bool{k.Data != "", k.KMS != "", k.SecretRef != nil} {
+		if set {
+			n++
+		}
+	}
 	switch {
-	case k.Data != "" && k.KMS != "":
-		a.fail(field, "data and kms are exclusive")
+	case n > 1:
+		a.fail(field, "data, kms and secretRef are exclusive")
 		return nil
+	case k.SecretRef != nil:
+		if !secretName(a, field+".secretRef.name", k.SecretRef.Name) {
+			return nil
+		}
+		out.SecretRef = k.SecretRef.Name
+		out.id = "secret:" + k.SecretRef.Name
 	case k.Data != "":
 		pk, err := cryptoutils.UnmarshalPEMToPublicKey([]byte(k.Data))
 		if err != nil {
@@ -540,33 +552,64 @@ func (c *compiler) key(a at, field string, k *KeyRef) *PublicKey {
 		out.KMS = k.KMS
 		out.id = "kms:" + k.KMS
 	default:
-		a.fail(field, "data or kms is required")
+		a.fail(field, "data, kms or secretRef is required")
 		return nil
 	}
 	return out
 }
 
+// secretName checks the name of a referenced Secret.
+func secretName(a at, field, name string) bool {
+	if msgs := validation.IsDNS1123Subdomain(name); len(msgs) > 0 {
+		a.fail(field, "%s", msgs[0])
+		return false
+	}
+	return true
+}
+
+// caChain splits PEM certificates into self-signed roots and
+// intermediates; there must be a root.
+func caChain(data []byte) (roots, inter []*x509.Certificate, err error) {
+	certs, err := cryptoutils.UnmarshalCertificatesFromPEM(data)
+	if err != nil || len(certs) == 0 {
+		return nil, nil, errors.New("no PEM certificates")
+	}
+	for _, cert := range certs {
+		if cert.IsCA && bytes.Equal(cert.RawIssuer, cert.RawSubject) {
+			roots = append(roots, cert)
+		} else {
+			inter = append(inter, cert)
+		}
+	}
+	if len(roots) == 0 {
+		return nil, nil, fmt.Errorf("no self-signed root certificate among the %d certificates", len(certs))
+	}
+	return roots, inter, nil
+}
+
 func (c *compiler) keyless(a at, field string, k *KeylessRef) *Keyless {
 	out := &Keyless{IgnoreSCTUnsafe: k.IgnoreSCTUnsafe}
 	h := sha256.New()
-	if k.CACert == nil || k.CACert.Data == "" {
-		a.fail(field+".ca-cert.data", "the PEM certificates of the Fulcio root (and intermediates) are required")
-	} else {
-		certs, err := cryptoutils.UnmarshalCertificatesFromPEM([]byte(k.CACert.Data))
-		if err != nil || len(certs) == 0 {
-			a.fail(field+".ca-cert.data", "no PEM certificates")
+	switch {
+	case k.CACert != nil && k.CACert.SecretRef != nil:
+		if k.CACert.Data != "" || k.CACert.KMS != "" {
+			a.fail(field+".ca-cert", "data and secretRef are exclusive")
 		}
-		for _, cert := range certs {
-			if cert.IsCA && bytes.Equal(cert.RawIssuer, cert.RawSubject) {
-				out.Roots = append(out.Roots, cert)
-			} else {
-				out.Intermediates = append(out.Intermediates, cert)
-			}
+		if secretName(a, field+".ca-cert.secretRef.name", k.CACert.SecretRef.Name) {
+			out.CASecretRef = k.CACert.SecretRef.Name
+			fmt.Fprintf(h, "secret\x00%s\x00", out.CASecretRef)
+		}
+	case k.CACert == nil || k.CACert.Data == "":
+		a.fail(field+".ca-cert.data", "the PEM certificates of the Fulcio root (and intermediates) are required")
+	default:
+		roots, inter, err := caChain([]byte(k.CACert.Data))
+		if err != nil {
+			a.fail(field+".ca-cert.data", "%s", err)
+		}
+		out.Roots, out.Intermediates = roots, inter
+		for _, cert := range append(slices.Clone(roots), inter...) {
 			sum := sha256.Sum256(cert.Raw)
 			fmt.Fprintf(h, "cert\x00%x\x00", sum)
-		}
-		if len(certs) > 0 && len(out.Roots) == 0 {
-			a.fail(field+".ca-cert.data", "no self-signed root certificate among the %d certificates", len(certs))
 		}
 	}
 	if len(k.Identities) == 0 {

@@ -113,12 +113,19 @@ type CompiledSource struct {
 type PublicKey struct {
 	Public crypto.PublicKey
 	KMS    string
-	Hash   crypto.Hash
-	id     string
+	// SecretRef names the Secret (in the controller's namespace) the key
+	// is read from at admission time; see CompiledAuthority.WithSecret.
+	SecretRef string
+	Hash      crypto.Hash
+	id        string
 }
 
 // Keyless trusts Fulcio certificates for given identities.
 type Keyless struct {
+	// CASecretRef names the Secret the CA certificates are read from at
+	// admission time (Roots and Intermediates are then empty until
+	// WithSecret fills them).
+	CASecretRef     string
 	Roots           []*x509.Certificate
 	Intermediates   []*x509.Certificate
 	Identities      []CompiledIdentity

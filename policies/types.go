@@ -134,10 +134,15 @@ type LocalObjectReference struct {
 	Name string `json:"name"`
 }
 
-// KeyRef is a public key: PEM data or a KMS URI. Exactly one.
+// KeyRef is a public key: PEM data, a KMS URI or a Secret. Exactly one.
 type KeyRef struct {
 	Data string `json:"data,omitempty"`
 	KMS  string `json:"kms,omitempty"`
+	// SecretRef names a Secret in the controller's namespace whose one
+	// data entry is the PEM key (or, for ca-cert, the PEM certificates). It
+	// is read from the cluster at admission time, outside the bundle's
+	// signatures (policy-controller's key.secretRef).
+	SecretRef *LocalObjectReference `json:"secretRef,omitempty"`
 	// HashAlgorithm is sha256 (default), sha384 or sha512.
 	HashAlgorithm string `json:"hashAlgorithm,omitempty"`
 }

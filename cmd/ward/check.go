@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -32,8 +34,10 @@ cosign formats, against the registries, with the Docker config's
 credentials), ValidationPolicies and modes. No cluster is needed.
 
 Objects of kinds that carry no Pod spec are skipped; Namespace objects in the
-input supply labels for namespaceSelector policies. Objects without a
-namespace are checked in --namespace.
+input supply labels for namespaceSelector policies, and Secret objects the
+keys that policies name with key.secretRef (matched by name). Objects
+without a namespace are checked in --namespace. What policies read from the
+cluster rather than the signed bundle is printed as a "note:" line.
 
 Exit codes: 0 every workload allowed (warnings included), 1 any denied,
 2 an error (bad input, policies that do not compile, a bundle that does not
@@ -160,7 +164,39 @@ func qualified(ns, name string) string {
 
 // decider is the registry decider with namespace labels from the input.
 func (o *checkOptions) decider(objs []manifests.Object) (*admission.Decider, error) {
-	return o.registryOptions.deciderWith(namespaceLabels(objs))
+	return o.registryOptions.deciderWith(namespaceLabels(objs), manifestSecrets(objs))
+}
+
+// manifestSecrets reads the Secrets a policy names (key.secretRef) from
+// the Secret objects among the manifests, by name: ward check has no
+// cluster, and no controller namespace to look in.
+func manifestSecrets(objs []manifests.Object) admission.SecretFunc {
+	secrets := map[string]map[string][]byte{}
+	for _, obj := range objs {
+		if obj.Kind != "Secret" {
+			continue
+		}
+		var s struct {
+			Data       map[string][]byte `json:"data"`
+			StringData map[string]string `json:"stringData"`
+		}
+		if err := json.Unmarshal(obj.Raw, &s); err != nil {
+			continue
+		}
+		data := map[string][]byte{}
+		maps.Copy(data, s.Data)
+		for k, v := range s.StringData {
+			data[k] = []byte(v)
+		}
+		secrets[obj.Name] = data
+	}
+	return func(_ context.Context, name string) (map[string][]byte, error) {
+		data, ok := secrets[name]
+		if !ok {
+			return nil, fmt.Errorf("the key is in Secret %s: give it to ward check with -f (ward check reads no cluster)", name)
+		}
+		return data, nil
+	}
 }
 
 func namespaceLabels(objs []manifests.Object) admission.NamespaceLabelsFunc {

@@ -216,3 +216,38 @@ func x509Pool(t *testing.T, pemData []byte) *x509.CertPool {
 	}
 	return pool
 }
+
+// ward check reads the key of a key.secretRef policy from a Secret given
+// with -f, and notes that the policy reads from the cluster.
+func TestCheckSecretRef(t *testing.T) {
+	host := signtest.Registry(t, true)
+	key := signtest.NewKey(t)
+	signed := signtest.PushImage(t, host+"/team/app:v1")
+	signtest.SignLegacy(t, signed, key)
+	tmp := t.TempDir()
+	folder := filepath.Join(tmp, "policies")
+	writeFile(t, filepath.Join(folder, "cip.yaml"), `apiVersion: policy.sigstore.dev/v1alpha1
+kind: ClusterImagePolicy
+metadata: {name: image-policy-key-from-secret}
+spec:
+  images: [{glob: "**"}]
+  authorities:
+  - key:
+      secretRef: {name: cosign-key}
+`)
+	app := writeFile(t, filepath.Join(tmp, "app.yaml"), deployment("web", signed.String()))
+	secret := writeFile(t, filepath.Join(tmp, "secret.yaml"), `apiVersion: v1
+kind: Secret
+metadata: {name: cosign-key, namespace: ward-system}
+stringData:
+  cosign.pub: |
+    `+strings.ReplaceAll(strings.TrimSpace(key.PEM), "\n", "\n    ")+"\n")
+	code, out, errOut := ward(t, "check", "-f", app, "-f", secret, "--policies", folder)
+	if code != 0 || !strings.Contains(out, `cip.yaml: ClusterImagePolicy "image-policy-key-from-secret", authority authority-0: key.secretRef reads Secret cosign-key`) {
+		t.Fatalf("with the Secret: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = ward(t, "check", "-f", app, "--policies", folder)
+	if code != 1 || !strings.Contains(out, "give it to ward check with -f") {
+		t.Fatalf("without the Secret: exit %d\n%s", code, out)
+	}
+}

@@ -126,7 +126,7 @@ func (o *registryOptions) bind(cmd *cobra.Command) {
 
 // deciderWith makes the webhook's decider with the Docker config's
 // registry credentials.
-func (o *registryOptions) deciderWith(nsLabels admission.NamespaceLabelsFunc) (*admission.Decider, error) {
+func (o *registryOptions) deciderWith(nsLabels admission.NamespaceLabelsFunc, secrets admission.SecretFunc) (*admission.Decider, error) {
 	var opts []imageverify.Option
 	if o.caFile != "" {
 		pemData, err := os.ReadFile(o.caFile)
@@ -139,5 +139,9 @@ func (o *registryOptions) deciderWith(nsLabels admission.NamespaceLabelsFunc) (*
 		}
 		opts = append(opts, imageverify.WithRootCAs(pool))
 	}
-	return admission.NewDecider(imageverify.New(opts...), admission.WithNamespaceLabels(nsLabels)), nil
+	dopts := []admission.DeciderOption{admission.WithNamespaceLabels(nsLabels)}
+	if secrets != nil {
+		dopts = append(dopts, admission.WithSecrets(secrets))
+	}
+	return admission.NewDecider(imageverify.New(opts...), dopts...), nil
 }

@@ -196,7 +196,8 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 	syncer.NewMetrics(reg, syn)
 	deciderOpts := []admission.DeciderOption{admission.WithDeciderMetrics(admissionMetrics)}
 	if cl != nil {
-		deciderOpts = append(deciderOpts, admission.WithKeychain(admission.PullSecretKeychain(cl.clientset)), admission.WithNamespaceLabels(cl.namespaceLabels))
+		deciderOpts = append(deciderOpts, admission.WithKeychain(admission.PullSecretKeychain(cl.clientset)), admission.WithNamespaceLabels(cl.namespaceLabels),
+			admission.WithSecrets(admission.SecretReader(cl.clientset, o.namespace)))
 	}
 	decider := admission.NewDecider(imageverify.New(vopts...), deciderOpts...)
 	wh := admission.NewWebhook(decider, pols, admission.WithLogger(log.WithName("admission")),

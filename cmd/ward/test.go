@@ -132,7 +132,7 @@ func (o *testOptions) run(cmd *cobra.Command, args []string) error {
 	if len(files) == 0 {
 		return fmt.Errorf("no PolicyTest files in %s", repo.TestsDir())
 	}
-	d, err := o.deciderWith(nil)
+	d, err := o.deciderWith(nil, nil)
 	if err != nil {
 		return err
 	}
