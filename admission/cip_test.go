@@ -545,3 +545,80 @@ spec:
 		t.Fatalf("no reader: %s", dec.Message())
 	}
 }
+
+// rfc3161timestamp: timestamp authorities from a TrustRoot
+// (policy-controller's cip-keyless-tsa and cip-key-tsa, unmodified but for
+// names). A keyless signature with a timestamp and no log entry is
+// admitted; a timestamp from another TSA is not; as in cosign, a key
+// signature without a timestamp still passes.
+func TestClusterImagePolicyTimestamps(t *testing.T) {
+	const (
+		issuer  = "https://token.actions.githubusercontent.com"
+		subject = "https://github.com/example/app/.github/workflows/release.yaml@refs/heads/main"
+	)
+	s, rogue := signtest.NewSigstore(t), signtest.NewSigstore(t)
+	host := signtest.Registry(t, true)
+	key := signtest.NewKey(t)
+	keyless := signtest.PushImage(t, host+"/tsa/keyless:v1")
+	s.SignLegacyTimestamped(t, keyless, subject, issuer)
+	keylessRogue := signtest.PushImage(t, host+"/tsa/keyless-rogue:v1")
+	rogue.SignLegacyTimestamped(t, keylessRogue, subject, issuer) // another CA and TSA
+	keyTS := signtest.PushImage(t, host+"/tsa/bykey:v1")
+	s.SignLegacyWithKeyTimestamped(t, keyTS, key)
+	keyRogueTS := signtest.PushImage(t, host+"/tsa/bykey-rogue:v1")
+	rogue.SignLegacyWithKeyTimestamped(t, keyRogueTS, key)
+	keyNoTS := signtest.PushImage(t, host+"/tsa/bykey-plain:v1")
+	signtest.SignLegacy(t, keyNoTS, key)
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	trustRoot := fmt.Sprintf(`apiVersion: policy.sigstore.dev/v1alpha1
+kind: TrustRoot
+metadata:
+  name: tsa-keys
+spec:
+  sigstoreKeys:
+    certificateAuthorities:
+    - subject: {organization: fulcio-organization, commonName: fulcio-common-name}
+      uri: https://fulcio.fulcio-system.svc
+      certChain: %s
+    timestampAuthorities:
+    - subject: {organization: tsa-organization, commonName: tsa-common-name}
+      uri: https://tsa.tsa-system.svc
+      certChain: %s
+`, b64(s.CAPEM), b64(s.TSAPEM))
+	set := compile(t, trustRoot, fmt.Sprintf(`apiVersion: policy.sigstore.dev/v1beta1
+kind: ClusterImagePolicy
+metadata: {name: image-policy-keyless-tsa}
+spec:
+  images: [{glob: "**/tsa/keyless*"}]
+  authorities:
+  - keyless:
+      trustRootRef: tsa-keys
+      insecureIgnoreSCT: true
+      identities: [{issuer: %s, subject: %s}]
+    rfc3161timestamp:
+      trustRootRef: tsa-keys
+`, issuer, subject), cipKey("v1beta1", "image-policy-key-tsa", "**/tsa/bykey*", key.PEM, "    rfc3161timestamp:\n      trustRootRef: tsa-keys\n"))
+	d := admission.NewDecider(imageverify.New())
+	st := admission.NewState(set, admission.Provenance{Version: 1})
+	for _, tc := range []struct {
+		name    string
+		image   string
+		allowed bool
+	}{
+		{"keyless, timestamped, no log entry", keyless.String(), true},
+		{"keyless, another CA and TSA", keylessRogue.String(), false},
+		{"key, timestamped", keyTS.String(), true},
+		{"key, timestamp from another TSA", keyRogueTS.String(), false},
+		{"key, no timestamp", keyNoTS.String(), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dec, err := d.Decide(t.Context(), st, podRequest(tc.image))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if dec.Allowed != tc.allowed {
+				t.Fatalf("allowed = %t, want %t: %s", dec.Allowed, tc.allowed, dec.Message())
+			}
+		})
+	}
+}

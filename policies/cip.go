@@ -260,8 +260,17 @@ func (c *compiler) cipAuthority(a at, field string, au CIPAuthority) (Authority,
 		// A keyless authority trusts the logs of its own TrustRoot.
 		out.CTLog = &TLog{PublicKeys: keylessRoot.tlogs}
 	}
-	if au.RFC3161Timestamp != nil {
-		unsupported("rfc3161timestamp", "timestamp authorities come from a TrustRoot")
+	if ts := au.RFC3161Timestamp; ts != nil {
+		f := field + ".rfc3161timestamp.trustRootRef"
+		switch tr := c.trustRootRef(a, f, ts.TrustRootRef); {
+		case tr == nil:
+			ok = false
+		case tr.tsaPEM == "":
+			a.fail(f, "TrustRoot %q has no timestampAuthorities", ts.TrustRootRef)
+			ok = false
+		default:
+			out.RFC3161Timestamp = &TimestampAuthorities{CertChain: tr.tsaPEM}
+		}
 	}
 	switch au.SignatureFormat {
 	case "", "legacy", "bundle":

@@ -383,8 +383,8 @@ func (c *compiler) authority(a at, field string, au Authority) *CompiledAuthorit
 		out.Keyless = kl
 		out.signerID = "keyless:" + kl.id
 		fmt.Fprintf(h, "keyless\x00%s\x00", kl.id)
-		if au.CTLog == nil {
-			a.fail(field+".ctlog", "is required for keyless: a Fulcio certificate is valid for minutes, so the signing time must come from the transparency log")
+		if au.CTLog == nil && au.RFC3161Timestamp == nil {
+			a.fail(field+".ctlog", "is required for keyless (or rfc3161timestamp): a Fulcio certificate is valid for minutes, so the signing time must come from the transparency log or a timestamp authority")
 		}
 	case au.Static != nil:
 		switch au.Static.Action {
@@ -396,6 +396,17 @@ func (c *compiler) authority(a at, field string, au Authority) *CompiledAuthorit
 		fmt.Fprintf(h, "static\x00%s\x00", au.Static.Action)
 		if au.CTLog != nil || len(au.Attestations) > 0 {
 			a.fail(field, "a static authority takes no ctlog or attestations")
+		}
+	}
+	if au.RFC3161Timestamp != nil {
+		if au.Static != nil {
+			a.fail(field+".rfc3161timestamp", "a static authority reads no signatures")
+		}
+		out.TSA = tsa(a, field+".rfc3161timestamp.certChain", au.RFC3161Timestamp.CertChain)
+		if out.TSA != nil {
+			for _, c := range append(append(slices.Clone(out.TSA.Leaves), out.TSA.Intermediates...), out.TSA.Roots...) {
+				fmt.Fprintf(h, "tsa\x00%x\x00", sha256.Sum256(c.Raw))
+			}
 		}
 	}
 	if au.Source != nil {
@@ -565,6 +576,33 @@ func secretName(a at, field, name string) bool {
 		return false
 	}
 	return true
+}
+
+// tsa sorts the PEM certificates of timestamp authorities into roots
+// (self-signed CAs), leaves (not CAs: the timestamping certificates) and
+// intermediates.
+func tsa(a at, field, pemData string) *TSA {
+	certs, err := cryptoutils.UnmarshalCertificatesFromPEM([]byte(pemData))
+	if err != nil || len(certs) == 0 {
+		a.fail(field, "no PEM certificates")
+		return nil
+	}
+	out := &TSA{}
+	for _, c := range certs {
+		switch {
+		case c.IsCA && bytes.Equal(c.RawIssuer, c.RawSubject):
+			out.Roots = append(out.Roots, c)
+		case !c.IsCA:
+			out.Leaves = append(out.Leaves, c)
+		default:
+			out.Intermediates = append(out.Intermediates, c)
+		}
+	}
+	if len(out.Roots) == 0 {
+		a.fail(field, "no self-signed root certificate among the %d certificates", len(certs))
+		return nil
+	}
+	return out
 }
 
 // caChain splits PEM certificates into self-signed roots and

@@ -94,8 +94,15 @@ type CompiledAuthority struct {
 	Fingerprint string
 	// Source is where signatures are kept when not beside the image; nil
 	// for beside it.
-	Source   *CompiledSource
+	Source *CompiledSource
+	// TSA, when set, verifies signed timestamps (RFC 3161).
+	TSA      *TSA
 	signerID string
+}
+
+// TSA is the certificates of trusted timestamp authorities.
+type TSA struct {
+	Roots, Intermediates, Leaves []*x509.Certificate
 }
 
 // CompiledSource is a SignatureSource, checked.

@@ -67,6 +67,8 @@ type TransparencyLogInstance struct {
 type trustRoot struct {
 	caPEM         string
 	tlogs, ctlogs []string
+	// tsaPEM holds the timestamp authorities' chains ("" for none).
+	tsaPEM string
 }
 
 // trustRootDoc compiles a TrustRoot and keeps it by name for the
@@ -117,6 +119,17 @@ func (c *compiler) trustRootDoc(a at, doc *TrustRootDoc) {
 			out = append(out, string(l.PublicKey))
 		}
 		return out
+	}
+	var tsas []string
+	for i, ta := range k.TimeStampAuthorities {
+		if certs, err := cryptoutils.UnmarshalCertificatesFromPEM(ta.CertChain); err != nil || len(certs) == 0 {
+			a.fail(fmt.Sprintf("spec.sigstoreKeys.timestampAuthorities[%d].certChain", i), "no PEM certificates (the chain is PEM, base64-encoded)")
+			continue
+		}
+		tsas = append(tsas, strings.TrimSpace(string(ta.CertChain)))
+	}
+	if len(tsas) > 0 {
+		tr.tsaPEM = strings.Join(tsas, "\n") + "\n"
 	}
 	tr.tlogs = logs("tLogs", k.TLogs)
 	tr.ctlogs = logs("ctLogs", k.CTLogs)

@@ -108,10 +108,22 @@ type Authority struct {
 	// Source says where the authority's signatures are kept when not
 	// beside the image.
 	Source *SignatureSource `json:"source,omitempty"`
+	// RFC3161Timestamp trusts signed timestamps from these timestamp
+	// authorities: a signature's timestamp is verified, and a certificate
+	// is checked at the time it gives (cosign's --timestamp-certificate-
+	// chain). A keyless authority with timestamps needs no ctlog.
+	RFC3161Timestamp *TimestampAuthorities `json:"rfc3161timestamp,omitempty"`
 	// Attestations, when present, replace the signature check: the
 	// authority is satisfied when each listed attestation is signed by it
 	// and passes its condition (policy-controller's semantics).
 	Attestations []Attestation `json:"attestations,omitempty"`
+}
+
+// TimestampAuthorities are RFC 3161 timestamp authorities.
+type TimestampAuthorities struct {
+	// CertChain holds the PEM certificates of the authorities: each
+	// signing (leaf) certificate, intermediates and root.
+	CertChain string `json:"certChain"`
 }
 
 // SignatureSource is where signatures and attestations are kept when not

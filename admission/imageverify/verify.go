@@ -232,6 +232,25 @@ func (v *Verifier) checkOpts(ctx context.Context, a *policies.CompiledAuthority,
 		IgnoreTlog:         len(a.TLogKeys) == 0,
 		MaxWorkers:         4,
 	}
+	var tsas []root.TimestampingAuthority
+	if t := a.TSA; t != nil {
+		// Signed timestamps (RFC 3161) are verified, and a certificate is
+		// checked at the time they give.
+		base.UseSignedTimestamps = true
+		base.TSARootCertificates, base.TSAIntermediateCertificates = t.Roots, t.Intermediates
+		if len(t.Leaves) > 0 {
+			base.TSACertificate = t.Leaves[0]
+		}
+		leaves := t.Leaves
+		if len(leaves) == 0 {
+			leaves = []*x509.Certificate{nil} // the timestamp carries its certificate
+		}
+		for _, r := range t.Roots {
+			for _, leaf := range leaves {
+				tsas = append(tsas, &root.SigstoreTimestampingAuthority{Root: r, Intermediates: t.Intermediates, Leaf: leaf, ValidityPeriodStart: logValidFrom})
+			}
+		}
+	}
 	if src := a.Source; src != nil {
 		// Signatures kept in another repository, or under prefixed tags
 		// (cosign's COSIGN_REPOSITORY; policy-controller's source).
@@ -274,7 +293,7 @@ func (v *Verifier) checkOpts(ctx context.Context, a *policies.CompiledAuthority,
 		}
 		co := base
 		co.SigVerifier = sv
-		tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, nil, nil, nil, rekorLogs)
+		tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, nil, nil, tsas, rekorLogs)
 		if err != nil {
 			return nil, fmt.Errorf("%w: authority %q: %s", ErrConfig, a.Name, err)
 		}
@@ -312,7 +331,7 @@ func (v *Verifier) checkOpts(ctx context.Context, a *policies.CompiledAuthority,
 			}
 			ctKeys = &keys
 		}
-		tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, cas, ctLogs, nil, rekorLogs)
+		tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, cas, ctLogs, tsas, rekorLogs)
 		if err != nil {
 			return nil, fmt.Errorf("%w: authority %q: %s", ErrConfig, a.Name, err)
 		}
@@ -453,6 +472,16 @@ func (v *Verifier) verifySignatures(ctx context.Context, img name.Digest, sets [
 // legacy verifier accepts several identities at once.
 func legacyOpts(sets []checkSet) *cosign.CheckOpts {
 	co := *sets[0].co
+	if co.UseSignedTimestamps {
+		// cosign v2.6.5 indexes the verified timestamps of a legacy
+		// signature without checking there is one when TrustedMaterial is
+		// set: a signature whose timestamp no trusted TSA signed panics in
+		// a goroutine of cosign's (the process dies). Without
+		// TrustedMaterial it verifies timestamps with the TSA
+		// certificates, keys and logs given separately, and fails cleanly
+		// (TestClusterImagePolicyTimestamps).
+		co.TrustedMaterial = nil
+	}
 	co.Identities = nil
 	for _, cs := range sets {
 		co.Identities = append(co.Identities, cs.co.Identities...)

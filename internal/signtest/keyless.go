@@ -38,6 +38,8 @@ type Sigstore struct {
 	CAPEM string
 	// RekorPEM is the log's public key.
 	RekorPEM string
+	// TSAPEM is the timestamp authority's chain: leaf, intermediates, root.
+	TSAPEM string
 }
 
 // NewSigstore starts a virtual Sigstore.
@@ -62,7 +64,68 @@ func NewSigstore(t testing.TB) *Sigstore {
 			t.Fatal(err)
 		}
 	}
-	return &Sigstore{VS: vs, CAPEM: string(caPEM), RekorPEM: string(rekorPEM)}
+	tsa := vs.TimestampingAuthorities()[0].(*root.SigstoreTimestampingAuthority)
+	var tsaPEM []byte
+	for _, c := range append(append([]*x509.Certificate{tsa.Leaf}, tsa.Intermediates...), tsa.Root) {
+		p, err := cryptoutils.MarshalCertificateToPEM(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tsaPEM = append(tsaPEM, p...)
+	}
+	return &Sigstore{VS: vs, CAPEM: string(caPEM), RekorPEM: string(rekorPEM), TSAPEM: string(tsaPEM)}
+}
+
+// timestamp is an RFC 3161 timestamp of the virtual TSA over sig.
+func (s *Sigstore) timestamp(t testing.TB, sig []byte) static.Option {
+	t.Helper()
+	ts, err := s.VS.TimestampResponse(sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return static.WithRFC3161Timestamp(&cbundle.RFC3161Timestamp{SignedRFC3161Timestamp: ts})
+}
+
+// SignLegacyTimestamped signs d keylessly in the legacy format with an
+// RFC 3161 timestamp from the virtual TSA and no log entry.
+func (s *Sigstore) SignLegacyTimestamped(t testing.TB, d name.Digest, identity, issuer string, opts ...remote.Option) {
+	t.Helper()
+	p, err := (&payload.Cosign{Image: d}).MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ent, err := s.VS.Sign(identity, issuer, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vc, _ := ent.VerificationContent()
+	certPEM, _ := cryptoutils.MarshalCertificateToPEM(vc.(*sgbundle.Certificate).Certificate())
+	sc, _ := ent.SignatureContent()
+	sig := sc.(*sgbundle.MessageSignature).Signature()
+	ociSig, err := static.NewSignature(p, base64.StdEncoding.EncodeToString(sig), static.WithCertChain(certPEM, s.chainPEM(t)), s.timestamp(t, sig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, imagesign.AttachSignature(d, ociSig, opts...))
+}
+
+// SignLegacyWithKeyTimestamped signs d with k in the legacy format, with
+// an RFC 3161 timestamp of this virtual TSA.
+func (s *Sigstore) SignLegacyWithKeyTimestamped(t testing.TB, d name.Digest, k *Key, opts ...remote.Option) {
+	t.Helper()
+	p, err := (&payload.Cosign{Image: d}).MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := k.Signer.SignMessage(bytes.NewReader(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ociSig, err := static.NewSignature(p, base64.StdEncoding.EncodeToString(sig), s.timestamp(t, sig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, imagesign.AttachSignature(d, ociSig, opts...))
 }
 
 func (s *Sigstore) chainPEM(t testing.TB) []byte {
