@@ -11,6 +11,8 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"sigs.k8s.io/yaml"
+
+	"ward.dev/ward/policies/sigstoretuf"
 )
 
 // TrustRootDoc is a sigstore policy-controller TrustRoot as written: the
@@ -27,9 +29,26 @@ type TrustRootDoc struct {
 // TrustRootSpec is one of a TUF remote, a serialized TUF repository, or
 // the keys themselves.
 type TrustRootSpec struct {
-	Remote       map[string]any `json:"remote,omitempty"`
-	Repository   map[string]any `json:"repository,omitempty"`
+	Remote       *TUFRemote     `json:"remote,omitempty"`
+	Repository   *TUFRepository `json:"repository,omitempty"`
 	SigstoreKeys *SigstoreKeys  `json:"sigstoreKeys,omitempty"`
+}
+
+// TUFRepository is a serialized TUF repository: its pinned root and a
+// gzipped tar of the repository folder (both base64 in the document).
+type TUFRepository struct {
+	Root              []byte `json:"root"`
+	MirrorFS          []byte `json:"mirrorFS"`
+	Targets           string `json:"targets,omitempty"`
+	TrustedRootTarget string `json:"trustedRootTarget,omitempty"`
+}
+
+// TUFRemote is a TUF mirror and its pinned root.
+type TUFRemote struct {
+	Root              []byte `json:"root"`
+	Mirror            string `json:"mirror"`
+	Targets           string `json:"targets,omitempty"`
+	TrustedRootTarget string `json:"trustedRootTarget,omitempty"`
 }
 
 // SigstoreKeys are a Sigstore instance's trust material; certificate
@@ -86,20 +105,56 @@ func (c *compiler) trustRootDoc(a at, doc *TrustRootDoc) {
 		a.fail("spec", "exactly one of remote, repository and sigstoreKeys is required")
 		return
 	case s.Remote != nil:
-		a.fail("spec.remote", "(a TUF mirror fetched at run time) %s", notYet)
+		a.fail("spec.remote", "(a TUF mirror fetched at run time) %s; freeze it into the bundle with: ward trustroot import --tuf-mirror %s --tuf-root root.json", notYet, orPlaceholder(s.Remote.Mirror))
 		return
 	case s.Repository != nil:
-		a.fail("spec.repository", "(a serialized TUF repository) %s", notYet)
+		keys, err := repositoryKeys(s.Repository)
+		if err != nil {
+			a.fail("spec.repository", "%s", oneLine(err.Error()))
+			return
+		}
+		c.keepTrustRoot(doc.Metadata.Name, c.sigstoreKeys(a, "spec.repository (its trusted root)", keys))
 		return
 	}
-	k := s.SigstoreKeys
+	c.keepTrustRoot(doc.Metadata.Name, c.sigstoreKeys(a, "spec.sigstoreKeys", s.SigstoreKeys))
+}
+
+func orPlaceholder(s string) string {
+	if s == "" {
+		return "URL"
+	}
+	return s
+}
+
+// repositoryKeys verifies a serialized TUF repository and reads its
+// trusted root (see sigstoretuf.FromSerialized).
+func repositoryKeys(r *TUFRepository) (*SigstoreKeys, error) {
+	if len(r.Root) == 0 || len(r.MirrorFS) == 0 {
+		return nil, errors.New("root and mirrorFS are required")
+	}
+	tr, err := sigstoretuf.FromSerialized(r.Root, r.MirrorFS, sigstoretuf.Options{Targets: r.Targets, TrustedRootTarget: r.TrustedRootTarget})
+	if err != nil {
+		return nil, err
+	}
+	return SigstoreKeysFrom(tr)
+}
+
+func (c *compiler) keepTrustRoot(name string, tr *trustRoot) {
+	if c.trustRoots == nil {
+		c.trustRoots = map[string]*trustRoot{}
+	}
+	c.trustRoots[name] = tr
+}
+
+// sigstoreKeys compiles trust material; field names where it came from.
+func (c *compiler) sigstoreKeys(a at, field string, k *SigstoreKeys) *trustRoot {
 	tr := &trustRoot{}
 	if len(k.CertificateAuthorities) == 0 {
-		a.fail("spec.sigstoreKeys.certificateAuthorities", "at least one certificate authority is required")
+		a.fail(field+".certificateAuthorities", "at least one certificate authority is required")
 	}
 	var chains []string
 	for i, ca := range k.CertificateAuthorities {
-		f := fmt.Sprintf("spec.sigstoreKeys.certificateAuthorities[%d].certChain", i)
+		f := fmt.Sprintf("%s.certificateAuthorities[%d].certChain", field, i)
 		certs, err := cryptoutils.UnmarshalCertificatesFromPEM(ca.CertChain)
 		if err != nil || len(certs) == 0 {
 			a.fail(f, "no PEM certificates (the chain is PEM, base64-encoded)")
@@ -108,10 +163,10 @@ func (c *compiler) trustRootDoc(a at, doc *TrustRootDoc) {
 		chains = append(chains, strings.TrimSpace(string(ca.CertChain)))
 	}
 	tr.caPEM = strings.Join(chains, "\n") + "\n"
-	logs := func(field string, in []TransparencyLogInstance) []string {
+	logs := func(name string, in []TransparencyLogInstance) []string {
 		var out []string
 		for i, l := range in {
-			f := fmt.Sprintf("spec.sigstoreKeys.%s[%d].publicKey", field, i)
+			f := fmt.Sprintf("%s.%s[%d].publicKey", field, name, i)
 			if _, err := cryptoutils.UnmarshalPEMToPublicKey(l.PublicKey); err != nil {
 				a.fail(f, "not a PEM public key (the key is PEM, base64-encoded)")
 				continue
@@ -123,7 +178,7 @@ func (c *compiler) trustRootDoc(a at, doc *TrustRootDoc) {
 	var tsas []string
 	for i, ta := range k.TimeStampAuthorities {
 		if certs, err := cryptoutils.UnmarshalCertificatesFromPEM(ta.CertChain); err != nil || len(certs) == 0 {
-			a.fail(fmt.Sprintf("spec.sigstoreKeys.timestampAuthorities[%d].certChain", i), "no PEM certificates (the chain is PEM, base64-encoded)")
+			a.fail(fmt.Sprintf("%s.timestampAuthorities[%d].certChain", field, i), "no PEM certificates (the chain is PEM, base64-encoded)")
 			continue
 		}
 		tsas = append(tsas, strings.TrimSpace(string(ta.CertChain)))
@@ -133,10 +188,7 @@ func (c *compiler) trustRootDoc(a at, doc *TrustRootDoc) {
 	}
 	tr.tlogs = logs("tLogs", k.TLogs)
 	tr.ctlogs = logs("ctLogs", k.CTLogs)
-	if c.trustRoots == nil {
-		c.trustRoots = map[string]*trustRoot{}
-	}
-	c.trustRoots[doc.Metadata.Name] = tr
+	return tr
 }
 
 // trustRootRef looks up a TrustRoot of the bundle by name.
@@ -159,6 +211,17 @@ const DefaultTrustRoot = "sigstore-public-good"
 // sigstoreKeys, named name: the Fulcio chains (root last), the Rekor and
 // CT log keys, and the timestamp authorities' chains.
 func TrustRootFromSigstore(tm root.TrustedMaterial, name string) ([]byte, error) {
+	keys, err := SigstoreKeysFrom(tm)
+	if err != nil {
+		return nil, err
+	}
+	doc := TrustRootDoc{APIVersion: SigstoreGroup + "/v1alpha1", Kind: KindTrustRoot, Metadata: ObjectMeta{Name: name}, Spec: TrustRootSpec{SigstoreKeys: keys}}
+	return yaml.Marshal(doc)
+}
+
+// SigstoreKeysFrom renders Sigstore trust material as a TrustRoot's
+// sigstoreKeys.
+func SigstoreKeysFrom(tm root.TrustedMaterial) (*SigstoreKeys, error) {
 	keys := &SigstoreKeys{}
 	chain := func(certs ...*x509.Certificate) ([]byte, error) {
 		var out []byte
@@ -220,8 +283,7 @@ func TrustRootFromSigstore(tm root.TrustedMaterial, name string) ([]byte, error)
 	if len(keys.CertificateAuthorities) == 0 {
 		return nil, errors.New("the trusted root has no certificate authority")
 	}
-	doc := TrustRootDoc{APIVersion: SigstoreGroup + "/v1alpha1", Kind: KindTrustRoot, Metadata: ObjectMeta{Name: name}, Spec: TrustRootSpec{SigstoreKeys: keys}}
-	return yaml.Marshal(doc)
+	return keys, nil
 }
 
 func first(s []string) string {
