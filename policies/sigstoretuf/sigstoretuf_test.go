@@ -154,7 +154,9 @@ func TestRefused(t *testing.T) {
 func TestLegacyTargets(t *testing.T) {
 	s := signtest.NewSigstore(t)
 	dir := t.TempDir()
-	custom := func(usage string) []byte { return []byte(`{"sigstore":{"usage":"` + usage + `","status":"Active","uri":"https://example.com"}}`) }
+	custom := func(usage string) []byte {
+		return []byte(`{"sigstore":{"usage":"` + usage + `","status":"Active","uri":"https://example.com"}}`)
+	}
 	rootJSON := tuftest.SigstoreRepo(t, dir, map[string]tuftest.SigstoreTarget{
 		"fulcio.crt.pem": {Data: []byte(s.CAPEM), Custom: custom("Fulcio")},
 		"rekor.pub":      {Data: []byte(s.RekorPEM), Custom: custom("Rekor")},
