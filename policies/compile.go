@@ -229,7 +229,9 @@ func (c *compiler) document(a at, raw []byte, names map[string]string) {
 		if !strict(a, raw, &doc) {
 			return
 		}
-		c.imagePolicy(a, &doc)
+		// Compiled once every document is read: a trustRootRef finds its
+		// TrustRoot wherever it stands.
+		c.deferred = append(c.deferred, func() { c.imagePolicy(a, &doc) })
 	case KindValidationPolicy:
 		var doc ValidationPolicyDoc
 		if !strict(a, raw, &doc) {
@@ -355,6 +357,33 @@ func named(a at, n int, compile func(field string, i int) *CompiledAuthority) []
 
 func (c *compiler) authority(a at, field string, au Authority) *CompiledAuthority {
 	out := &CompiledAuthority{Name: au.Name}
+	if kl := au.Keyless; kl != nil && kl.TrustRootRef != "" {
+		if kl.CACert != nil {
+			a.fail(field+".keyless", "give ca-cert or trustRootRef, not both")
+			return nil
+		}
+		tr := c.trustRootRef(a, field+".keyless.trustRootRef", kl.TrustRootRef)
+		if tr == nil {
+			return nil
+		}
+		k := *kl
+		k.CACert = &KeyRef{Data: tr.caPEM}
+		if len(k.SCTPublicKeys) == 0 {
+			k.SCTPublicKeys = tr.ctlogs
+		}
+		au.Keyless = &k
+	}
+	if tl := au.CTLog; tl != nil && tl.TrustRootRef != "" {
+		if len(tl.PublicKeys) > 0 {
+			a.fail(field+".ctlog", "give publicKeys or trustRootRef, not both")
+			return nil
+		}
+		tr := c.trustRootRef(a, field+".ctlog.trustRootRef", tl.TrustRootRef)
+		if tr == nil {
+			return nil
+		}
+		au.CTLog = &TLog{URL: tl.URL, PublicKeys: tr.tlogs}
+	}
 	n := 0
 	for _, set := range []bool{au.Key != nil, au.Keyless != nil, au.Static != nil} {
 		if set {

@@ -171,6 +171,10 @@ type KeylessRef struct {
 	SCTPublicKeys []string `json:"sctPublicKeys,omitempty"`
 	// IgnoreSCTUnsafe accepts certificates without a verified SCT.
 	IgnoreSCTUnsafe bool `json:"ignoreSCTUnsafe,omitempty"`
+	// TrustRootRef names a TrustRoot of the bundle whose Fulcio CAs (and
+	// CT log keys, unless sctPublicKeys are given) are trusted, instead of
+	// ca-cert.
+	TrustRootRef string `json:"trustRootRef,omitempty"`
 }
 
 // Identity is an OIDC issuer and subject, each exact or a regular
@@ -196,7 +200,10 @@ type TLog struct {
 	// URL is informational: verification is offline.
 	URL string `json:"url,omitempty"`
 	// PublicKeys are the PEM public keys of the accepted Rekor logs.
-	PublicKeys []string `json:"publicKeys"`
+	PublicKeys []string `json:"publicKeys,omitempty"`
+	// TrustRootRef names a TrustRoot of the bundle whose Rekor logs are
+	// accepted, instead of publicKeys.
+	TrustRootRef string `json:"trustRootRef,omitempty"`
 }
 
 // Attestation requires a signed in-toto statement of PredicateType whose

@@ -105,6 +105,7 @@ The authoring flow:
 		newDemoCommand(),
 		newTUFCommand(),
 		newTrustRootCommand(),
+		newConvertCommand(),
 		newVersionCommand(),
 	)
 	return root

@@ -1,0 +1,170 @@
+package convert
+
+import (
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+
+	"ward.dev/ward/policies"
+)
+
+const testKey = `-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEZxAfzrQG1EbWyCI8LiSB7YgSFXoI
+FNGTyQGKHFc6/H8TQumT9VLS78pUwtv3w7EfKoyFZoP32KrO7nzUy2q6Cw==
+-----END PUBLIC KEY-----`
+
+func indented(s string, n int) string {
+	pad := strings.Repeat(" ", n)
+	return pad + strings.ReplaceAll(s, "\n", "\n"+pad)
+}
+
+// Kyverno policies modelled on Kyverno's documentation (verify-images
+// samples): keys, keyless, attestations with conditions, and what cannot
+// be converted.
+func TestKyverno(t *testing.T) {
+	keyPolicy := `apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: check-image
+spec:
+  validationFailureAction: Enforce
+  background: false
+  webhookTimeoutSeconds: 30
+  failurePolicy: Fail
+  rules:
+    - name: check-image
+      match:
+        any:
+        - resources:
+            kinds:
+              - Pod
+      verifyImages:
+      - imageReferences:
+        - "ghcr.io/kyverno/test-verify-image*"
+        mutateDigest: true
+        attestors:
+        - count: 1
+          entries:
+          - keys:
+              publicKeys: |-
+` + indented(testKey, 16) + `
+              rekor:
+                ignoreTlog: true
+`
+	keyless := `apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: check-image-keyless
+spec:
+  validationFailureAction: Audit
+  rules:
+    - name: check-image-keyless
+      match:
+        any:
+        - resources:
+            kinds: [Pod]
+            namespaces: [prod, staging]
+      verifyImages:
+      - imageReferences:
+        - "ghcr.io/myorg/*"
+        attestors:
+        - entries:
+          - keyless:
+              subject: "https://github.com/myorg/*/.github/workflows/release.yaml@refs/tags/*"
+              issuer: "https://token.actions.githubusercontent.com"
+              rekor:
+                url: https://rekor.sigstore.dev
+`
+	attest := `apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: check-slsa-attestations
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: check-builder-id
+      match:
+        any:
+        - resources:
+            kinds: [Pod]
+      verifyImages:
+      - imageReferences:
+        - "registry.example.com/*"
+        attestations:
+        - predicateType: https://slsa.dev/provenance/v0.2
+          attestors:
+          - entries:
+            - keys:
+                publicKeys: |-
+` + indented(testKey, 18) + `
+                rekor: {ignoreTlog: true}
+          conditions:
+          - all:
+            - key: "{{ builder.id }}"
+              operator: Equals
+              value: "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_container_slsa3.yml@refs/tags/v1.*"
+            - key: "{{ invocation.configSource.\"entryPoint\" }}"
+              operator: In
+              value: [".github/workflows/release.yml", ".github/workflows/build.yml"]
+`
+	for _, tc := range []struct {
+		name, doc string
+		want      []string // in the converted documents
+		notes     []string // in the notes
+		skipped   bool
+	}{
+		{"key", keyPolicy, []string{"mode: enforce", "glob: ghcr.io/kyverno/test-verify-image*", "glob: ghcr.io/kyverno/test-verify-image*/**", "BEGIN PUBLIC KEY"}, nil, false},
+		{"keyless public good", keyless, []string{"mode: audit", "glob: ghcr.io/myorg/**", "trustRootRef: sigstore-public-good", `subjectRegExp: ^https://github\.com/myorg/.*/\.github/workflows/release\.yaml@refs/tags/.*$`, "namespaces:\n    - prod\n    - staging"},
+			[]string{"requires: in.yaml: check-image-keyless/check-image-keyless: TrustRoot sigstore-public-good"}, false},
+		{"attestation conditions", attest, []string{"predicateType: https://slsa.dev/provenance/v0.2", `predicate.builder.id.matches(`, `predicate.invocation.configSource.entryPoint in [".github/workflows/release.yml", ".github/workflows/build.yml"]`}, nil, false},
+		{"tag-specific", strings.Replace(keyPolicy, `"ghcr.io/kyverno/test-verify-image*"`, `"ghcr.io/kyverno/app:v1.2"`, 1), nil, []string{`names tag "v1.2"`}, true},
+		{"notary", strings.Replace(keyPolicy, "      - imageReferences:", "      - type: Notary\n        imageReferences:", 1), nil, []string{"type Notary"}, true},
+		{"JMESPath function", strings.Replace(attest, `"{{ builder.id }}"`, `"{{ length(materials) }}"`, 1), nil, []string{"is not a plain path"}, true},
+		{"mutateDigest false", strings.Replace(keyPolicy, "mutateDigest: true", "mutateDigest: false", 1), []string{"mode: enforce"}, []string{"converted, stricter: in.yaml: check-image/check-image: mutateDigest: false"}, false},
+		{"private Rekor without key", strings.Replace(keyPolicy, "ignoreTlog: true", "url: https://rekor.internal", 1), nil, []string{"rekor.url https://rekor.internal without rekor.pubkey"}, true},
+		{"not Kyverno", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n", nil, []string{"is not a Kyverno ClusterPolicy"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := Kyverno("in.yaml", []byte(tc.doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var all strings.Builder
+			for _, o := range res.Outputs {
+				all.Write(o.Data)
+				var doc policies.ImagePolicyDoc
+				if err := yaml.UnmarshalStrict(o.Data, &doc); err != nil {
+					t.Fatalf("output is not an ImagePolicy: %v", err)
+				}
+				for _, a := range doc.Spec.Authorities {
+					for _, at := range a.Attestations {
+						if at.Policy != nil {
+							all.WriteString("\n" + at.Policy.Data + "\n")
+						}
+					}
+				}
+			}
+			var notes []string
+			for _, n := range res.Notes {
+				notes = append(notes, n.String())
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(all.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, all.String())
+				}
+			}
+			for _, w := range tc.notes {
+				if !strings.Contains(strings.Join(notes, "\n"), w) {
+					t.Errorf("notes lack %q: %q", w, notes)
+				}
+			}
+			if res.Skipped() != tc.skipped {
+				t.Errorf("skipped = %t, want %t: %q", res.Skipped(), tc.skipped, notes)
+			}
+			if tc.skipped && len(res.Outputs) > 0 {
+				t.Errorf("a skipped entry still gave %d documents", len(res.Outputs))
+			}
+		})
+	}
+}
