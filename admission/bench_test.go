@@ -18,9 +18,18 @@ import (
 // benchSet is n ImagePolicies over distinct team prefixes, all trusting
 // key; the image under test matches one of them.
 func benchSet(b *testing.B, host string, n int, key *signtest.Key) *policies.Set {
+	return benchSetOf(b, host, n, key, false)
+}
+
+// benchSetOf is benchSet; with mixed, every other policy is a
+// ClusterImagePolicy with policy-controller's glob for the same prefix.
+func benchSetOf(b *testing.B, host string, n int, key *signtest.Key, mixed bool) *policies.Set {
 	docs := make([]string, n)
 	for i := range n {
 		docs[i] = keyPolicy(fmt.Sprintf("team-%d", i), fmt.Sprintf("%s/team-%d/**", host, i), "enforce", key.PEM)
+		if mixed && i%2 == 0 {
+			docs[i] = cipKey("v1beta1", fmt.Sprintf("team-%d", i), fmt.Sprintf("%s/team-%d/**", host, i), key.PEM, "")
+		}
 	}
 	return compile(b, docs...)
 }
@@ -36,13 +45,19 @@ func BenchmarkDecide(b *testing.B) {
 	for _, n := range []int{10, 1000, 10000} {
 		img := signtest.PushImage(b, fmt.Sprintf("%s/team-%d/app:v1", host, n/2))
 		signtest.SignLegacy(b, img, key)
-		st := &admission.State{Set: benchSet(b, host, n, key)}
+		sets := map[string]*admission.State{"imagepolicy": {Set: benchSet(b, host, n, key)}, "mixed": {Set: benchSetOf(b, host, n, key, true)}}
 		req := admission.Request{Kind: "Deployment", Namespace: "apps", Object: []byte(fmt.Sprintf(
 			`{"metadata":{"name":"web"},"spec":{"replicas":3,"template":{"metadata":{"labels":{"app":"web"}},"spec":{"containers":[{"name":"app","image":%q,"ports":[{"containerPort":8080}]}]}}}}`, img.String()))}
-		for _, mode := range []string{"cached", "uncached"} {
+		for _, mode := range []string{"cached", "uncached", "cached-mixed"} {
 			var opts []admission.DeciderOption
 			if mode == "uncached" {
 				opts = append(opts, admission.WithCache(admission.NewCache(admission.WithTTLs(0, 0))))
+			}
+			st := sets["imagepolicy"]
+			if mode == "cached-mixed" {
+				// Half the policies ClusterImagePolicies with
+				// policy-controller's globs, in the same index.
+				st = sets["mixed"]
 			}
 			d := admission.NewDecider(imageverify.New(), opts...)
 			b.Run(fmt.Sprintf("%s/policies=%d", mode, n), func(b *testing.B) {
