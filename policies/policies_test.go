@@ -311,6 +311,8 @@ func FuzzCompile(f *testing.F) {
 	f.Add([]byte("apiVersion: policy.ward.dev/v1\nkind: ValidationPolicy\nmetadata: {name: v}\nspec:\n  validations:\n  - expression: 'object.x == 1'\n"))
 	f.Add([]byte("apiVersion: policy.ward.dev/v1\nkind: Settings\nmetadata: {name: s}\nspec: {unmatchedImages: allow}\n---\n{}\n"))
 	f.Add([]byte("apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata: {name: c}\nspec:\n  images: [{glob: '**demo**'}, {glob: '*/*'}]\n  match: [{resource: pods, version: '*', selector: {matchLabels: {a: b}}}]\n  authorities: [{static: {action: fail, message: m}}]\n"))
+	f.Add([]byte("apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata: {name: c}\nspec:\n  images: [{glob: '**'}]\n  authorities:\n  - key: {secretRef: {name: k}}\n    source: [{oci: r.example.com/s, signaturePullSecrets: [{name: p}]}]\n    attestations: [{name: a, predicateType: custom, policy: {type: cue, data: 'predicate: Data: \"x\"'}}]\n  policy: {type: rego, data: \"package sigstore\\nisCompliant = true\", includeSpec: true}\n"))
+	f.Add([]byte("apiVersion: policy.sigstore.dev/v1alpha1\nkind: TrustRoot\nmetadata: {name: t}\nspec: {repository: {root: e30=, mirrorFS: H4sIAAAAAAAA/wMAAAAAAAAAAAA=}}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		set, err := Compile([]bundle.Document{{Path: "f.yaml", Data: data}})
 		if err != nil {

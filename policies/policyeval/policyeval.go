@@ -145,7 +145,16 @@ func (p *Program) Eval(ctx context.Context, doc []byte) error {
 	}
 	switch p.lang {
 	case CUE:
-		return evalCUE(p.src, doc)
+		// CUE evaluation takes no context: the request is answered when
+		// ctx ends, and the evaluation finishes on its own.
+		done := make(chan error, 1)
+		go func() { done <- evalCUE(p.src, doc) }()
+		select {
+		case err := <-done:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	case Rego:
 		return evalRego(ctx, p.rego, doc)
 	}

@@ -37,6 +37,11 @@ func trustedRootJSON(t *testing.T, s *signtest.Sigstore) []byte {
 // "repository" holds it: a gzipped tar of repository/.
 func serialize(t *testing.T, dir string) []byte {
 	t.Helper()
+	return serializeTB(t, dir)
+}
+
+func serializeTB(t testing.TB, dir string) []byte {
+	t.Helper()
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
 	tw := tar.NewWriter(zw)
@@ -169,4 +174,23 @@ func TestLegacyTargets(t *testing.T) {
 	if len(tr.FulcioCertificateAuthorities()) != 1 || len(tr.RekorLogs()) != 1 {
 		t.Fatalf("%d CAs, %d Rekor logs", len(tr.FulcioCertificateAuthorities()), len(tr.RekorLogs()))
 	}
+}
+
+// FuzzFromSerialized feeds hostile archives (a bundle's TrustRoot
+// "repository") to the reader: it must return, within its bounds, an
+// error or trust material verified from the root.
+func FuzzFromSerialized(f *testing.F) {
+	s := signtest.NewSigstore(f)
+	dir := f.TempDir()
+	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, s.VS.FulcioCertificateAuthorities(), s.VS.CTLogs(), s.VS.TimestampingAuthorities(), s.VS.RekorLogs())
+	if err != nil {
+		f.Fatal(err)
+	}
+	trJSON, _ := tr.MarshalJSON()
+	rootJSON := tuftest.SigstoreRepo(f, dir, map[string]tuftest.SigstoreTarget{"trusted_root.json": {Data: trJSON}}, time.Now().Add(time.Hour))
+	f.Add(serializeTB(f, dir))
+	f.Add([]byte{0x1f, 0x8b})
+	f.Fuzz(func(t *testing.T, archive []byte) {
+		_, _ = sigstoretuf.FromSerialized(rootJSON, archive, sigstoretuf.Options{})
+	})
 }
