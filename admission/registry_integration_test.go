@@ -1,6 +1,8 @@
 package admission_test
 
 import (
+	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -9,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -108,5 +111,89 @@ spec:
 	r := trusting().post(t, admission.PathMutate, review(t, "Pod", object("Pod", []string{reg.Host + "/team/tool:v1"}, nil, nil, withSecret)))
 	if !strings.Contains(string(r.Patch), bundled.DigestStr()) {
 		t.Errorf("patch = %s, want the digest %s", r.Patch, bundled.DigestStr())
+	}
+}
+
+// staticKeychain answers every registry with one credential.
+type staticKeychain struct{ auth authn.Authenticator }
+
+func (k staticKeychain) Resolve(authn.Resource) (authn.Authenticator, error) { return k.auth, nil }
+
+// ClusterImagePolicies, unmodified, against the real registry (TLS,
+// htpasswd, no referrers API: bundles through the tag-schema fallback),
+// with images signed by cosign's own code: a key in both formats, keyless
+// from a test Fulcio and Rekor, a CUE attestation policy; unsigned and
+// wrong-signer images denied.
+func TestClusterImagePolicyRealRegistry(t *testing.T) {
+	const (
+		issuer  = "https://token.actions.githubusercontent.com"
+		subject = "https://github.com/example/app/.github/workflows/release.yaml@refs/heads/main"
+	)
+	reg := registrytest.Start(t)
+	auth := &authn.Basic{Username: reg.Username, Password: reg.Password}
+	opts := []remote.Option{remote.WithAuth(auth), remote.WithTransport(reg.Transport())}
+	key, other := signtest.NewKey(t), signtest.NewKey(t)
+	s := signtest.NewSigstore(t)
+	push := func(repo string) name.Digest { return signtest.PushImage(t, reg.Host+"/"+repo+":v1", opts...) }
+	legacy, bundled, unsigned, wrong := push("keyed/legacy"), push("keyed/bundled"), push("keyed/unsigned"), push("keyed/wrong")
+	signtest.SignLegacy(t, legacy, key, opts...)
+	signtest.SignBundle(t, bundled, key, opts...)
+	signtest.SignLegacy(t, wrong, other, opts...)
+	keyless, keylessOther := push("keyless/app"), push("keyless/other")
+	s.SignBundle(t, keyless, subject, issuer, opts...)
+	s.SignBundle(t, keylessOther, "https://github.com/evil/app/.github/workflows/release.yaml@refs/heads/main", issuer, opts...)
+	attested, attestedBad := push("attested/good"), push("attested/bad")
+	signtest.AttestBundle(t, attested, key, customPredicate, map[string]any{"Data": "approved"}, opts...)
+	signtest.AttestLegacy(t, attestedBad, key, customPredicate, map[string]any{"Data": "rejected"}, opts...)
+
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	set := compile(t,
+		cipKey("v1beta1", "keyed", reg.Host+"/keyed/**", key.PEM, ""),
+		cipKey("v1alpha1", "attested", reg.Host+"/attested/**", key.PEM, "    attestations:\n    - name: approval\n      predicateType: custom\n      policy:\n        type: cue\n        data: 'predicate: Data: \"approved\"'\n"),
+		fmt.Sprintf(`apiVersion: policy.sigstore.dev/v1alpha1
+kind: TrustRoot
+metadata: {name: test-sigstore}
+spec:
+  sigstoreKeys:
+    certificateAuthorities: [{subject: {organization: o, commonName: c}, uri: "https://fulcio.example", certChain: %s}]
+    tLogs: [{baseURL: "https://rekor.example", hashAlgorithm: sha-256, publicKey: %s}]
+---
+apiVersion: policy.sigstore.dev/v1beta1
+kind: ClusterImagePolicy
+metadata: {name: keyless}
+spec:
+  images: [{glob: "%s/keyless/**"}]
+  authorities:
+  - keyless:
+      trustRootRef: test-sigstore
+      insecureIgnoreSCT: true
+      identities: [{issuer: %q, subject: %q}]
+`, b64(s.CAPEM), b64(s.RekorPEM), reg.Host, issuer, subject))
+	d := admission.NewDecider(imageverify.New(imageverify.WithRootCAs(reg.CAPool)),
+		admission.WithKeychain(func(context.Context, string, string, []string) (authn.Keychain, error) { return staticKeychain{auth}, nil }))
+	st := admission.NewState(set, admission.Provenance{Version: 1})
+	for _, tc := range []struct {
+		name    string
+		image   name.Digest
+		allowed bool
+	}{
+		{"key, legacy format", legacy, true},
+		{"key, bundle format", bundled, true},
+		{"unsigned", unsigned, false},
+		{"wrong signer", wrong, false},
+		{"keyless, the identity", keyless, true},
+		{"keyless, another identity", keylessOther, false},
+		{"attestation passes its CUE policy", attested, true},
+		{"attestation fails its CUE policy", attestedBad, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dec, err := d.Decide(t.Context(), st, podRequest(tc.image.String()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if dec.Allowed != tc.allowed {
+				t.Fatalf("allowed = %t, want %t: %s", dec.Allowed, tc.allowed, dec.Message())
+			}
+		})
 	}
 }
