@@ -170,7 +170,9 @@ spec:
       identities: [{issuer: %q, subject: %q}]
 `, b64(s.CAPEM), b64(s.RekorPEM), reg.Host, issuer, subject))
 	d := admission.NewDecider(imageverify.New(imageverify.WithRootCAs(reg.CAPool)),
-		admission.WithKeychain(func(context.Context, string, string, []string) (authn.Keychain, error) { return staticKeychain{auth}, nil }))
+		admission.WithKeychain(func(context.Context, string, string, []string) (authn.Keychain, error) {
+			return staticKeychain{auth}, nil
+		}))
 	st := admission.NewState(set, admission.Provenance{Version: 1})
 	for _, tc := range []struct {
 		name    string
