@@ -3,6 +3,7 @@ package policies
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
@@ -25,6 +26,7 @@ import (
 
 	"ward.dev/ward/bundle"
 	"ward.dev/ward/policies/policyeval"
+	"ward.dev/ward/policies/sigstoretuf"
 )
 
 // WorkloadKinds are the kinds whose images ward checks, in the order the
@@ -36,6 +38,15 @@ type Option func(*compileOptions)
 
 type compileOptions struct {
 	costLimit uint64
+	remotes   *sigstoretuf.Remotes
+	ctx       context.Context
+}
+
+// WithRemoteTrustRoots reads TrustRoots of kind "remote" (a TUF mirror)
+// through r. Without it such a TrustRoot is refused: nothing here reads
+// it.
+func WithRemoteTrustRoots(ctx context.Context, r *sigstoretuf.Remotes) Option {
+	return func(o *compileOptions) { o.ctx, o.remotes = ctx, r }
 }
 
 // WithCELCostLimit sets the runtime cost limit of each CEL expression
@@ -56,7 +67,7 @@ func Compile(docs []bundle.Document, opts ...Option) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &compiler{envs: envs, set: &Set{index: newPatternIndex(), settings: defaultSettings()}}
+	c := &compiler{envs: envs, set: &Set{index: newPatternIndex(), settings: defaultSettings()}, remotes: o.remotes, ctx: o.ctx}
 	names := map[string]string{} // kind/name → file
 	for _, d := range docs {
 		c.file(d, names)
@@ -86,6 +97,8 @@ type compiler struct {
 	// they find TrustRoots wherever they stand.
 	trustRoots map[string]*trustRoot
 	deferred   []func()
+	remotes    *sigstoretuf.Remotes
+	ctx        context.Context
 }
 
 // at makes error reports for one document.

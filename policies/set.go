@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"regexp"
 	"slices"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -14,10 +15,13 @@ import (
 // Set is an immutable, compiled set of policies. It is safe for concurrent
 // use; the webhook swaps whole Sets, never edits one.
 type Set struct {
-	images      []*ImagePolicy
-	validations []*ValidationPolicy
-	index       *patternIndex
-	settings    Settings
+	// remoteVersions are "name=version" of the remote TrustRoots read
+	// when the set was compiled.
+	remoteVersions []string
+	images         []*ImagePolicy
+	validations    []*ValidationPolicy
+	index          *patternIndex
+	settings       Settings
 	// selectors is true when a policy selects namespaces by label; set
 	// once by seal, so that requests need not scan the policies.
 	selectors bool
@@ -327,4 +331,11 @@ func Merge(sets ...*Set) *Set {
 		}
 	}
 	return out.seal()
+}
+
+// RemoteTrustRoots says which versions of remote TrustRoots (TUF mirrors)
+// the set was compiled with ("" for none): a set compiled from the same
+// bundle with other trust material differs.
+func (s *Set) RemoteTrustRoots() string {
+	return strings.Join(slices.Sorted(slices.Values(s.remoteVersions)), ",")
 }

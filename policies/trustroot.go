@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -105,7 +106,12 @@ func (c *compiler) trustRootDoc(a at, doc *TrustRootDoc) {
 		a.fail("spec", "exactly one of remote, repository and sigstoreKeys is required")
 		return
 	case s.Remote != nil:
-		a.fail("spec.remote", "(a TUF mirror fetched at run time) %s; freeze it into the bundle with: ward trustroot import --tuf-mirror %s --tuf-root root.json", notYet, orPlaceholder(s.Remote.Mirror))
+		keys, err := c.remoteKeys(doc.Metadata.Name, s.Remote)
+		if err != nil {
+			a.fail("spec.remote", "%s", oneLine(err.Error()))
+			return
+		}
+		c.keepTrustRoot(doc.Metadata.Name, c.sigstoreKeys(a, "spec.remote (its trusted root)", keys))
 		return
 	case s.Repository != nil:
 		keys, err := repositoryKeys(s.Repository)
@@ -117,6 +123,27 @@ func (c *compiler) trustRootDoc(a at, doc *TrustRootDoc) {
 		return
 	}
 	c.keepTrustRoot(doc.Metadata.Name, c.sigstoreKeys(a, "spec.sigstoreKeys", s.SigstoreKeys))
+}
+
+// remoteKeys reads a remote TrustRoot's mirror through the compile's
+// Remotes, and records the version of what it read.
+func (c *compiler) remoteKeys(name string, r *TUFRemote) (*SigstoreKeys, error) {
+	if c.remotes == nil {
+		return nil, fmt.Errorf("a TUF mirror read at run time, and nothing here reads it (the controller's sync loop and the ward commands do); or freeze it into the bundle with: ward trustroot import --tuf-mirror %s --tuf-root root.json", orPlaceholder(r.Mirror))
+	}
+	if len(r.Root) == 0 || r.Mirror == "" {
+		return nil, errors.New("root and mirror are required")
+	}
+	ctx := c.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	tr, version, err := c.remotes.Get(ctx, r.Mirror, r.Root, sigstoretuf.Options{Targets: r.Targets, TrustedRootTarget: r.TrustedRootTarget})
+	if err != nil {
+		return nil, err
+	}
+	c.set.remoteVersions = append(c.set.remoteVersions, name+"="+version)
+	return SigstoreKeysFrom(tr)
 }
 
 func orPlaceholder(s string) string {

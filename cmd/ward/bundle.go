@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,6 +14,7 @@ import (
 	"ward.dev/ward/bundle"
 	"ward.dev/ward/internal/policyrepo"
 	"ward.dev/ward/policies"
+	"ward.dev/ward/policies/sigstoretuf"
 )
 
 func newBundleCommand() *cobra.Command {
@@ -176,7 +178,10 @@ func buildChecked(folder string, allowUncommitted bool) (*bundle.Built, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := policies.Compile(onDisk(c.Policies(), folder)); err != nil {
+	// A remote TrustRoot's mirror is read (the controller reads it again
+	// in its sync loop): a bundle whose mirror does not verify is not
+	// signed.
+	if _, err := policies.Compile(onDisk(c.Policies(), folder), policies.WithRemoteTrustRoots(context.Background(), &sigstoretuf.Remotes{})); err != nil {
 		return nil, fmt.Errorf("the policies of %s do not compile: %w", folder, err)
 	}
 	return b, nil

@@ -16,6 +16,7 @@ import (
 	"ward.dev/ward/bundle"
 	"ward.dev/ward/internal/policyrepo"
 	"ward.dev/ward/policies"
+	"ward.dev/ward/policies/sigstoretuf"
 )
 
 // policySourceOptions says where the offline commands take their policies
@@ -94,7 +95,7 @@ func (o *policySourceOptions) load(cmd *cobra.Command) (*admission.State, error)
 		docs = b.Policies()
 		prov = admission.Provenance{Env: b.Env(), Version: b.Version(), Digest: b.Digest(), Commit: b.Commit()}
 	}
-	set, err := policies.Compile(docs)
+	set, err := policies.Compile(docs, policies.WithRemoteTrustRoots(cmd.Context(), &sigstoretuf.Remotes{}))
 	if err != nil {
 		return nil, err
 	}

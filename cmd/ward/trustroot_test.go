@@ -153,6 +153,13 @@ spec:
 	if code, out, errOut := ward(t, "check", "-f", app, "--policies", folder); code != 0 {
 		t.Fatalf("repository TrustRoot: exit %d\n%s%s", code, out, errOut)
 	}
+	// A remote TrustRoot: ward check reads the mirror (the controller reads
+	// it in its sync loop).
+	writeFile(t, filepath.Join(folder, "trustroot.yaml"), fmt.Sprintf("apiVersion: policy.sigstore.dev/v1alpha1\nkind: TrustRoot\nmetadata: {name: from-tuf}\nspec:\n  remote:\n    mirror: %s\n    root: %s\n",
+		srv.URL, base64.StdEncoding.EncodeToString(rootJSON)))
+	if code, out, errOut := ward(t, "check", "-f", app, "--policies", folder); code != 0 {
+		t.Fatalf("remote TrustRoot: exit %d\n%s%s", code, out, errOut)
+	}
 	// A corrupted archive is refused, naming the document and field.
 	bad := append([]byte{}, buf.Bytes()...)
 	bad[len(bad)/2] ^= 0xff

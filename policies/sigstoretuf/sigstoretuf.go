@@ -92,17 +92,38 @@ func FromSerialized(rootJSON, archive []byte, o Options) (*root.TrustedRoot, err
 	if err != nil {
 		return nil, err
 	}
-	return load(f, "mem://repository/", rootJSON, o, ref)
+	m, err := load(f, "mem://repository/", rootJSON, o, ref)
+	if err != nil {
+		return nil, err
+	}
+	return m.trusted, nil
 }
 
 // FromMirror reads a TUF mirror (an http(s) URL, or a folder holding the
 // repository) from rootJSON, judging expiry at now.
 func FromMirror(ctx context.Context, mirror string, rootJSON []byte, o Options, now time.Time) (*root.TrustedRoot, error) {
+	m, err := fromMirror(ctx, mirror, rootJSON, o, now)
+	if err != nil {
+		return nil, err
+	}
+	return m.trusted, nil
+}
+
+// material is trust material read through TUF.
+type material struct {
+	trusted *root.TrustedRoot
+	// json is the trusted root as JSON (what is persisted).
+	json []byte
+	// until is when the first of the metadata vouching for it expires.
+	until time.Time
+}
+
+func fromMirror(ctx context.Context, mirror string, rootJSON []byte, o Options, now time.Time) (*material, error) {
 	var f fetcher.Fetcher
 	base := strings.TrimSuffix(mirror, "/") + "/"
 	if u, err := url.Parse(mirror); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
 		df := fetcher.NewDefaultFetcher()
-		df.SetHTTPClient(&http.Client{Timeout: 30 * time.Second})
+		df.SetHTTPClient(&http.Client{Timeout: httpTimeout})
 		f = df
 	} else {
 		dir, err := filepath.Abs(mirror)
@@ -119,7 +140,10 @@ func FromMirror(ctx context.Context, mirror string, rootJSON []byte, o Options, 
 	return load(f, base, rootJSON, o, now)
 }
 
-func load(f fetcher.Fetcher, base string, rootJSON []byte, o Options, ref time.Time) (*root.TrustedRoot, error) {
+// httpTimeout bounds each request to a mirror.
+const httpTimeout = 10 * time.Second
+
+func load(f fetcher.Fetcher, base string, rootJSON []byte, o Options, ref time.Time) (*material, error) {
 	cfg, err := config.New(base, rootJSON)
 	if err != nil {
 		return nil, fmt.Errorf("the pinned TUF root: %w", err)
@@ -144,18 +168,33 @@ func load(f fetcher.Fetcher, base string, rootJSON []byte, o Options, ref time.T
 		_, data, err := u.DownloadTarget(info, "", "")
 		return data, err
 	}
+	trusted := u.GetTrustedMetadataSet()
+	until := trusted.Root.Signed.Expires
+	for _, e := range []time.Time{trusted.Timestamp.Signed.Expires, trusted.Snapshot.Signed.Expires, trusted.Targets[metadata.TARGETS].Signed.Expires} {
+		if e.Before(until) {
+			until = e
+		}
+	}
 	data, err := get(o.trustedRoot())
 	if err == nil {
 		tr, err := root.NewTrustedRootFromJSON(data)
 		if err != nil {
 			return nil, fmt.Errorf("target %s: %w", o.trustedRoot(), err)
 		}
-		return tr, nil
+		return &material{trusted: tr, json: data, until: until}, nil
 	}
 	if !strings.Contains(err.Error(), "target "+o.trustedRoot()+" not found") {
 		return nil, fmt.Errorf("target %s: %w", o.trustedRoot(), err)
 	}
-	return legacyTargets(u.GetTopLevelTargets(), get)
+	tr, err := legacyTargets(u.GetTopLevelTargets(), get)
+	if err != nil {
+		return nil, err
+	}
+	data, err = tr.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	return &material{trusted: tr, json: data, until: until}, nil
 }
 
 // legacyTargets builds trust material from targets marked with sigstore

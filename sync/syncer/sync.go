@@ -148,11 +148,12 @@ func (s *Syncer) verify(ctx context.Context, sp Spec, f tufclient.Fetcher, now f
 	if err != nil {
 		return nil, nil, &Error{Reason: ReasonBundleInvalid, Err: err}
 	}
-	set, err := policies.Compile(b.Policies())
+	set, err := policies.Compile(b.Policies(), policies.WithRemoteTrustRoots(ctx, s.remotes))
 	if err != nil {
 		return nil, nil, &Error{Reason: ReasonPoliciesInvalid, Err: fmt.Errorf("failed to compile the policies of %s v%d: %w", b.Env(), b.Version(), err)}
 	}
-	a := &Applied{Env: b.Env(), Version: b.Version(), Digest: b.Digest(), Commit: b.Commit(), Policies: set.Len(), Revision: revision, VerifiedAt: now(), TrustUntil: b.TrustUntil()}
+	a := &Applied{Env: b.Env(), Version: b.Version(), Digest: b.Digest(), Commit: b.Commit(), Policies: set.Len(), Revision: revision, VerifiedAt: now(), TrustUntil: b.TrustUntil(),
+		TrustRoots: set.RemoteTrustRoots()}
 	prov := admission.Provenance{Source: sp.Name, Env: b.Env(), Version: b.Version(), Digest: b.Digest(), Commit: b.Commit()}
 	return admission.NewState(set, prov), a, nil
 }
@@ -167,7 +168,7 @@ func (s *Syncer) apply(sp Spec, trust uint64, requested string, st *admission.St
 		}
 		current = true
 		prev := src.applied
-		swapped = prev == nil || prev.Digest != a.Digest || prev.Version != a.Version || prev.Expired
+		swapped = prev == nil || prev.Digest != a.Digest || prev.Version != a.Version || prev.Expired || prev.TrustRoots != a.TrustRoots
 		if swapped {
 			a.AppliedAt = s.now()
 			src.verified = st
@@ -188,7 +189,7 @@ func (s *Syncer) apply(sp Spec, trust uint64, requested string, st *admission.St
 		log.Error(err, "failed to persist the applied bundle")
 	}
 	if swapped {
-		log.Info("policies swapped in", "state", StateEnforcing, "version", a.Version, "digest", a.Digest, "commit", a.Commit, "policies", a.Policies)
+		log.Info("policies swapped in", "state", StateEnforcing, "version", a.Version, "digest", a.Digest, "commit", a.Commit, "policies", a.Policies, "remoteTrustRoots", a.TrustRoots)
 		for _, r := range st.Set.ClusterReferences() {
 			log.Info("a policy reads from the cluster, outside the bundle's signatures", "version", a.Version, "file", r.File, "policy", r.Policy, "authority", r.Authority, "field", r.Field, "reads", r.What)
 		}

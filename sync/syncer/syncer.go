@@ -6,14 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
+
 	"ward.dev/ward/admission"
 	"ward.dev/ward/bundle/tufclient"
 	"ward.dev/ward/bundle/tuflayout"
+	"ward.dev/ward/policies/sigstoretuf"
 	"ward.dev/ward/sync/source"
 )
 
@@ -102,6 +106,10 @@ type Applied struct {
 	// Expired is true while the metadata has expired and the bundle is
 	// kept (OnExpiryKeep) or replaced by deny-all.
 	Expired bool `json:"expired,omitempty"`
+	// TrustRoots are the versions of the remote TrustRoots (TUF mirrors)
+	// the policies were compiled with: new trust material from a mirror is
+	// swapped in like a new bundle.
+	TrustRoots string `json:"trustRoots,omitempty"`
 }
 
 // Option configures a Syncer.
@@ -109,6 +117,11 @@ type Option func(*Syncer)
 
 // WithClock sets the reference time for metadata expiry (default time.Now).
 func WithClock(now func() time.Time) Option { return func(s *Syncer) { s.now = now } }
+
+// WithRemoteTrustRoots sets how remote TrustRoots (TUF mirrors) in
+// bundles are read (default: every DefaultRefresh, verified copies kept in
+// the state folder).
+func WithRemoteTrustRoots(r *sigstoretuf.Remotes) Option { return func(s *Syncer) { s.remotes = r } }
 
 // WithJitter sets the fraction of the interval added at random (default
 // 0.1).
@@ -122,6 +135,7 @@ type Syncer struct {
 	metrics  *Metrics
 	watch    func(string)
 	jitter   float64
+	remotes  *sigstoretuf.Remotes
 
 	mu      sync.Mutex
 	sources map[string]*sourceState
@@ -144,6 +158,12 @@ func New(specs []Spec, stateDir string, p *admission.Policies, opts ...Option) (
 		sources: map[string]*sourceState{}, running: map[string]chan struct{}{}}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.remotes == nil {
+		s.remotes = &sigstoretuf.Remotes{Refresh: sigstoretuf.DefaultRefresh, Now: s.now}
+		if stateDir != "" {
+			s.remotes.Dir = filepath.Join(stateDir, "trustroots")
+		}
 	}
 	for _, sp := range specs {
 		sp, err := checkSpec(sp)
@@ -418,6 +438,9 @@ const expiryCheck = time.Second
 func (s *Syncer) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.runCtx = ctx
+	if s.remotes.Log.GetSink() == nil {
+		s.remotes.Log = logr.FromContextOrDiscard(ctx).WithName("trustroots")
+	}
 	for _, name := range s.order {
 		s.startLocked(name)
 	}
