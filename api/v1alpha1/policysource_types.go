@@ -139,6 +139,15 @@ type AppliedBundle struct {
 	VerifiedAt metav1.Time `json:"verifiedAt"`
 	// Expired is true while the metadata has expired.
 	Expired bool `json:"expired,omitempty"`
+	// TrustRoots are the versions of the remote TrustRoots (TUF mirrors)
+	// the policies were compiled with.
+	// +optional
+	TrustRoots string `json:"trustRoots,omitempty"`
+	// ClusterReferences are what the policies read from the cluster
+	// (Secrets named by key.secretRef, signaturePullSecrets), outside the
+	// bundle's signatures.
+	// +optional
+	ClusterReferences []string `json:"clusterReferences,omitempty"`
 }
 
 // PolicySourceStatus is the observed state.

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -156,7 +157,8 @@ func Project(ps *v1alpha1.PolicySource, st syncer.Status) {
 	ps.Status.Applied = nil
 	if a := st.Applied; a != nil {
 		ps.Status.Applied = &v1alpha1.AppliedBundle{Env: a.Env, Version: a.Version, Digest: a.Digest, Commit: a.Commit, Policies: a.Policies,
-			Revision: a.Revision, AppliedAt: metav1.NewTime(a.AppliedAt), VerifiedAt: metav1.NewTime(a.VerifiedAt), Expired: a.Expired}
+			Revision: a.Revision, AppliedAt: metav1.NewTime(a.AppliedAt), VerifiedAt: metav1.NewTime(a.VerifiedAt), Expired: a.Expired,
+			TrustRoots: a.TrustRoots, ClusterReferences: slices.Clone(a.ClusterReferences)}
 	}
 	ps.Status.LastFailure = ""
 	if st.LastError != "" {

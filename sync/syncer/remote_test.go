@@ -139,3 +139,26 @@ spec:
 		t.Fatalf("past the mirror's expiry: %v", err)
 	}
 }
+
+// What a bundle's policies read from the cluster is in the source's
+// status, beside the bundle it came with.
+func TestClusterReferencesInStatus(t *testing.T) {
+	e := newEnv(t)
+	e.repo.Publish(t, "prod", `apiVersion: policy.sigstore.dev/v1beta1
+kind: ClusterImagePolicy
+metadata: {name: from-secret}
+spec:
+  images: [{glob: "**"}]
+  authorities:
+  - name: release
+    key: {secretRef: {name: cosign-key}}
+`)
+	s := e.syncer(t, syncer.OnExpiryKeep)
+	if err := s.Sync(t.Context(), "prod"); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := s.Status("prod")
+	if st.Applied == nil || len(st.Applied.ClusterReferences) != 1 || !strings.Contains(st.Applied.ClusterReferences[0], "key.secretRef reads Secret cosign-key") {
+		t.Fatalf("status: %+v", st.Applied)
+	}
+}

@@ -154,6 +154,9 @@ func (s *Syncer) verify(ctx context.Context, sp Spec, f tufclient.Fetcher, now f
 	}
 	a := &Applied{Env: b.Env(), Version: b.Version(), Digest: b.Digest(), Commit: b.Commit(), Policies: set.Len(), Revision: revision, VerifiedAt: now(), TrustUntil: b.TrustUntil(),
 		TrustRoots: set.RemoteTrustRoots()}
+	for _, r := range set.ClusterReferences() {
+		a.ClusterReferences = append(a.ClusterReferences, r.String())
+	}
 	prov := admission.Provenance{Source: sp.Name, Env: b.Env(), Version: b.Version(), Digest: b.Digest(), Commit: b.Commit()}
 	return admission.NewState(set, prov), a, nil
 }

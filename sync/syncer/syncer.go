@@ -110,6 +110,9 @@ type Applied struct {
 	// the policies were compiled with: new trust material from a mirror is
 	// swapped in like a new bundle.
 	TrustRoots string `json:"trustRoots,omitempty"`
+	// ClusterReferences are what the policies read from the cluster
+	// (Secrets), outside the bundle's signatures.
+	ClusterReferences []string `json:"clusterReferences,omitempty"`
 }
 
 // Option configures a Syncer.
