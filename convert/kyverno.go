@@ -236,6 +236,25 @@ func Kyverno(file string, data []byte) (*Result, error) {
 		if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "---" {
 			continue
 		}
+		var list struct {
+			Kind  string            `json:"kind"`
+			Items []json.RawMessage `json:"items"`
+		}
+		if err := yaml.Unmarshal(raw, &list); err != nil {
+			return nil, fmt.Errorf("%s: document %d: %w", file, n, err)
+		}
+		if list.Kind == "List" || strings.HasSuffix(list.Kind, "List") && list.Items != nil {
+			// kubectl get … -o yaml
+			for i, item := range list.Items {
+				sub, err := Kyverno(fmt.Sprintf("%s: document %d items[%d]", file, n, i), item)
+				if err != nil {
+					return nil, err
+				}
+				res.Outputs = append(res.Outputs, sub.Outputs...)
+				res.Notes = append(res.Notes, sub.Notes...)
+			}
+			continue
+		}
 		var p kyvernoPolicy
 		if err := yaml.Unmarshal(raw, &p); err != nil {
 			return nil, fmt.Errorf("%s: document %d: %w", file, n, err)

@@ -168,3 +168,33 @@ spec:
 		})
 	}
 }
+
+// kubectl get clusterpolicies -o yaml gives a List.
+func TestKyvernoList(t *testing.T) {
+	doc := `apiVersion: v1
+kind: List
+items:
+- apiVersion: kyverno.io/v1
+  kind: ClusterPolicy
+  metadata: {name: a}
+  spec:
+    validationFailureAction: Enforce
+    rules:
+    - name: r
+      verifyImages:
+      - imageReferences: ["ghcr.io/org/*"]
+        attestors:
+        - entries:
+          - keys:
+              publicKeys: |-
+` + indented(testKey, 16) + `
+              rekor: {ignoreTlog: true}
+`
+	res, err := Kyverno("list.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Outputs) != 1 || res.Skipped() || res.Outputs[0].Name != "a-r" {
+		t.Fatalf("outputs %d, notes %v", len(res.Outputs), res.Notes)
+	}
+}

@@ -87,7 +87,7 @@ was not converted (the rest is written), 2 bad input.`,
 				return err
 			}
 			if res.Skipped() {
-				return failed(fmt.Errorf("some rules were not converted (see above); %d documents written", len(res.Outputs)))
+				return failed(fmt.Errorf("some rules were not converted (see above); documents written: %d", len(res.Outputs)))
 			}
 			return nil
 		},
