@@ -577,7 +577,13 @@ func (d *Decider) policy(ctx context.Context, p *policies.ImagePolicy, digest na
 		}
 		a := ra
 		var missed atomic.Bool
-		res, err := d.cache.verify(ctx, digest.String(), a.Fingerprint, func(ctx context.Context) (*imageverify.Result, error) {
+		fp := a.Fingerprint
+		if a.Source != nil && len(a.Source.PullSecrets) > 0 {
+			// Read with this namespace's Secrets: another namespace's
+			// credentials may see other signatures.
+			fp += "\x00ns:" + r.namespace
+		}
+		res, err := d.cache.verify(ctx, digest.String(), fp, func(ctx context.Context) (*imageverify.Result, error) {
 			missed.Store(true)
 			kc := kc
 			if a.Source != nil && len(a.Source.PullSecrets) > 0 {

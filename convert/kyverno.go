@@ -79,8 +79,9 @@ type kyvernoPolicy struct {
 		Namespace string `json:"namespace"`
 	} `json:"metadata"`
 	Spec struct {
-		ValidationFailureAction string        `json:"validationFailureAction"`
-		Rules                   []kyvernoRule `json:"rules"`
+		ValidationFailureAction          string          `json:"validationFailureAction"`
+		ValidationFailureActionOverrides json.RawMessage `json:"validationFailureActionOverrides"`
+		Rules                            []kyvernoRule   `json:"rules"`
 	} `json:"spec"`
 }
 
@@ -130,6 +131,8 @@ type kyvernoVerifyImage struct {
 	ImageRegistryCredentials *struct {
 		Secrets []string `json:"secrets"`
 	} `json:"imageRegistryCredentials"`
+	// Annotations the signed payload must carry (not converted).
+	Annotations map[string]string `json:"annotations"`
 	// Old single-key and keyless shorthands (Kyverno 1.7).
 	Key     string `json:"key"`
 	Subject string `json:"subject"`
@@ -144,6 +147,8 @@ type kyvernoAttestorSet struct {
 }
 
 type kyvernoAttestor struct {
+	// Annotations the signed payload must carry (not converted).
+	Annotations  map[string]string    `json:"annotations"`
 	Keys         *kyvernoKeys         `json:"keys"`
 	Keyless      *kyvernoKeyless      `json:"keyless"`
 	Certificates *kyvernoCertificates `json:"certificates"`
@@ -335,6 +340,12 @@ func (c *converter) verifyImage(p *kyvernoPolicy, rule kyvernoRule, vi kyvernoVe
 	if vi.Required != nil && !*vi.Required {
 		c.stricter("required: false: ward requires the verification to pass")
 	}
+	if len(vi.Annotations) > 0 {
+		c.skip("annotations %v the signature must carry are not converted", vi.Annotations)
+	}
+	if p.Spec.ValidationFailureActionOverrides != nil && vi.FailureAction == "" {
+		c.skip("validationFailureActionOverrides (a mode per namespace) are not converted")
+	}
 	mode := c.mode(p.Spec.ValidationFailureAction, vi.FailureAction)
 	match := c.match(p, rule)
 	var pullSecrets []string
@@ -451,9 +462,12 @@ func (c *converter) match(p *kyvernoPolicy, rule kyvernoRule) *policies.Match {
 		if rule.Match.Resources != nil {
 			filters = append(filters, kyvernoFilter{Resources: rule.Match.Resources})
 		}
-		if len(rule.Match.Any) > 1 {
-			c.stricter("match.any has %d filters: their kinds and namespaces are merged", len(rule.Match.Any))
-		}
+	}
+	if len(filters) > 1 {
+		// Several filters (any: a union, all: an intersection) do not map
+		// onto one match: the policy applies to every object.
+		c.stricter("match has %d filters: not converted, every object in every namespace is checked", len(filters))
+		filters = nil
 	}
 	for _, f := range filters {
 		if f.Subjects != nil || f.Roles != nil {
@@ -570,6 +584,8 @@ func (c *converter) attestorSet(set kyvernoAttestorSet, repository string, pullS
 			}
 		}
 		switch {
+		case len(e.Annotations) > 0:
+			c.skip("entries[%d].annotations %v the signature must carry are not converted", i, e.Annotations)
 		case e.Attestor != nil:
 			c.skip("entries[%d].attestor (a nested attestor set) is not converted", i)
 		case e.Keys != nil:
@@ -813,11 +829,13 @@ func (c *converter) condition(k kyvernoCondition, index int) (string, bool) {
 			val = "[" + val + "]"
 		}
 		return path + " in " + val, true
-	case "NotIn", "AnyNotIn":
-		if _, isList := k.Value.([]any); !isList {
-			val = "[" + val + "]"
+	case "GreaterThan", "GreaterThanOrEquals", "LessThan", "LessThanOrEquals":
+		if _, isNumber := k.Value.(float64); !isNumber {
+			c.skip("attestations[%d]: %s on %v compares quantities, durations or versions in Kyverno, not text", index, k.Operator, k.Value)
+			return "", false
 		}
-		return "!(" + path + " in " + val + ")", true
+	}
+	switch k.Operator {
 	case "GreaterThan":
 		return path + " > " + val, true
 	case "GreaterThanOrEquals":

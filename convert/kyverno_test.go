@@ -124,6 +124,11 @@ spec:
 		{"mutateDigest false", strings.Replace(keyPolicy, "mutateDigest: true", "mutateDigest: false", 1), []string{"mode: enforce"}, []string{"converted, stricter: in.yaml: check-image/check-image: mutateDigest: false"}, false},
 		{"private Rekor without key", strings.Replace(keyPolicy, "ignoreTlog: true", "url: https://rekor.internal", 1), nil, []string{"rekor.url https://rekor.internal without rekor.pubkey"}, true},
 		{"not Kyverno", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n", nil, []string{"is not a Kyverno ClusterPolicy"}, true},
+		{"annotations the signature must carry", strings.Replace(keyPolicy, "          - keys:", "          - annotations: {env: prod}\n            keys:", 1), nil, []string{"annotations map[env:prod] the signature must carry are not converted"}, true},
+		{"mode per namespace", strings.Replace(keyPolicy, "  background: false", "  background: false\n  validationFailureActionOverrides: [{action: Enforce, namespaces: [prod]}]", 1), nil, []string{"validationFailureActionOverrides"}, true},
+		{"several match filters", strings.Replace(keyless, "            namespaces: [prod, staging]", "            namespaces: [prod, staging]\n        - resources:\n            kinds: [Deployment]", 1), []string{"mode: audit"}, []string{"match has 2 filters: not converted, every object in every namespace is checked"}, false},
+		{"ordered comparison of text", strings.Replace(attest, "operator: Equals", "operator: GreaterThan", 1), nil, []string{"compares quantities, durations or versions"}, true},
+		{"NotIn", strings.Replace(attest, "operator: In", "operator: AnyNotIn", 1), nil, []string{"condition operator AnyNotIn is not converted"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, err := Kyverno("in.yaml", []byte(tc.doc))

@@ -501,7 +501,8 @@ func (c *compiler) authority(a at, field string, au Authority) *CompiledAuthorit
 				a.fail(f+".policy.type", "is %q, want cel, cue or rego", at.Policy.Type)
 			}
 		}
-		fmt.Fprintf(h, "att\x00%s\x00%s\x00%s\x00", ca.PredicateType, at.policyType(), ca.source())
+		// The name is part of it: results name the attestation they passed.
+		fmt.Fprintf(h, "att\x00%s\x00%s\x00%s\x00%s\x00", ca.Name, ca.PredicateType, at.policyType(), ca.source())
 		out.Attestations = append(out.Attestations, ca)
 	}
 	out.Fingerprint = "sha256:" + hex.EncodeToString(h.Sum(nil))

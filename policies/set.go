@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -18,10 +19,12 @@ type Set struct {
 	// remoteVersions are "name=version" of the remote TrustRoots read
 	// when the set was compiled.
 	remoteVersions []string
-	images         []*ImagePolicy
-	validations    []*ValidationPolicy
-	index          *patternIndex
-	settings       Settings
+	// remoteUntil is when the first of them stops being vouched for.
+	remoteUntil time.Time
+	images      []*ImagePolicy
+	validations []*ValidationPolicy
+	index       *patternIndex
+	settings    Settings
 	// selectors is true when a policy selects namespaces by label; set
 	// once by seal, so that requests need not scan the policies.
 	selectors bool
@@ -339,3 +342,8 @@ func Merge(sets ...*Set) *Set {
 func (s *Set) RemoteTrustRoots() string {
 	return strings.Join(slices.Sorted(slices.Values(s.remoteVersions)), ",")
 }
+
+// RemoteTrustUntil is when the first remote TrustRoot the set was compiled
+// with stops being vouched for by its mirror's metadata (zero for none):
+// the set must not be enforced as verified past it.
+func (s *Set) RemoteTrustUntil() time.Time { return s.remoteUntil }

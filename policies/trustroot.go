@@ -138,12 +138,15 @@ func (c *compiler) remoteKeys(name string, r *TUFRemote) (*SigstoreKeys, error) 
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	tr, version, err := c.remotes.Get(ctx, r.Mirror, r.Root, sigstoretuf.Options{Targets: r.Targets, TrustedRootTarget: r.TrustedRootTarget})
+	m, err := c.remotes.Get(ctx, r.Mirror, r.Root, sigstoretuf.Options{Targets: r.Targets, TrustedRootTarget: r.TrustedRootTarget})
 	if err != nil {
 		return nil, err
 	}
-	c.set.remoteVersions = append(c.set.remoteVersions, name+"="+version)
-	return SigstoreKeysFrom(tr)
+	c.set.remoteVersions = append(c.set.remoteVersions, name+"="+m.Version)
+	if c.set.remoteUntil.IsZero() || m.Until.Before(c.set.remoteUntil) {
+		c.set.remoteUntil = m.Until
+	}
+	return SigstoreKeysFrom(m.Trusted)
 }
 
 func orPlaceholder(s string) string {

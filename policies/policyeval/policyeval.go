@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -38,6 +39,14 @@ const (
 
 // MaxSourceBytes bounds the source of one policy.
 const MaxSourceBytes = 256 << 10
+
+// MaxDocumentBytes bounds a document a policy judges (a statement, or a
+// policy result with the admitted object's spec).
+const MaxDocumentBytes = 4 << 20
+
+// cueSlots bounds the CUE evaluations running at once, including those a
+// request whose deadline passed left running.
+var cueSlots = make(chan struct{}, 2*runtime.GOMAXPROCS(0))
 
 // The Rego package and rule policy-controller queries.
 const (
@@ -143,12 +152,24 @@ func (p *Program) Eval(ctx context.Context, doc []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if len(doc) > MaxDocumentBytes {
+		return fmt.Errorf("the document is %d bytes, over the limit of %d", len(doc), MaxDocumentBytes)
+	}
 	switch p.lang {
 	case CUE:
 		// CUE evaluation takes no context: the request is answered when
-		// ctx ends, and the evaluation finishes on its own.
+		// ctx ends, and the evaluation finishes on its own, holding its
+		// slot: at most cueSlots run at once, abandoned or not.
+		select {
+		case cueSlots <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 		done := make(chan error, 1)
-		go func() { done <- evalCUE(p.src, doc) }()
+		go func() {
+			defer func() { <-cueSlots }()
+			done <- evalCUE(p.src, doc)
+		}()
 		select {
 		case err := <-done:
 			return err
@@ -222,9 +243,9 @@ func evalRego(ctx context.Context, q *rego.PreparedEvalQuery, doc []byte) error 
 				case res.Result && res.Warning == "":
 					return nil
 				case res.Result:
-					// policy-controller fails a compliant result that
-					// carries a warning.
-					why = "warning: " + res.Warning
+					// The first compliant result decides, as in cosign;
+					// policy-controller fails one that carries a warning.
+					return fmt.Errorf("%w: Rego: warning: %s", ErrNotCompliant, oneLine(res.Warning))
 				case res.Error != "":
 					why = res.Error
 				}

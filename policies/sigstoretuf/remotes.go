@@ -36,6 +36,19 @@ type Remotes struct {
 
 	mu      sync.Mutex
 	entries map[string]*remoteEntry
+	// locks hold one mirror's reads: a slow mirror holds up only the
+	// bundles that name it.
+	locks map[string]*sync.Mutex
+}
+
+// Material is a remote's verified trust material.
+type Material struct {
+	Trusted *root.TrustedRoot
+	// Version changes when the material does.
+	Version string
+	// Until is when the first of the metadata vouching for it expires:
+	// past it, the material is no longer trusted.
+	Until time.Time
 }
 
 type remoteEntry struct {
@@ -47,42 +60,61 @@ type remoteEntry struct {
 	Version string    `json:"version"`
 }
 
-// Get returns the trust material of a mirror, verified from rootJSON, and
-// a version that changes when the material does.
-func (r *Remotes) Get(ctx context.Context, mirror string, rootJSON []byte, o Options) (*root.TrustedRoot, string, error) {
+// Get returns the trust material of a mirror, verified from rootJSON.
+func (r *Remotes) Get(ctx context.Context, mirror string, rootJSON []byte, o Options) (*Material, error) {
 	now := time.Now
 	if r.Now != nil {
 		now = r.Now
 	}
 	key := remoteKey(mirror, rootJSON, o)
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	if r.locks == nil {
+		r.locks = map[string]*sync.Mutex{}
+		r.entries = map[string]*remoteEntry{}
+	}
+	lock := r.locks[key]
+	if lock == nil {
+		lock = &sync.Mutex{}
+		r.locks[key] = lock
+	}
+	r.mu.Unlock()
+	lock.Lock()
+	defer lock.Unlock()
+	r.mu.Lock()
 	e := r.entries[key]
+	r.mu.Unlock()
 	if e == nil {
 		e = r.load(key)
 	}
 	if e != nil && now().Sub(e.Fetched) < r.Refresh && now().Before(e.Until) {
-		return e.trusted, e.Version, nil
+		return e.material(), nil
 	}
-	m, err := fromMirror(ctx, mirror, rootJSON, o, now())
+	local := ""
+	if r.Dir != "" {
+		local = filepath.Join(r.Dir, key)
+	}
+	m, err := fromMirror(ctx, mirror, rootJSON, o, now(), local)
 	if err != nil {
 		if e != nil && now().Before(e.Until) {
 			r.Log.Info("the TUF mirror of a remote TrustRoot cannot be read; its last verified copy is used", "mirror", mirror, "until", e.Until, "error", err.Error())
-			return e.trusted, e.Version, nil
+			return e.material(), nil
 		}
 		if e != nil {
-			return nil, "", fmt.Errorf("mirror %s: %w (the last verified copy expired at %s)", mirror, err, e.Until.UTC().Format(time.RFC3339))
+			return nil, fmt.Errorf("mirror %s: %w (the last verified copy expired at %s)", mirror, err, e.Until.UTC().Format(time.RFC3339))
 		}
-		return nil, "", fmt.Errorf("mirror %s: %w", mirror, err)
+		return nil, fmt.Errorf("mirror %s: %w", mirror, err)
 	}
 	sum := sha256.Sum256(m.json)
 	e = &remoteEntry{trusted: m.trusted, JSON: m.json, Fetched: now(), Until: m.until, Version: hex.EncodeToString(sum[:8])}
-	if r.entries == nil {
-		r.entries = map[string]*remoteEntry{}
-	}
+	r.mu.Lock()
 	r.entries[key] = e
+	r.mu.Unlock()
 	r.store(key, e)
-	return e.trusted, e.Version, nil
+	return e.material(), nil
+}
+
+func (e *remoteEntry) material() *Material {
+	return &Material{Trusted: e.trusted, Version: e.Version, Until: e.Until}
 }
 
 func remoteKey(mirror string, rootJSON []byte, o Options) string {
@@ -110,10 +142,9 @@ func (r *Remotes) load(key string) *remoteEntry {
 	if e.trusted, err = root.NewTrustedRootFromJSON(e.JSON); err != nil {
 		return nil
 	}
-	if r.entries == nil {
-		r.entries = map[string]*remoteEntry{}
-	}
+	r.mu.Lock()
 	r.entries[key] = &e
+	r.mu.Unlock()
 	return &e
 }
 

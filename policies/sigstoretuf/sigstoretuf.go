@@ -102,7 +102,7 @@ func FromSerialized(rootJSON, archive []byte, o Options) (*root.TrustedRoot, err
 // FromMirror reads a TUF mirror (an http(s) URL, or a folder holding the
 // repository) from rootJSON, judging expiry at now.
 func FromMirror(ctx context.Context, mirror string, rootJSON []byte, o Options, now time.Time) (*root.TrustedRoot, error) {
-	m, err := fromMirror(ctx, mirror, rootJSON, o, now)
+	m, err := fromMirror(ctx, mirror, rootJSON, o, now, "")
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +118,10 @@ type material struct {
 	until time.Time
 }
 
-func fromMirror(ctx context.Context, mirror string, rootJSON []byte, o Options, now time.Time) (*material, error) {
+// fromMirror reads a mirror. With local, the trusted metadata is kept
+// there between reads, so that versions only go forward (no rollback to an
+// older, still unexpired version) and root rotations are not walked again.
+func fromMirror(ctx context.Context, mirror string, rootJSON []byte, o Options, now time.Time, local string) (*material, error) {
 	var f fetcher.Fetcher
 	base := strings.TrimSuffix(mirror, "/") + "/"
 	if u, err := url.Parse(mirror); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
@@ -137,13 +140,23 @@ func fromMirror(ctx context.Context, mirror string, rootJSON []byte, o Options, 
 		base = "dir://repository/"
 	}
 	_ = ctx // go-tuf's fetchers take no context; the HTTP client has a timeout
-	return load(f, base, rootJSON, o, now)
+	return loadIn(f, base, rootJSON, o, now, local)
 }
 
 // httpTimeout bounds each request to a mirror.
 const httpTimeout = 10 * time.Second
 
 func load(f fetcher.Fetcher, base string, rootJSON []byte, o Options, ref time.Time) (*material, error) {
+	return loadIn(f, base, rootJSON, o, ref, "")
+}
+
+func loadIn(f fetcher.Fetcher, base string, rootJSON []byte, o Options, ref time.Time, local string) (*material, error) {
+	if local != "" {
+		// The root trusted last time, reached from the pinned one.
+		if data, err := os.ReadFile(filepath.Join(local, "root.json")); err == nil {
+			rootJSON = data
+		}
+	}
 	cfg, err := config.New(base, rootJSON)
 	if err != nil {
 		return nil, fmt.Errorf("the pinned TUF root: %w", err)
@@ -151,6 +164,14 @@ func load(f fetcher.Fetcher, base string, rootJSON []byte, o Options, ref time.T
 	cfg.RemoteTargetsURL = base + o.targets() + "/"
 	cfg.Fetcher = f
 	cfg.DisableLocalCache = true
+	if local != "" {
+		if err := os.MkdirAll(filepath.Join(local, "targets"), 0o700); err != nil {
+			return nil, err
+		}
+		cfg.DisableLocalCache = false
+		cfg.LocalMetadataDir = local
+		cfg.LocalTargetsDir = filepath.Join(local, "targets")
+	}
 	cfg.PrefixTargetsWithHash = true
 	u, err := updater.New(cfg)
 	if err != nil {

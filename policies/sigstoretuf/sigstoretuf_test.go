@@ -194,3 +194,39 @@ func FuzzFromSerialized(f *testing.F) {
 		_, _ = sigstoretuf.FromSerialized(rootJSON, archive, sigstoretuf.Options{})
 	})
 }
+
+// A mirror that rolls back to an older, still unexpired version is not
+// followed: the trusted metadata kept between reads only goes forward,
+// and the last verified copy stays.
+func TestRemotesRefuseRollback(t *testing.T) {
+	first, second := signtest.NewSigstore(t), signtest.NewSigstore(t)
+	dir := t.TempDir()
+	mirror := tuftest.NewSigstoreMirror(t, dir, map[string]tuftest.SigstoreTarget{"trusted_root.json": {Data: trustedRootJSON(t, first)}}, time.Now().Add(time.Hour))
+	oldTimestamp, err := os.ReadFile(filepath.Join(dir, "timestamp.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &sigstoretuf.Remotes{Dir: t.TempDir()}
+	v1, err := r.Get(t.Context(), dir, mirror.Root, sigstoretuf.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mirror.Publish(t, map[string]tuftest.SigstoreTarget{"trusted_root.json": {Data: trustedRootJSON(t, second)}})
+	v2, err := r.Get(t.Context(), dir, mirror.Root, sigstoretuf.Options{})
+	if err != nil || v2.Version == v1.Version {
+		t.Fatalf("second version: %v, %v", v2, err)
+	}
+	// The mirror serves version 1 again.
+	if err := os.WriteFile(filepath.Join(dir, "timestamp.json"), oldTimestamp, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.Get(t.Context(), dir, mirror.Root, sigstoretuf.Options{})
+	if err != nil || got.Version != v2.Version {
+		t.Fatalf("after the rollback: version %v (v1 %s, v2 %s), %v", got, v1.Version, v2.Version, err)
+	}
+	// A new reader over the same folder (a restart) refuses it too.
+	r2 := &sigstoretuf.Remotes{Dir: r.Dir}
+	if got, err := r2.Get(t.Context(), dir, mirror.Root, sigstoretuf.Options{}); err != nil || got.Version != v2.Version {
+		t.Fatalf("after a restart: %v, %v", got, err)
+	}
+}

@@ -138,6 +138,11 @@ spec:
 	if err == nil || !strings.Contains(err.Error(), "the last verified copy expired at") {
 		t.Fatalf("past the mirror's expiry: %v", err)
 	}
+	// And the policies compiled with it count as expired (onExpiry).
+	restarted.ApplyExpiry()
+	if st, _ := restarted.Status("prod"); st.State != syncer.StateExpired {
+		t.Fatalf("past the mirror's expiry: state %q", st.State)
+	}
 }
 
 // What a bundle's policies read from the cluster is in the source's

@@ -154,6 +154,11 @@ func (s *Syncer) verify(ctx context.Context, sp Spec, f tufclient.Fetcher, now f
 	}
 	a := &Applied{Env: b.Env(), Version: b.Version(), Digest: b.Digest(), Commit: b.Commit(), Policies: set.Len(), Revision: revision, VerifiedAt: now(), TrustUntil: b.TrustUntil(),
 		TrustRoots: set.RemoteTrustRoots()}
+	if until := set.RemoteTrustUntil(); !until.IsZero() && (a.TrustUntil.IsZero() || until.Before(a.TrustUntil)) {
+		// Trust material from a mirror is vouched for until its metadata
+		// expires: past it the bundle counts as expired (onExpiry).
+		a.TrustUntil = until
+	}
 	for _, r := range set.ClusterReferences() {
 		a.ClusterReferences = append(a.ClusterReferences, r.String())
 	}
