@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -213,5 +214,80 @@ func TestHelmChart(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(d.Spec.Template.Spec.Containers[0].Args, " "), "--webhook-tls-secret=ward-webhook-tls") {
 		t.Fatalf("args = %v", d.Spec.Template.Spec.Containers[0].Args)
+	}
+
+	// helm lint --strict; every option rendered and applied; an unknown
+	// key refused by values.schema.json.
+	if out, err := exec.Command(helm, "lint", "--strict", chart).CombinedOutput(); err != nil {
+		t.Fatalf("helm lint --strict: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(helm, "template", "ward", chart, "--set", "nodeSelectr.x=y").CombinedOutput(); err == nil || !strings.Contains(string(out), "additional properties 'nodeSelectr' not allowed") {
+		t.Fatalf("an unknown key: %v\n%s", err, out)
+	}
+	values := filepath.Join(t.TempDir(), "values.yaml")
+	if err := os.WriteFile(values, []byte(`image: {digest: "sha256:`+strings.Repeat("a", 64)+`"}
+imagePullSecrets: [{name: regcred}]
+replicas: 1
+nodeSelector: {kubernetes.io/os: linux}
+tolerations: [{key: dedicated, operator: Equal, value: infra, effect: NoSchedule}]
+affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchExpressions: [{key: infra, operator: Exists}]}]}}}
+topologySpreadConstraints: [{maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: ScheduleAnyway, labelSelector: {matchLabels: {app.kubernetes.io/name: ward}}}]
+priorityClassName: system-cluster-critical
+podAnnotations: {example.com/scrape: "true"}
+podLabels: {team: platform}
+serviceAccount: {annotations: {eks.amazonaws.com/role-arn: "arn:aws:iam::123456789012:role/ward"}}
+extraArgs: [--log-level=debug]
+env: [{name: HTTPS_PROXY, value: "http://proxy:3128"}]
+webhook: {optOutLabel: example.com/no-ward}
+namespace: {create: true, podSecurity: restricted}
+metrics: {serviceMonitor: {enabled: true, labels: {release: prometheus}}}
+networkPolicy: {enabled: true, httpFrom: {namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}}}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	all := template("-f", values)
+	kinds := map[string]int{}
+	for _, o := range all {
+		kinds[o.Kind]++
+		if o.Kind == "ServiceMonitor" {
+			continue // its CRD is the Prometheus Operator's
+		}
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(o.Raw); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Patch(t.Context(), u, client.Apply, client.FieldOwner("ward-e2e"), client.ForceOwnership); err != nil {
+			t.Fatalf("apply %s %s with every option: %v", u.GetKind(), u.GetName(), err)
+		}
+	}
+	if kinds["PodDisruptionBudget"] != 0 || kinds["ServiceMonitor"] != 1 || kinds["NetworkPolicy"] != 1 || kinds["Namespace"] != 1 {
+		t.Fatalf("rendered kinds with every option: %v", kinds)
+	}
+	if err := c.Get(t.Context(), types.NamespacedName{Namespace: "ward-system", Name: "ward"}, &d); err != nil {
+		t.Fatal(err)
+	}
+	ps := d.Spec.Template.Spec
+	switch {
+	case ps.Containers[0].Image != "ghcr.io/ward-dev/ward@sha256:"+strings.Repeat("a", 64):
+		t.Errorf("image %s", ps.Containers[0].Image)
+	case ps.NodeSelector["kubernetes.io/os"] != "linux", len(ps.Tolerations) != 1, ps.Affinity.NodeAffinity == nil, len(ps.TopologySpreadConstraints) != 1:
+		t.Errorf("scheduling: %+v", ps)
+	case ps.PriorityClassName != "system-cluster-critical", len(ps.ImagePullSecrets) != 1:
+		t.Errorf("priority %q, pull secrets %v", ps.PriorityClassName, ps.ImagePullSecrets)
+	case d.Spec.Template.Annotations["example.com/scrape"] != "true", d.Spec.Template.Labels["team"] != "platform":
+		t.Errorf("pod metadata %v %v", d.Spec.Template.Annotations, d.Spec.Template.Labels)
+	case !slices.Contains(ps.Containers[0].Args, "--log-level=debug"), len(ps.Containers[0].Env) != 2:
+		t.Errorf("args %v, env %v", ps.Containers[0].Args, ps.Containers[0].Env)
+	}
+	var wardNS corev1.Namespace
+	if err := c.Get(t.Context(), types.NamespacedName{Name: "ward-system"}, &wardNS); err != nil || wardNS.Labels["pod-security.kubernetes.io/enforce"] != "restricted" {
+		t.Errorf("namespace labels %v, %v", wardNS.Labels, err)
+	}
+	var vwc admissionregistrationv1.ValidatingWebhookConfiguration
+	if err := c.Get(t.Context(), types.NamespacedName{Name: "ward"}, &vwc); err != nil {
+		t.Fatal(err)
+	}
+	if sel := vwc.Webhooks[0].NamespaceSelector; len(sel.MatchExpressions) != 2 || sel.MatchExpressions[1].Key != "example.com/no-ward" {
+		t.Errorf("namespace opt-out: %+v", sel)
 	}
 }

@@ -13,6 +13,18 @@ namespaceSelector:
     - key: kubernetes.io/metadata.name
       operator: NotIn
       values: [{{ .Release.Namespace | quote }}{{ range .Values.webhook.excludedNamespaces }}, {{ . | quote }}{{ end }}]
+    {{- with .Values.webhook.optOutLabel }}
+    - key: {{ . | quote }}
+      operator: NotIn
+      values: ["true"]
+    {{- end }}
+{{- end }}
+{{- define "ward.image" -}}
+{{- if .Values.image.digest -}}
+{{ .Values.image.repository }}@{{ .Values.image.digest }}
+{{- else -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
 {{- end }}
 {{- define "ward.rules" -}}
 rules:
