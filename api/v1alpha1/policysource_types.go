@@ -14,6 +14,8 @@ const PolicySourceKind = "PolicySource"
 
 // PolicySourceSpec says where a TUF repository of policy bundles lives,
 // which environment's bundle to enforce, and the root to trust.
+// +kubebuilder:validation:XValidation:rule="(has(self.root) ? 1 : 0) + (has(self.rootFile) ? 1 : 0) + (has(self.rootConfigMap) ? 1 : 0) == 1",message="exactly one of root, rootFile and rootConfigMap is required: the pinned TUF root"
+// +kubebuilder:validation:XValidation:rule="(has(self.dir) ? 1 : 0) + (has(self.git) ? 1 : 0) + (has(self.oci) ? 1 : 0) == 1",message="exactly one source is required: dir, git or oci"
 type PolicySourceSpec struct {
 	// Env is the environment whose bundle is enforced.
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`

@@ -267,3 +267,30 @@ func TestEveryReplicaSyncsOneLeaderWritesStatus(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// The CRD's validation rules: kubectl apply refuses a PolicySource with no
+// pinned root or with two sources, instead of accepting it and stalling.
+func TestPolicySourceValidationRules(t *testing.T) {
+	_, c, _ := apiservertest.Start(t, filepath.Join("..", "..", "deploy", "crds"))
+	for _, tc := range []struct {
+		name string
+		spec v1alpha1.PolicySourceSpec
+		want string
+	}{
+		{"no root", v1alpha1.PolicySourceSpec{Env: "prod", Dir: &v1alpha1.DirSource{Path: "/tuf"}}, "exactly one of root, rootFile and rootConfigMap is required"},
+		{"two roots", v1alpha1.PolicySourceSpec{Env: "prod", Root: "{}", RootFile: "/root.json", Dir: &v1alpha1.DirSource{Path: "/tuf"}}, "exactly one of root, rootFile and rootConfigMap is required"},
+		{"no source", v1alpha1.PolicySourceSpec{Env: "prod", Root: "{}"}, "exactly one source is required: dir, git or oci"},
+		{"two sources", v1alpha1.PolicySourceSpec{Env: "prod", Root: "{}", Dir: &v1alpha1.DirSource{Path: "/tuf"}, Git: &v1alpha1.GitSource{URL: "https://git.example.com/p.git"}}, "exactly one source is required: dir, git or oci"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := c.Create(t.Context(), &v1alpha1.PolicySource{ObjectMeta: metav1.ObjectMeta{Name: "invalid"}, Spec: tc.spec})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+	ok := &v1alpha1.PolicySource{ObjectMeta: metav1.ObjectMeta{Name: "valid"}, Spec: v1alpha1.PolicySourceSpec{Env: "prod", Root: "{}", Dir: &v1alpha1.DirSource{Path: "/tuf"}}}
+	if err := c.Create(t.Context(), ok); err != nil {
+		t.Fatalf("a valid PolicySource: %v", err)
+	}
+}
