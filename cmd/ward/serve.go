@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"ward.dev/ward/admission"
@@ -34,6 +35,7 @@ type serveOptions struct {
 	healthAddr      string
 	tlsCert         string
 	tlsKey          string
+	certWatcher     *certwatcher.CertWatcher
 	hosts           []string
 	pushSecretFile  string
 	registryCA      string
@@ -165,6 +167,13 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 		return err
 	}
 	ctx := logr.NewContext(cmd.Context(), log)
+	if o.certWatcher != nil {
+		go func() {
+			if err := o.certWatcher.Start(ctx); err != nil {
+				log.Error(err, "failed to watch the serving certificate; the one loaded is served")
+			}
+		}()
+	}
 	// ward's own metrics, served on /metrics together with
 	// controller-runtime's registry: the Go and process collectors, and in
 	// a cluster its reconcile, work-queue, client and leader-election
@@ -254,16 +263,25 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
+// certPollInterval is how often the serving certificate's files are read
+// again, besides file-change notifications (which miss some Secret volume
+// updates).
+const certPollInterval = 10 * time.Second
+
 func (o *serveOptions) tls() (*tls.Config, string, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	switch {
 	case o.tlsCert != "" && o.tlsKey != "":
-		c, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
+		// Reloaded as the files change (cert-manager renews them in the
+		// mounted Secret): the renewed certificate is served without a
+		// restart.
+		w, err := certwatcher.New(o.tlsCert, o.tlsKey)
 		if err != nil {
 			return nil, "", fmt.Errorf("failed to load --tls-cert/--tls-key: %w", err)
 		}
-		cfg.Certificates = []tls.Certificate{c}
-		return cfg, "", nil
+		o.certWatcher = w.WithWatchInterval(certPollInterval)
+		cfg.GetCertificate = w.GetCertificate
+		return cfg, fmt.Sprintf("serving certificate %s, reloaded when it changes", o.tlsCert), nil
 	case o.tlsCert != "" || o.tlsKey != "":
 		return nil, "", errors.New("--tls-cert and --tls-key go together")
 	}
