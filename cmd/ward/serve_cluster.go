@@ -11,6 +11,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -49,6 +51,12 @@ func (o *serveOptions) cluster(log logr.Logger) (*clusterParts, error) {
 		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        "ward-status-writer",
 		LeaderElectionNamespace: o.namespace,
+		// The Secrets and ConfigMaps PolicySources refer to are watched in
+		// ward's namespace only.
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}:    {Namespaces: map[string]cache.Config{o.namespace: {}}},
+			&corev1.ConfigMap{}: {Namespaces: map[string]cache.Config{o.namespace: {}}},
+		}},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("failed to set up the controller manager: %w", err)

@@ -8,6 +8,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
@@ -20,7 +21,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"ward.dev/ward/api/v1alpha1"
 	"ward.dev/ward/sync/config"
@@ -69,16 +72,68 @@ func Setup(mgr ctrl.Manager, syn *syncer.Syncer, o Options) error {
 }
 
 // SetupWithManager registers the reconciler; it does not need leadership.
+// Besides PolicySources it watches the Secrets and ConfigMaps of ward's
+// namespace they refer to (credentials, pinned roots): a rotated token or
+// a new root takes effect without a spec change.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		// Spec changes and reconcile requests, not our own status writes.
 		For(&v1alpha1.PolicySource{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicates.ReconcileRequestedPredicate{}))).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.referring(secretRefs))).
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.referring(configMapRefs))).
 		Named("policysource").
 		WithOptions(controller.Options{NeedLeaderElection: ptr(false)}).
 		Complete(r)
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// secretRefs are the Secrets a PolicySource refers to.
+func secretRefs(ps *v1alpha1.PolicySource) []string {
+	var out []string
+	if g := ps.Spec.Git; g != nil && g.SecretRef != nil {
+		out = append(out, g.SecretRef.Name)
+	}
+	if o := ps.Spec.OCI; o != nil {
+		if o.SecretRef != nil {
+			out = append(out, o.SecretRef.Name)
+		}
+		if o.CertSecretRef != nil {
+			out = append(out, o.CertSecretRef.Name)
+		}
+	}
+	return out
+}
+
+// configMapRefs are the ConfigMaps a PolicySource refers to.
+func configMapRefs(ps *v1alpha1.PolicySource) []string {
+	if ps.Spec.RootConfigMap != nil {
+		return []string{ps.Spec.RootConfigMap.Name}
+	}
+	return nil
+}
+
+// referring maps a Secret or ConfigMap of ward's namespace to the
+// PolicySources that refer to it.
+func (r *Reconciler) referring(refs func(*v1alpha1.PolicySource) []string) handler.MapFunc {
+	return func(ctx context.Context, obj client.Object) []reconcile.Request {
+		if obj.GetNamespace() != r.Namespace {
+			return nil
+		}
+		var list v1alpha1.PolicySourceList
+		if err := r.Client.List(ctx, &list); err != nil {
+			logr.FromContextOrDiscard(ctx).Error(err, "failed to list PolicySources")
+			return nil
+		}
+		var out []reconcile.Request
+		for i := range list.Items {
+			if slices.Contains(refs(&list.Items[i]), obj.GetName()) {
+				out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: list.Items[i].Name}})
+			}
+		}
+		return out
+	}
+}
 
 // Reconcile applies one PolicySource to the sync loop.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {

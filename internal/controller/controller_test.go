@@ -13,6 +13,7 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -293,4 +294,65 @@ func TestPolicySourceValidationRules(t *testing.T) {
 	if err := c.Create(t.Context(), ok); err != nil {
 		t.Fatalf("a valid PolicySource: %v", err)
 	}
+}
+
+// The ConfigMap holding a PolicySource's pinned root is watched: created
+// after the PolicySource, or changed, it takes effect at once, without a
+// spec change (the periodic retry is a minute away).
+func TestReferencedConfigMapWatched(t *testing.T) {
+	cfg, c, scheme := apiservertest.Start(t, filepath.Join("..", "..", "deploy", "crds"))
+	repo := tuftest.NewRepo(t, tuftest.Options{Envs: []string{"prod"}})
+	repo.Publish(t, "prod", allowing("reg.example.com/v1/**"))
+	other := tuftest.NewRepo(t, tuftest.Options{Envs: []string{"prod"}})
+	clock := &tuftest.Clock{T: repo.Clock.T.Add(time.Hour)}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	syn, err := syncer.New(nil, t.TempDir(), &admission.Policies{}, syncer.WithClock(clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := controller.Setup(mgr, syn, controller.Options{Namespace: "default", StateDir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); syn.Run(ctx) }()
+	go func() { mgr.Start(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	ps := &v1alpha1.PolicySource{ObjectMeta: metav1.ObjectMeta{Name: "prod"}, Spec: v1alpha1.PolicySourceSpec{Env: "prod",
+		RootConfigMap: &v1alpha1.KeyRef{Name: "roots", Key: "root.json"}, Interval: &metav1.Duration{Duration: time.Hour}, Dir: &v1alpha1.DirSource{Path: repo.Dir}}}
+	if err := c.Create(t.Context(), ps); err != nil {
+		t.Fatal(err)
+	}
+	status := func() syncer.Status {
+		st, _ := syn.Status("prod")
+		return st
+	}
+	within := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("not within 20 s: %s (status %+v)", what, status())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	within("the missing ConfigMap reported", func() bool { return strings.Contains(status().Stalled, "roots") })
+	// The ConfigMap appears, with another repository's root: the source
+	// follows it, and the bundle does not verify.
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "roots", Namespace: "default"}, Data: map[string]string{"root.json": string(other.Root(t))}}
+	if err := c.Create(t.Context(), cm); err != nil {
+		t.Fatal(err)
+	}
+	within("the ConfigMap's root used", func() bool { st := status(); return st.Stalled == "" && st.LastError != "" })
+	// The right root: enforcing, without touching the PolicySource.
+	cm.Data["root.json"] = string(repo.Root(t))
+	if err := c.Update(t.Context(), cm); err != nil {
+		t.Fatal(err)
+	}
+	within("the new root enforcing v1", func() bool { st := status(); return st.Ready && st.Applied != nil && st.Applied.Version == 1 })
 }

@@ -6,11 +6,16 @@ package config
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -138,6 +143,31 @@ func (r FileResolver) Secret(name string) (map[string][]byte, error) {
 // Spec turns a PolicySource into a sync spec; stateDir is the sync loop's
 // (Git sources keep their clone there).
 func Spec(ps v1alpha1.PolicySource, r Resolver, stateDir string) (syncer.Spec, error) {
+	h := &hashingResolver{Resolver: r, h: sha256.New()}
+	sp, err := spec(ps, h, stateDir)
+	// What was read from Secrets and files: a rotated credential changes
+	// the spec though the PolicySource did not.
+	sp.Credentials = hex.EncodeToString(h.h.Sum(nil))
+	return sp, err
+}
+
+// hashingResolver hashes everything read through it.
+type hashingResolver struct {
+	Resolver
+	h hash.Hash
+}
+
+func (r *hashingResolver) Secret(name string) (map[string][]byte, error) {
+	data, err := r.Resolver.Secret(name)
+	fmt.Fprintf(r.h, "secret\x00%s\x00", name)
+	for _, k := range slices.Sorted(maps.Keys(data)) {
+		fmt.Fprintf(r.h, "%s\x00%d\x00", k, len(data[k]))
+		r.h.Write(data[k])
+	}
+	return data, err
+}
+
+func spec(ps v1alpha1.PolicySource, r Resolver, stateDir string) (syncer.Spec, error) {
 	s := ps.Spec
 	name := ps.Name
 	sp := syncer.Spec{Name: name, Env: s.Env, OnExpiry: s.OnExpiry, Suspend: s.Suspend}

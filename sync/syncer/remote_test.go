@@ -1,6 +1,7 @@
 package syncer_test
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"ward.dev/ward/internal/signtest"
 	"ward.dev/ward/internal/tuftest"
 	"ward.dev/ward/policies/sigstoretuf"
+	"ward.dev/ward/sync/source"
 	"ward.dev/ward/sync/syncer"
 )
 
@@ -166,4 +168,41 @@ spec:
 	if st.Applied == nil || len(st.Applied.ClusterReferences) != 1 || !strings.Contains(st.Applied.ClusterReferences[0], "key.secretRef reads Secret cosign-key") {
 		t.Fatalf("status: %+v", st.Applied)
 	}
+}
+
+// A spec whose credentials changed (a rotated Secret), with nothing else
+// changed, syncs again at once with them.
+func TestRotatedCredentialsSyncAtOnce(t *testing.T) {
+	e := newEnv(t)
+	sp := syncer.Spec{Name: "prod", Env: "prod", Root: e.root, Source: source.Dir{Path: e.repo.Dir}, Interval: time.Hour, Credentials: "token-1"}
+	s, err := syncer.New([]syncer.Spec{sp}, e.stateDir, e.policies, syncer.WithClock(e.clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	syncs := func() int64 { st, _ := s.Status("prod"); return st.Syncs }
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out: %s", what)
+			}
+		}
+	}
+	waitFor("the first sync", func() bool { return syncs() == 1 })
+	if err := s.Upsert(sp); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if syncs() != 1 {
+		t.Fatalf("an unchanged spec synced again: %d syncs", syncs())
+	}
+	sp.Credentials = "token-2"
+	if err := s.Upsert(sp); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("a sync with the new credentials", func() bool { return syncs() == 2 })
 }

@@ -61,6 +61,10 @@ type Spec struct {
 	// metadata.generation); status reports it as observed once a sync with
 	// it has finished.
 	Generation int64
+	// Credentials fingerprints the credentials the source was resolved
+	// with (Secrets' content): a change re-syncs with them, without a
+	// new generation.
+	Credentials string
 	// ReconcileRequest is the newest reconcile request (Flux's
 	// reconcile.fluxcd.io/requestedAt annotation): a new value syncs at
 	// once.
@@ -266,7 +270,7 @@ func (s *Syncer) Upsert(sp Spec) error {
 		old := src.spec
 		wasBlocked := isBlocked(old)
 		requested := sp.ReconcileRequest != "" && sp.ReconcileRequest != src.requested
-		if sp.Generation == src.generation && !wasBlocked && src.blocked == "" && sameTrust(old, sp) &&
+		if sp.Generation == src.generation && !wasBlocked && src.blocked == "" && sameTrust(old, sp) && old.Credentials == sp.Credentials &&
 			old.Interval == sp.Interval && old.Timeout == sp.Timeout && old.OnExpiry == sp.OnExpiry && old.Suspend == sp.Suspend {
 			if requested {
 				src.requested, trigger = sp.ReconcileRequest, true
