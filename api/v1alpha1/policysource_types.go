@@ -94,8 +94,9 @@ type GitSource struct {
 	// top; a policy repository made by `ward init` keeps it in "tuf").
 	// +optional
 	Path string `json:"path,omitempty"`
-	// SecretRef holds credentials: username and password (or a token as
-	// password) for http(s); identity (a private key) and known_hosts for
+	// SecretRef holds credentials, with Flux's GitRepository keys: username
+	// and password (or a token as password), or bearerToken, and ca.crt (a
+	// private CA) for https; identity (a private key) and known_hosts for
 	// ssh.
 	// +optional
 	SecretRef *LocalRef `json:"secretRef,omitempty"`

@@ -16,6 +16,22 @@ import (
 
 // Handler serves the repositories below root to one user.
 func Handler(root, user, pass string) (http.Handler, error) {
+	return handler(root, func(r *http.Request) (string, bool) {
+		u, p, ok := r.BasicAuth()
+		return u, ok && subtle.ConstantTimeCompare([]byte(u), []byte(user)) == 1 && subtle.ConstantTimeCompare([]byte(p), []byte(pass)) == 1
+	})
+}
+
+// BearerHandler serves the repositories below root to requests with
+// "Authorization: Bearer <token>".
+func BearerHandler(root, token string) (http.Handler, error) {
+	return handler(root, func(r *http.Request) (string, bool) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		return "bearer", ok && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
+	})
+}
+
+func handler(root string, allow func(*http.Request) (string, bool)) (http.Handler, error) {
 	execPath, err := exec.Command("git", "--exec-path").Output()
 	if err != nil {
 		return nil, fmt.Errorf("git is not installed (it serves the repositories): %w", err)
@@ -25,8 +41,8 @@ func Handler(root, user, pass string) (http.Handler, error) {
 		Env:  []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"},
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u, p, ok := r.BasicAuth()
-		if !ok || subtle.ConstantTimeCompare([]byte(u), []byte(user)) != 1 || subtle.ConstantTimeCompare([]byte(p), []byte(pass)) != 1 {
+		u, ok := allow(r)
+		if !ok {
 			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return

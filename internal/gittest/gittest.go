@@ -4,6 +4,7 @@
 package gittest
 
 import (
+	"encoding/pem"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -37,6 +38,31 @@ func Start(t testing.TB) *Server {
 	t.Cleanup(s.srv.Close)
 	s.URL = s.srv.URL
 	return s
+}
+
+// TLSServer serves the same repositories over https with a bearer token,
+// from a test CA.
+type TLSServer struct {
+	URL   string
+	Token string
+	// CAPEM is the certificate clients must trust.
+	CAPEM []byte
+}
+
+// StartTLS serves s's repositories over https to requests with
+// "Authorization: Bearer <Token>", until the test ends.
+func (s *Server) StartTLS(t testing.TB) *TLSServer {
+	t.Helper()
+	ts := &TLSServer{Token: "bearer-t0ken"}
+	h, err := gitserver.BearerHandler(s.Root, ts.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewTLSServer(h)
+	t.Cleanup(srv.Close)
+	ts.URL = srv.URL
+	ts.CAPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	return ts
 }
 
 // Close stops the server (a Git host going down).

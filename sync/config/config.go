@@ -239,6 +239,8 @@ func gitSource(name string, g *v1alpha1.GitSource, r Resolver, cacheDir string) 
 	if src.Auth, err = source.GitAuth(g.URL, data); err != nil {
 		return nil, fmt.Errorf("policy source %s: secret %s: %w", name, g.SecretRef.Name, err)
 	}
+	// Flux's GitRepository key for a private CA.
+	src.CABundle = data["ca.crt"]
 	return src, nil
 }
 

@@ -2,6 +2,8 @@ package source
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -34,13 +36,54 @@ var installGitHTTP sync.Once
 // a process-wide table.
 func boundGitHTTP() {
 	installGitHTTP.Do(func() {
-		base := http.DefaultTransport.(*http.Transport).Clone()
-		base.TLSHandshakeTimeout = 10 * time.Second
-		base.ResponseHeaderTimeout = 30 * time.Second
-		c := githttp.NewClient(&http.Client{Transport: &httpbound.Transport{Next: base, Max: MaxGitFetchBytes}})
+		gitBase = http.DefaultTransport.(*http.Transport).Clone()
+		gitBase.TLSHandshakeTimeout = 10 * time.Second
+		gitBase.ResponseHeaderTimeout = 30 * time.Second
+		c := githttp.NewClient(&http.Client{Transport: &httpbound.Transport{Next: caRouter{}, Max: MaxGitFetchBytes}})
 		client.InstallProtocol("https", c)
 		client.InstallProtocol("http", c)
 	})
+}
+
+var (
+	gitBase *http.Transport
+	// gitCAs holds a transport per private CA bundle (go-git's own
+	// CABundle option needs a bare *http.Transport, and ward's is wrapped
+	// to bound responses). A fetch names its bundle in its context, so a
+	// CA given for one source is never trusted for another.
+	gitCAs sync.Map // string(bundle) → *http.Transport
+)
+
+type caKey struct{}
+
+// caRouter sends a request through the transport of the CA bundle its
+// context names, else through the base transport.
+type caRouter struct{}
+
+func (caRouter) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t, ok := req.Context().Value(caKey{}).(*http.Transport); ok {
+		return t.RoundTrip(req)
+	}
+	return gitBase.RoundTrip(req)
+}
+
+// withCA returns ctx naming a transport that trusts the PEM certificates
+// in bundle, besides the system's.
+func withCA(ctx context.Context, bundle []byte) (context.Context, error) {
+	if t, ok := gitCAs.Load(string(bundle)); ok {
+		return context.WithValue(ctx, caKey{}, t), nil
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(bundle) {
+		return nil, errors.New("ca.crt holds no PEM certificates")
+	}
+	t := gitBase.Clone()
+	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	actual, _ := gitCAs.LoadOrStore(string(bundle), t)
+	return context.WithValue(ctx, caKey{}, actual), nil
 }
 
 // Git is a TUF repository kept in a Git repository: a branch (default
@@ -54,8 +97,12 @@ type Git struct {
 	// Path of the TUF repository inside the Git repository ("" for the
 	// top).
 	Path string
-	// Auth for the remote (http basic auth, ssh keys); nil for none.
+	// Auth for the remote (http basic auth or bearer token, ssh keys); nil
+	// for none.
 	Auth transport.AuthMethod
+	// CABundle holds PEM certificates trusted for an https remote, besides
+	// the system's.
+	CABundle []byte
 	// CacheDir holds a bare clone kept between syncs.
 	CacheDir string
 }
@@ -121,6 +168,12 @@ func (g *Git) Open(ctx context.Context) (Snapshot, error) {
 		}
 		local = plumbing.NewRemoteReferenceName("origin", name)
 		spec = gitconfig.RefSpec(fmt.Sprintf("+refs/heads/%s:%s", name, local))
+	}
+	if len(g.CABundle) > 0 {
+		var err error
+		if ctx, err = withCA(ctx, g.CABundle); err != nil {
+			return nil, err
+		}
 	}
 	opts := &git.FetchOptions{RemoteName: "origin", RefSpecs: []gitconfig.RefSpec{spec}, Auth: g.Auth, Tags: git.NoTags, Force: true}
 	if g.Commit == "" && shallowOK(g.URL) {

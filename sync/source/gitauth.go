@@ -19,10 +19,16 @@ import (
 // host key must be checked.
 func GitAuth(url string, data map[string][]byte) (transport.AuthMethod, error) {
 	if strings.HasPrefix(url, "http://") || strings.HasPrefix(url, "https://") {
+		if token := string(data["bearerToken"]); token != "" {
+			return &githttp.TokenAuth{Token: token}, nil
+		}
 		user := string(data["username"])
 		pass := string(data["password"])
+		if pass == "" && len(data["ca.crt"]) > 0 {
+			return nil, nil // a CA only: no credentials
+		}
 		if pass == "" {
-			return nil, fmt.Errorf("no password (or token) for %s", redactURL(url))
+			return nil, fmt.Errorf("no password, token or bearerToken for %s", redactURL(url))
 		}
 		if user == "" {
 			user = "git" // token authentication ignores the name

@@ -2,6 +2,7 @@ package syncer_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -311,5 +312,45 @@ func TestGitSourceTagAndCommit(t *testing.T) {
 		if !e.allowed(t, "v1") || e.allowed(t, "v2") {
 			t.Fatalf("%s does not enforce v1", src)
 		}
+	}
+}
+
+// Git over https from a private CA with a bearer token (Flux's
+// GitRepository secret keys bearerToken and ca.crt), read through the
+// same config path a PolicySource takes.
+func TestGitSourceHTTPSBearerAndCA(t *testing.T) {
+	g := newGitEnv(t)
+	ts := g.srv.StartTLS(t)
+	url := ts.URL + "/policies.git"
+	sourceWith := func(data map[string][]byte) *source.Git {
+		t.Helper()
+		auth, err := source.GitAuth(url, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &source.Git{URL: url, Path: "tuf", Auth: auth, CABundle: data["ca.crt"], CacheDir: filepath.Join(t.TempDir(), "git-cache")}
+	}
+	for _, tc := range []struct {
+		name string
+		data map[string][]byte
+		want string // "" for success
+	}{
+		{"token and CA", map[string][]byte{"bearerToken": []byte(ts.Token), "ca.crt": ts.CAPEM}, ""},
+		{"no CA", map[string][]byte{"bearerToken": []byte(ts.Token)}, "certificate signed by unknown authority"},
+		{"wrong token", map[string][]byte{"bearerToken": []byte("nope"), "ca.crt": ts.CAPEM}, "authentication required"},
+		{"CA only", map[string][]byte{"ca.crt": ts.CAPEM}, "authentication required"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := g.newSyncer(t, t.TempDir(), syncer.Spec{Source: sourceWith(tc.data)})
+			err := s.Sync(t.Context(), "prod")
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatal(err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			case strings.Contains(fmt.Sprint(err), ts.Token):
+				t.Fatalf("the token is in the error: %v", err)
+			}
+		})
 	}
 }
