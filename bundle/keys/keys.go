@@ -51,6 +51,14 @@ func Load(ctx context.Context, ref string) (signature.SignerVerifier, error) {
 		return nil, fmt.Errorf("failed to load key %s: %w", ref, err)
 	}
 	priv, err := cryptoutils.UnmarshalPEMToPrivateKey(data, password)
+	if errors.Is(err, ErrNoPassword) {
+		// No password given: a key encrypted with an empty one (what
+		// `ward init` writes for cosign without WARD_KEY_PASSWORD) still
+		// opens.
+		if p, perr := cryptoutils.UnmarshalPEMToPrivateKey(data, func(bool) ([]byte, error) { return []byte{}, nil }); perr == nil {
+			priv, err = p, nil
+		}
+	}
 	if err != nil {
 		if errors.Is(err, ErrNoPassword) {
 			return nil, fmt.Errorf("failed to load key %s: %w", ref, ErrNoPassword)
@@ -94,12 +102,24 @@ func TUFKey(s signature.Signer) (*metadata.Key, string, error) {
 // (mode 0600; encrypted in cosign's format when pass is not empty) and the
 // public key beside it with the extension ".pub". It refuses to overwrite.
 func Generate(privPath string, pass []byte) (pubPath string, err error) {
+	return generate(privPath, pass, len(pass) > 0)
+}
+
+// GenerateCosign writes a key pair as `cosign generate-key-pair` does: the
+// private key always in cosign's encrypted format, with pass (which may be
+// empty: cosign then reads it with COSIGN_PASSWORD set to ""), so that
+// cosign's own key loader reads it.
+func GenerateCosign(privPath string, pass []byte) (pubPath string, err error) {
+	return generate(privPath, pass, true)
+}
+
+func generate(privPath string, pass []byte, encrypt bool) (pubPath string, err error) {
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return "", err
 	}
 	var privPEM []byte
-	if len(pass) > 0 {
+	if encrypt {
 		der, err := cryptoutils.MarshalPrivateKeyToEncryptedDER(priv, func(bool) ([]byte, error) { return pass, nil })
 		if err != nil {
 			return "", err

@@ -210,7 +210,7 @@ func (o *initOptions) run(cmd *cobra.Command, dir string) error {
 	if err := os.MkdirAll(repo.PoliciesDir(), 0o755); err != nil {
 		return err
 	}
-	pubPath, err := keys.Generate(filepath.Join(dir, "keys", "cosign.key"), pass)
+	pubPath, err := keys.GenerateCosign(filepath.Join(dir, "keys", "cosign.key"), pass)
 	if err != nil {
 		return fmt.Errorf("failed to generate the image-signing key: %w", err)
 	}
@@ -226,8 +226,11 @@ func (o *initOptions) run(cmd *cobra.Command, dir string) error {
 	if err := writeIfAbsent(filepath.Join(repo.TestsDir(), "example-test.yaml"), exampleTest); err != nil {
 		return err
 	}
-	if err := ensureGitignore(dir, "keys/"); err != nil {
-		return err
+	// Keys, bundle files built by hand and state folders stay out of Git.
+	for _, line := range []string{"keys/", "/*.tgz", "/*.tar.gz", ".ward-state/", "ward-state/"} {
+		if err := ensureGitignore(dir, line); err != nil {
+			return err
+		}
 	}
 
 	p := printer{cmd.OutOrStdout()}
@@ -240,7 +243,7 @@ func (o *initOptions) run(cmd *cobra.Command, dir string) error {
 	for _, role := range roles {
 		p.line("  %-36s %s: %d key(s), threshold %d", "keys/"+role+"*.key", role, counts[role], thresholds[role])
 	}
-	p.line("  %-36s keeps keys/ out of Git", ".gitignore")
+	p.line("  %-36s keeps keys/, bundle files and state folders out of Git", ".gitignore")
 	p.line("")
 	p.line("Next: edit the policy, commit, then `ward publish --env %s %s`.", o.envs[0], dir)
 	return nil

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/sigstore/cosign/v2/pkg/cosign"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"ward.dev/ward/bundle/keys"
 )
 
 // ward runs the command line in-process and returns its exit code and output.
@@ -251,4 +253,21 @@ func TestRootRotateWithGivenKeys(t *testing.T) {
 	}
 	// The next rotation needs the new root keys, which ward.yaml now lists.
 	mustWard(t, "root", "rotate", dir)
+}
+
+// keys/cosign.key is in cosign's own format: cosign's key loader reads it
+// with an empty password (COSIGN_PASSWORD=""), as `cosign sign --key`
+// does, when ward init ran without WARD_KEY_PASSWORD; and ward reads it too.
+func TestCosignKeyReadByCosign(t *testing.T) {
+	dir := initRepo(t, "--envs", "dev")
+	data, err := os.ReadFile(filepath.Join(dir, "keys", "cosign.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cosign.LoadPrivateKey(data, []byte(""), nil); err != nil {
+		t.Fatalf("cosign's loader refuses keys/cosign.key: %v", err)
+	}
+	if _, err := keys.Load(t.Context(), filepath.Join(dir, "keys", "cosign.key")); err != nil {
+		t.Fatalf("ward's loader: %v", err)
+	}
 }
