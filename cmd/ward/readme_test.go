@@ -27,42 +27,61 @@ func readmeBlock(t *testing.T, heading string) string {
 	return m[1]
 }
 
-// The README's five-minute tour runs as printed: every command, in a
-// fresh folder, with the ward binary on the PATH and an editor that
-// changes the policy; a clone of the result verifies as the controller
-// would verify it.
-func TestReadmeTour(t *testing.T) {
-	block := readmeBlock(t, "## A five-minute tour")
-	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "bin")
-	if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, "ward"), ".").CombinedOutput(); err != nil {
+// shell runs README snippets as a reader would: ward on the PATH, an
+// editor that changes the file it is given, a home of its own.
+type shell struct{ bin, editor, home string }
+
+func newShell(t *testing.T) *shell {
+	t.Helper()
+	home := t.TempDir()
+	sh := &shell{bin: filepath.Join(home, "bin"), home: home}
+	if out, err := exec.Command("go", "build", "-o", filepath.Join(sh.bin, "ward"), ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	editor := filepath.Join(bin, "edit")
-	if err := os.WriteFile(editor, []byte("#!/bin/sh\necho '# tightened in the tour' >> \"$1\"\n"), 0o755); err != nil {
+	sh.editor = filepath.Join(sh.bin, "edit")
+	if err := os.WriteFile(sh.editor, []byte("#!/bin/sh\necho '# tightened in the tour' >> \"$1\"\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	work := filepath.Join(tmp, "work")
-	os.MkdirAll(work, 0o755)
-	run := func(script string) string {
-		t.Helper()
-		cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
-		cmd.Dir = work
-		cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "EDITOR="+editor, "HOME="+tmp,
-			"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("%v\n%s", err, out)
-		}
-		return string(out)
+	return sh
+}
+
+// run runs script in dir with bash -euo pipefail, bounded in time (a
+// snippet that waits for something never true ends), and returns its
+// output.
+func (sh *shell) run(t *testing.T, dir, script string) string {
+	t.Helper()
+	cmd := exec.Command("timeout", "120", "bash", "-euo", "pipefail", "-c", script)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "PATH="+sh.bin+":"+os.Getenv("PATH"), "EDITOR="+sh.editor, "HOME="+sh.home,
+		"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
 	}
-	out := run(block)
-	if !strings.Contains(out, "reproducible") {
+	return string(out)
+}
+
+// The README's five-minute tour and its controller snippet run as
+// printed, in a fresh folder; nothing is left uncommitted, and a clone of
+// the result verifies as the controller would verify it.
+func TestReadmeTour(t *testing.T) {
+	sh := newShell(t)
+	work := filepath.Join(sh.home, "work")
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out := sh.run(t, work, readmeBlock(t, "## A five-minute tour")); !strings.Contains(out, "reproducible") {
 		t.Fatalf("the tour's builds differ:\n%s", out)
 	}
-	// Nothing is left uncommitted, and a clone verifies.
-	if status := run("cd my-policies && git status --porcelain"); strings.TrimSpace(status) != "" {
+	if status := sh.run(t, work, "cd my-policies && git status --porcelain"); strings.TrimSpace(status) != "" {
 		t.Fatalf("uncommitted after the tour:\n%s", status)
 	}
-	run("git clone -q my-policies clone && cd clone && ward verify --env staging --root ../staging-root.json --state-dir ../clone-state")
+	sh.run(t, work, "git clone -q my-policies clone && cd clone && ward verify --env staging --root ../staging-root.json --state-dir ../clone-state")
+
+	// Running the controller, from where the tour ended, on its default
+	// ports; then stopped.
+	out := sh.run(t, filepath.Join(work, "my-policies"), readmeBlock(t, "## Run the controller")+"\nkill %1\nwait || true\n")
+	if !strings.Contains(out, "ward_source_state") || !strings.Contains(out, "enforcing") {
+		t.Fatalf("the controller snippet:\n%s", out)
+	}
 }
