@@ -65,7 +65,7 @@ bench: ## Benchmarks: bundle verify + unpack, glob matching, admission decisions
 	$(GO) test -run '^$$' -bench . -benchmem ./bundle/... ./policies/... ./admission/...
 
 demo: build ## The whole story on this machine, no cluster (ward demo)
-	@./hack/setup.sh
+	@./hack/setup.sh demo
 	$(BIN) demo
 
 demo-apiserver: build setup ## The same story, the admission steps through a real kube-apiserver
