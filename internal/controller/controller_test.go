@@ -305,7 +305,8 @@ func TestReferencedConfigMapWatched(t *testing.T) {
 	repo.Publish(t, "prod", allowing("reg.example.com/v1/**"))
 	other := tuftest.NewRepo(t, tuftest.Options{Envs: []string{"prod"}})
 	clock := &tuftest.Clock{T: repo.Clock.T.Add(time.Hour)}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
+		Controller: ctrlconfig.Controller{SkipNameValidation: ptr(true)}}) // another test's manager runs in this process
 	if err != nil {
 		t.Fatal(err)
 	}
