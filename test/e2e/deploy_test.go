@@ -18,6 +18,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -289,5 +290,51 @@ networkPolicy: {enabled: true, httpFrom: {namespaceSelector: {matchLabels: {kube
 	}
 	if sel := vwc.Webhooks[0].NamespaceSelector; len(sel.MatchExpressions) != 2 || sel.MatchExpressions[1].Key != "example.com/no-ward" {
 		t.Errorf("namespace opt-out: %+v", sel)
+	}
+}
+
+// TestDeployComponents applies deploy/base with every kustomize component
+// (the chart's options for kustomize users) to a real API server.
+func TestDeployComponents(t *testing.T) {
+	_, c, _ := apiservertest.Start(t)
+	objs := render(t, filepath.Join("testdata", "all-components"))
+	kinds := map[string]int{}
+	for _, u := range objs {
+		kinds[u.GetKind()]++
+		if u.GetKind() == "ServiceMonitor" {
+			continue // its CRD is the Prometheus Operator's
+		}
+		if err := c.Patch(t.Context(), u, client.Apply, client.FieldOwner("ward-e2e"), client.ForceOwnership); err != nil {
+			t.Fatalf("apply %s %s: %v", u.GetKind(), u.GetName(), err)
+		}
+	}
+	if kinds["PodDisruptionBudget"] != 0 || kinds["ServiceMonitor"] != 1 || kinds["NetworkPolicy"] != 1 {
+		t.Fatalf("kinds %v", kinds)
+	}
+	var d appsv1.Deployment
+	if err := c.Get(t.Context(), types.NamespacedName{Namespace: "ward-system", Name: "ward"}, &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Spec.Template.Spec.PriorityClassName != "system-cluster-critical" || d.Spec.Template.Spec.NodeSelector["kubernetes.io/os"] != "linux" {
+		t.Errorf("deployment: %+v", d.Spec.Template.Spec)
+	}
+	var ns corev1.Namespace
+	if err := c.Get(t.Context(), types.NamespacedName{Name: "ward-system"}, &ns); err != nil || ns.Labels["pod-security.kubernetes.io/enforce"] != "restricted" {
+		t.Errorf("namespace %v %v", ns.Labels, err)
+	}
+	for _, wh := range []client.Object{&admissionregistrationv1.ValidatingWebhookConfiguration{}, &admissionregistrationv1.MutatingWebhookConfiguration{}} {
+		if err := c.Get(t.Context(), types.NamespacedName{Name: "ward"}, wh); err != nil {
+			t.Fatal(err)
+		}
+		var sel *metav1.LabelSelector
+		switch w := wh.(type) {
+		case *admissionregistrationv1.ValidatingWebhookConfiguration:
+			sel = w.Webhooks[0].NamespaceSelector
+		case *admissionregistrationv1.MutatingWebhookConfiguration:
+			sel = w.Webhooks[0].NamespaceSelector
+		}
+		if len(sel.MatchExpressions) != 2 || sel.MatchExpressions[1].Key != "ward.dev/ignore" {
+			t.Errorf("%T namespace selector %+v", wh, sel)
+		}
 	}
 }
