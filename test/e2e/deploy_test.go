@@ -241,7 +241,7 @@ extraArgs: [--log-level=debug]
 env: [{name: HTTPS_PROXY, value: "http://proxy:3128"}]
 webhook: {optOutLabel: example.com/no-ward}
 namespace: {create: true, podSecurity: restricted}
-metrics: {serviceMonitor: {enabled: true, labels: {release: prometheus}}}
+metrics: {serviceMonitor: {enabled: true, labels: {release: prometheus}}, grafanaDashboard: {enabled: true}}
 networkPolicy: {enabled: true, httpFrom: {namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}}}
 `), 0o644); err != nil {
 		t.Fatal(err)
@@ -261,7 +261,7 @@ networkPolicy: {enabled: true, httpFrom: {namespaceSelector: {matchLabels: {kube
 			t.Fatalf("apply %s %s with every option: %v", u.GetKind(), u.GetName(), err)
 		}
 	}
-	if kinds["PodDisruptionBudget"] != 0 || kinds["ServiceMonitor"] != 1 || kinds["NetworkPolicy"] != 1 || kinds["Namespace"] != 1 {
+	if kinds["PodDisruptionBudget"] != 0 || kinds["ServiceMonitor"] != 1 || kinds["NetworkPolicy"] != 1 || kinds["Namespace"] != 1 || kinds["ConfigMap"] != 1 {
 		t.Fatalf("rendered kinds with every option: %v", kinds)
 	}
 	if err := c.Get(t.Context(), types.NamespacedName{Namespace: "ward-system", Name: "ward"}, &d); err != nil {
