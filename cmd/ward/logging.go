@@ -59,7 +59,7 @@ func (o *logOptions) logger(w io.Writer) (logr.Logger, error) {
 	}
 	// No sampling (controller-runtime's production default drops lines
 	// past 100 a second): audit-mode decisions exist only as log lines.
-	log := zapr.NewLogger(zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), lvl), zap.AddStacktrace(zapcore.DPanicLevel)))
+	log := zapr.NewLogger(zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), lvl), zap.AddStacktrace(zapcore.DPanicLevel)))
 	ctrl.SetLogger(log)
 	klog.SetLogger(log)
 	return log, nil

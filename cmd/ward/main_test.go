@@ -17,7 +17,9 @@ import (
 // ward runs the command line in-process and returns its exit code and output.
 func ward(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
-	var out, errOut bytes.Buffer
+	// Synchronized: controller-runtime's global logger, which every run
+	// sets, may still be written by goroutines another run started.
+	var out, errOut syncBuffer
 	code := run(t.Context(), args, &out, &errOut)
 	return code, out.String(), errOut.String()
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -168,8 +169,13 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 	}
 	ctx := logr.NewContext(cmd.Context(), log)
 	if o.certWatcher != nil {
+		// Stopped, and waited for, when run returns.
+		cwCtx, cwCancel := context.WithCancel(ctx)
+		cwDone := make(chan struct{})
+		defer func() { cwCancel(); <-cwDone }()
 		go func() {
-			if err := o.certWatcher.Start(ctx); err != nil {
+			defer close(cwDone)
+			if err := o.certWatcher.Start(cwCtx); err != nil {
 				log.Error(err, "failed to watch the serving certificate; the one loaded is served")
 			}
 		}()
