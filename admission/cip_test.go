@@ -227,28 +227,14 @@ spec:
 		return map[string][]byte{"ca.pem": []byte(s.CAPEM)}, nil
 	}))
 	st := admission.NewState(set, admission.Provenance{Version: 1})
-	for _, tc := range []struct {
-		name    string
-		image   string
-		allowed bool
-	}{
+	verdicts(t, d, st, []verdict{
 		{"the identity, legacy format", legacy.String(), true},
 		{"the identity, bundle format", bundled.String(), true},
 		{"another identity", otherID.String(), false},
 		{"another CA", otherCA.String(), false},
 		{"CA from a Secret", secretCA.String(), true},
 		{"another CA than the Secret's", rogueCA.String(), false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			dec, err := d.Decide(t.Context(), st, podRequest(tc.image))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if dec.Allowed != tc.allowed {
-				t.Fatalf("allowed = %t, want %t: %s", dec.Allowed, tc.allowed, dec.Message())
-			}
-		})
-	}
+	})
 }
 
 // customPredicate is cosign's "custom" predicate type.
@@ -600,17 +586,26 @@ spec:
 `, issuer, subject), cipKey("v1beta1", "image-policy-key-tsa", "**/tsa/bykey*", key.PEM, "    rfc3161timestamp:\n      trustRootRef: tsa-keys\n"))
 	d := admission.NewDecider(imageverify.New())
 	st := admission.NewState(set, admission.Provenance{Version: 1})
-	for _, tc := range []struct {
-		name    string
-		image   string
-		allowed bool
-	}{
+	verdicts(t, d, st, []verdict{
 		{"keyless, timestamped, no log entry", keyless.String(), true},
 		{"keyless, another CA and TSA", keylessRogue.String(), false},
 		{"key, timestamped", keyTS.String(), true},
 		{"key, timestamp from another TSA", keyRogueTS.String(), false},
 		{"key, no timestamp", keyNoTS.String(), true},
-	} {
+	})
+}
+
+// verdict is a Pod with one image and whether it is admitted.
+type verdict struct {
+	name    string
+	image   string
+	allowed bool
+}
+
+// verdicts decides a Pod with each image and checks it is admitted or not.
+func verdicts(t *testing.T, d *admission.Decider, st *admission.State, cases []verdict) {
+	t.Helper()
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dec, err := d.Decide(t.Context(), st, podRequest(tc.image))
 			if err != nil {

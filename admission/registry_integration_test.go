@@ -174,28 +174,14 @@ spec:
 			return staticKeychain{auth}, nil
 		}))
 	st := admission.NewState(set, admission.Provenance{Version: 1})
-	for _, tc := range []struct {
-		name    string
-		image   name.Digest
-		allowed bool
-	}{
-		{"key, legacy format", legacy, true},
-		{"key, bundle format", bundled, true},
-		{"unsigned", unsigned, false},
-		{"wrong signer", wrong, false},
-		{"keyless, the identity", keyless, true},
-		{"keyless, another identity", keylessOther, false},
-		{"attestation passes its CUE policy", attested, true},
-		{"attestation fails its CUE policy", attestedBad, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			dec, err := d.Decide(t.Context(), st, podRequest(tc.image.String()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if dec.Allowed != tc.allowed {
-				t.Fatalf("allowed = %t, want %t: %s", dec.Allowed, tc.allowed, dec.Message())
-			}
-		})
-	}
+	verdicts(t, d, st, []verdict{
+		{"key, legacy format", legacy.String(), true},
+		{"key, bundle format", bundled.String(), true},
+		{"unsigned", unsigned.String(), false},
+		{"wrong signer", wrong.String(), false},
+		{"keyless, the identity", keyless.String(), true},
+		{"keyless, another identity", keylessOther.String(), false},
+		{"attestation passes its CUE policy", attested.String(), true},
+		{"attestation fails its CUE policy", attestedBad.String(), false},
+	})
 }

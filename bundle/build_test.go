@@ -53,6 +53,9 @@ func commitAll(t *testing.T, dir, remote string) string {
 	if err := wt.AddGlob("."); err != nil {
 		t.Fatal(err)
 	}
+	// A fixed commit time, for reproducible bytes: it becomes the
+	// manifest's created field, which is parsed but never compared with a
+	// clock, and these bundles are not signed into TUF metadata.
 	when := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	h, err := wt.Commit("policies", &git.CommitOptions{Author: &object.Signature{Name: "t", Email: "t@example.com", When: when}})
 	if err != nil {

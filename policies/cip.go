@@ -135,10 +135,6 @@ type CIPPolicy struct {
 	IncludeTypeMeta   *bool          `json:"includeTypeMeta,omitempty"`
 }
 
-// notYet is the detail of a policy-controller feature ward does not load
-// yet: the document is refused rather than enforced with another meaning.
-const notYet = "is not supported yet: the document is refused rather than enforced without it (see docs/compatibility.md)"
-
 // clusterImagePolicy compiles a ClusterImagePolicy into the same set as
 // ImagePolicies, with policy-controller's meaning: its globs match the
 // whole reference, its authorities are alternatives (any one suffices),
@@ -185,14 +181,10 @@ func (c *compiler) clusterImagePolicy(a at, doc *ClusterImagePolicyDoc) {
 }
 
 // cipAuthority translates a policy-controller authority into ward's, or
-// says which part ward does not load yet.
+// says which part cannot keep its meaning.
 func (c *compiler) cipAuthority(a at, field string, au CIPAuthority) (Authority, bool) {
 	out := Authority{Name: au.Name, Static: au.Static}
 	ok := true
-	unsupported := func(f, what string) {
-		a.fail(field+"."+f, "(%s) %s", what, notYet)
-		ok = false
-	}
 	if au.Key != nil {
 		out.Key = &KeyRef{Data: au.Key.Data, KMS: au.Key.KMS, HashAlgorithm: au.Key.HashAlgorithm, SecretRef: au.Key.SecretRef.local()}
 	}
@@ -204,7 +196,8 @@ func (c *compiler) cipAuthority(a at, field string, au CIPAuthority) (Authority,
 			a.fail(field+".keyless", "give ca-cert or trustRootRef, not both")
 			ok = false
 		case k.CACert != nil && k.CACert.KMS != "":
-			unsupported("keyless.ca-cert.kms", "a CA read from a KMS")
+			a.fail(field+".keyless.ca-cert.kms", "a CA is certificates, not a KMS key: give data or secretRef")
+			ok = false
 		case k.CACert != nil:
 			kl.CACert = &KeyRef{Data: k.CACert.Data, SecretRef: k.CACert.SecretRef.local()}
 		case k.TrustRootRef != "":

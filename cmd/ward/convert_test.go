@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sigstore/sigstore-go/pkg/root"
-
 	"ward.dev/ward/internal/signtest"
 )
 
@@ -99,11 +97,7 @@ spec:
 	if code != 0 || !strings.Contains(errOut, "requires: ") {
 		t.Fatalf("convert: exit %d\n%s", code, errOut)
 	}
-	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, s.VS.FulcioCertificateAuthorities(), s.VS.CTLogs(), s.VS.TimestampingAuthorities(), s.VS.RekorLogs())
-	if err != nil {
-		t.Fatal(err)
-	}
-	trJSON, _ := tr.MarshalJSON()
+	trJSON := s.TrustedRootJSON(t)
 	mustWard(t, "trustroot", "import", "--trusted-root", writeFile(t, filepath.Join(tmp, "trusted_root.json"), string(trJSON)), "-o", filepath.Join(folder, "sigstore-public-good.yaml"))
 	for _, tc := range []struct {
 		image   string

@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sigstore/sigstore-go/pkg/root"
-
 	"ward.dev/ward/internal/signtest"
 	"ward.dev/ward/internal/tuftest"
 )
@@ -32,14 +30,7 @@ func TestTrustRootImportForPublicGoodKeyless(t *testing.T) {
 		subject = "https://github.com/example/app/.github/workflows/release.yaml@refs/heads/main"
 	)
 	s := signtest.NewSigstore(t)
-	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, s.VS.FulcioCertificateAuthorities(), s.VS.CTLogs(), s.VS.TimestampingAuthorities(), s.VS.RekorLogs())
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := tr.MarshalJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := s.TrustedRootJSON(t)
 	tmp := t.TempDir()
 	trusted := writeFile(t, filepath.Join(tmp, "trusted_root.json"), string(data))
 	folder := filepath.Join(tmp, "policies")
@@ -89,14 +80,7 @@ func TestTrustRootFromTUF(t *testing.T) {
 		subject = "https://github.com/example/app/.github/workflows/release.yaml@refs/heads/main"
 	)
 	s := signtest.NewSigstore(t)
-	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, s.VS.FulcioCertificateAuthorities(), s.VS.CTLogs(), s.VS.TimestampingAuthorities(), s.VS.RekorLogs())
-	if err != nil {
-		t.Fatal(err)
-	}
-	trJSON, err := tr.MarshalJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
+	trJSON := s.TrustedRootJSON(t)
 	tmp := t.TempDir()
 	mirror := filepath.Join(tmp, "mirror")
 	rootJSON := tuftest.SigstoreRepo(t, mirror, map[string]tuftest.SigstoreTarget{"trusted_root.json": {Data: trJSON}}, time.Now().Add(24*time.Hour))

@@ -16,7 +16,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -44,18 +46,17 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func TestPolicySourceStatusInARealAPIServer(t *testing.T) {
-	cfg, c, scheme := apiservertest.Start(t, filepath.Join("..", "..", "deploy", "crds"))
-	repo := tuftest.NewRepo(t, tuftest.Options{Envs: []string{"prod"}})
-	repo.Publish(t, "prod", allowing("reg.example.com/v1/**"))
-	clock := &tuftest.Clock{T: repo.Clock.T.Add(time.Hour)}
-
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
+// startController runs ward's controllers and sync loop, on clock, with a
+// manager of their own (several tests run one in this process), until the
+// test ends.
+func startController(t *testing.T, cfg *rest.Config, scheme *runtime.Scheme, clock *tuftest.Clock) *syncer.Syncer {
+	t.Helper()
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
+		Controller: ctrlconfig.Controller{SkipNameValidation: ptr(true)}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pols := &admission.Policies{}
-	syn, err := syncer.New(nil, t.TempDir(), pols, syncer.WithClock(clock.Now))
+	syn, err := syncer.New(nil, t.TempDir(), &admission.Policies{}, syncer.WithClock(clock.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +67,17 @@ func TestPolicySourceStatusInARealAPIServer(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); syn.Run(ctx) }()
 	go func() { mgr.Start(ctx) }()
-	defer func() { cancel(); <-done }()
+	t.Cleanup(func() { cancel(); <-done })
+	return syn
+}
+
+func TestPolicySourceStatusInARealAPIServer(t *testing.T) {
+	cfg, c, scheme := apiservertest.Start(t, filepath.Join("..", "..", "deploy", "crds"))
+	repo := tuftest.NewRepo(t, tuftest.Options{Envs: []string{"prod"}})
+	repo.Publish(t, "prod", allowing("reg.example.com/v1/**"))
+	clock := &tuftest.Clock{T: repo.Clock.T.Add(time.Hour)}
+
+	syn := startController(t, cfg, scheme, clock)
 
 	ps := &v1alpha1.PolicySource{
 		ObjectMeta: metav1.ObjectMeta{Name: "prod"},
@@ -305,23 +316,7 @@ func TestReferencedConfigMapWatched(t *testing.T) {
 	repo.Publish(t, "prod", allowing("reg.example.com/v1/**"))
 	other := tuftest.NewRepo(t, tuftest.Options{Envs: []string{"prod"}})
 	clock := &tuftest.Clock{T: repo.Clock.T.Add(time.Hour)}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-		Controller: ctrlconfig.Controller{SkipNameValidation: ptr(true)}}) // another test's manager runs in this process
-	if err != nil {
-		t.Fatal(err)
-	}
-	syn, err := syncer.New(nil, t.TempDir(), &admission.Policies{}, syncer.WithClock(clock.Now))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := controller.Setup(mgr, syn, controller.Options{Namespace: "default", StateDir: t.TempDir()}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { defer close(done); syn.Run(ctx) }()
-	go func() { mgr.Start(ctx) }()
-	defer func() { cancel(); <-done }()
+	syn := startController(t, cfg, scheme, clock)
 
 	ps := &v1alpha1.PolicySource{ObjectMeta: metav1.ObjectMeta{Name: "prod"}, Spec: v1alpha1.PolicySourceSpec{Env: "prod",
 		RootConfigMap: &v1alpha1.KeyRef{Name: "roots", Key: "root.json"}, Interval: &metav1.Duration{Duration: time.Hour}, Dir: &v1alpha1.DirSource{Path: repo.Dir}}}

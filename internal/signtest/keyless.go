@@ -246,3 +246,18 @@ func (s *Sigstore) SignBundle(t testing.TB, d name.Digest, identity, issuer stri
 		t.Fatal(err)
 	}
 }
+
+// TrustedRootJSON is the virtual Sigstore's trust material as a Sigstore
+// trusted_root.json (what Sigstore's TUF repository serves).
+func (s *Sigstore) TrustedRootJSON(t testing.TB) []byte {
+	t.Helper()
+	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, s.VS.FulcioCertificateAuthorities(), s.VS.CTLogs(), s.VS.TimestampingAuthorities(), s.VS.RekorLogs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := tr.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}

@@ -92,7 +92,7 @@ func FromSerialized(rootJSON, archive []byte, o Options) (*root.TrustedRoot, err
 	if err != nil {
 		return nil, err
 	}
-	m, err := load(f, "mem://repository/", rootJSON, o, ref)
+	m, err := load(f, "mem://repository/", rootJSON, o, ref, "")
 	if err != nil {
 		return nil, err
 	}
@@ -140,17 +140,16 @@ func fromMirror(ctx context.Context, mirror string, rootJSON []byte, o Options, 
 		base = "dir://repository/"
 	}
 	_ = ctx // go-tuf's fetchers take no context; the HTTP client has a timeout
-	return loadIn(f, base, rootJSON, o, now, local)
+	return load(f, base, rootJSON, o, now, local)
 }
 
 // httpTimeout bounds each request to a mirror.
 const httpTimeout = 10 * time.Second
 
-func load(f fetcher.Fetcher, base string, rootJSON []byte, o Options, ref time.Time) (*material, error) {
-	return loadIn(f, base, rootJSON, o, ref, "")
-}
-
-func loadIn(f fetcher.Fetcher, base string, rootJSON []byte, o Options, ref time.Time, local string) (*material, error) {
+// load verifies the repository f serves at base from rootJSON, at the
+// reference time ref, and reads its trust material. With local, trusted
+// metadata is kept there between loads.
+func load(f fetcher.Fetcher, base string, rootJSON []byte, o Options, ref time.Time, local string) (*material, error) {
 	if local != "" {
 		// The root trusted last time, reached from the pinned one.
 		if data, err := os.ReadFile(filepath.Join(local, "root.json")); err == nil {

@@ -20,18 +20,7 @@ import (
 	"ward.dev/ward/policies/sigstoretuf"
 )
 
-func trustedRootJSON(t *testing.T, s *signtest.Sigstore) []byte {
-	t.Helper()
-	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, s.VS.FulcioCertificateAuthorities(), s.VS.CTLogs(), s.VS.TimestampingAuthorities(), s.VS.RekorLogs())
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := tr.MarshalJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
-}
+func trustedRootJSON(t *testing.T, s *signtest.Sigstore) []byte { return s.TrustedRootJSON(t) }
 
 // serialize is the repository folder as policy-controller's TrustRoot
 // "repository" holds it: a gzipped tar of repository/.
@@ -182,11 +171,7 @@ func TestLegacyTargets(t *testing.T) {
 func FuzzFromSerialized(f *testing.F) {
 	s := signtest.NewSigstore(f)
 	dir := f.TempDir()
-	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, s.VS.FulcioCertificateAuthorities(), s.VS.CTLogs(), s.VS.TimestampingAuthorities(), s.VS.RekorLogs())
-	if err != nil {
-		f.Fatal(err)
-	}
-	trJSON, _ := tr.MarshalJSON()
+	trJSON := s.TrustedRootJSON(f)
 	rootJSON := tuftest.SigstoreRepo(f, dir, map[string]tuftest.SigstoreTarget{"trusted_root.json": {Data: trJSON}}, time.Now().Add(time.Hour))
 	f.Add(serializeTB(f, dir))
 	f.Add([]byte{0x1f, 0x8b})

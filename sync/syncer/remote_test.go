@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sigstore/sigstore-go/pkg/root"
-
 	"ward.dev/ward/admission"
 	"ward.dev/ward/admission/imageverify"
 	"ward.dev/ward/internal/signtest"
@@ -23,15 +21,7 @@ import (
 
 func trustedRoot(t *testing.T, s *signtest.Sigstore) map[string]tuftest.SigstoreTarget {
 	t.Helper()
-	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, s.VS.FulcioCertificateAuthorities(), s.VS.CTLogs(), s.VS.TimestampingAuthorities(), s.VS.RekorLogs())
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := tr.MarshalJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return map[string]tuftest.SigstoreTarget{"trusted_root.json": {Data: data}}
+	return map[string]tuftest.SigstoreTarget{"trusted_root.json": {Data: s.TrustedRootJSON(t)}}
 }
 
 // A remote TrustRoot (policy-controller's TUF mirror) in a bundle is read
