@@ -18,6 +18,7 @@ import (
 	"ward.dev/ward/admission/imageverify"
 	"ward.dev/ward/admission/workload"
 	"ward.dev/ward/policies"
+	"ward.dev/ward/registryauth"
 )
 
 // KeychainFunc returns the registry credentials for a workload: its pull
@@ -39,6 +40,7 @@ type Decider struct {
 	verifier    Verifier
 	cache       *Cache
 	keychain    KeychainFunc
+	fallback    authn.Keychain
 	nsLabels    NamespaceLabelsFunc
 	secrets     SecretFunc
 	concurrency int
@@ -67,6 +69,13 @@ func WithCache(c *Cache) DeciderOption { return func(d *Decider) { d.cache = c }
 // Docker config of the process, authn.DefaultKeychain).
 func WithKeychain(f KeychainFunc) DeciderOption { return func(d *Decider) { d.keychain = f } }
 
+// WithFallbackKeychain adds kc after the workload's credentials: asked for
+// a registry they hold nothing for (the cloud's registry credentials,
+// registryauth). Where kc fails, access is anonymous.
+func WithFallbackKeychain(kc authn.Keychain) DeciderOption {
+	return func(d *Decider) { d.fallback = kc }
+}
+
 // WithNamespaceLabels sets how namespace labels are looked up. Without it,
 // a policy with a namespaceSelector sees no labels.
 func WithNamespaceLabels(f NamespaceLabelsFunc) DeciderOption {
@@ -89,6 +98,16 @@ func NewDecider(v Verifier, opts ...DeciderOption) *Decider {
 	if d.keychain == nil {
 		d.keychain = func(context.Context, string, string, []string) (authn.Keychain, error) {
 			return authn.DefaultKeychain, nil
+		}
+	}
+	if d.fallback != nil {
+		workload, fallback := d.keychain, registryauth.OrAnonymous(d.fallback)
+		d.keychain = func(ctx context.Context, namespace, serviceAccount string, pullSecrets []string) (authn.Keychain, error) {
+			kc, err := workload(ctx, namespace, serviceAccount, pullSecrets)
+			if err != nil {
+				return nil, err
+			}
+			return authn.NewMultiKeychain(kc, fallback), nil
 		}
 	}
 	return d

@@ -50,6 +50,7 @@ const DefaultMaxReferrers = 32
 type Verifier struct {
 	transport    http.RoundTripper
 	maxReferrers int
+	kmsOpts      []signature.RPCOption
 
 	mu  sync.Mutex
 	kms map[string]signature.Verifier
@@ -63,6 +64,7 @@ type verifierOptions struct {
 	transport    http.RoundTripper
 	maxBytes     int64
 	maxReferrers int
+	kmsOpts      []signature.RPCOption
 }
 
 // WithRootCAs trusts these CAs for registry TLS instead of the system's.
@@ -82,6 +84,12 @@ func WithMaxResponseBytes(n int64) Option { return func(o *verifierOptions) { o.
 // DefaultMaxReferrers).
 func WithMaxReferrers(n int) Option { return func(o *verifierOptions) { o.maxReferrers = n } }
 
+// WithKMSOptions passes options to the KMS provider of every key.kms
+// authority (a provider's own client options: endpoint, credentials).
+func WithKMSOptions(opts ...signature.RPCOption) Option {
+	return func(o *verifierOptions) { o.kmsOpts = append(o.kmsOpts, opts...) }
+}
+
 // New makes a Verifier.
 func New(opts ...Option) *Verifier {
 	o := verifierOptions{maxBytes: DefaultMaxResponseBytes, maxReferrers: DefaultMaxReferrers}
@@ -94,7 +102,7 @@ func New(opts ...Option) *Verifier {
 	} else {
 		rt = newTransport(o.roots, o.maxBytes)
 	}
-	return &Verifier{transport: rt, maxReferrers: o.maxReferrers, kms: map[string]signature.Verifier{}}
+	return &Verifier{transport: rt, maxReferrers: o.maxReferrers, kmsOpts: o.kmsOpts, kms: map[string]signature.Verifier{}}
 }
 
 func (v *Verifier) remoteOptions(ctx context.Context, kc authn.Keychain) []remote.Option {
@@ -400,7 +408,7 @@ func (v *Verifier) keyVerifier(ctx context.Context, a *policies.CompiledAuthorit
 	if ok {
 		return sv, nil
 	}
-	s, err := kms.Get(ctx, a.Key.KMS, a.Key.Hash)
+	s, err := kms.Get(ctx, a.Key.KMS, a.Key.Hash, v.kmsOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: authority %q: failed to load KMS key: %s", ErrConfig, a.Name, brief(err))
 	}

@@ -104,12 +104,20 @@ type GitSource struct {
 
 // OCISource is a TUF repository stored as an OCI artifact whose layers are
 // the repository's files, each titled by its path.
+// +kubebuilder:validation:XValidation:rule="!has(self.secretRef) || !has(self.provider) || self.provider == 'generic'",message="secretRef and a cloud provider exclude each other: the credentials come from one of them"
 type OCISource struct {
 	// URL is oci://registry/repository:tag or @sha256:….
 	URL string `json:"url"`
 	// SecretRef holds a docker config (.dockerconfigjson) for the registry.
 	// +optional
 	SecretRef *LocalRef `json:"secretRef,omitempty"`
+	// Provider is the cloud whose registry credentials authenticate to the
+	// registry, from the workload identity of ward's service account or its
+	// environment, as Flux's OCIRepository provider: generic (secretRef, or
+	// anonymous), aws (ECR), azure (ACR) or gcp (Artifact Registry, GCR).
+	// +kubebuilder:validation:Enum=generic;aws;azure;gcp
+	// +optional
+	Provider string `json:"provider,omitempty"`
 	// CertSecretRef holds ca.crt, a CA to trust for the registry.
 	// +optional
 	CertSecretRef *LocalRef `json:"certSecretRef,omitempty"`

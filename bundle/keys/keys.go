@@ -38,10 +38,17 @@ var ErrNoPassword = errors.New("key file is encrypted and no password is set (WA
 func IsKMS(ref string) bool { return strings.Contains(ref, "://") }
 
 // Load returns the signer named by ref: a KMS URI or a private key file.
-func Load(ctx context.Context, ref string) (signature.SignerVerifier, error) {
+// kmsOpts go to the KMS provider (its client options: endpoint,
+// credentials); a file ignores them.
+func Load(ctx context.Context, ref string, kmsOpts ...signature.RPCOption) (signature.SignerVerifier, error) {
 	if IsKMS(ref) {
-		sv, err := kms.Get(ctx, ref, crypto.SHA256)
+		sv, err := kms.Get(ctx, ref, crypto.SHA256, kmsOpts...)
 		if err != nil {
+			return nil, fmt.Errorf("failed to load KMS key %s: %w", ref, err)
+		}
+		// Some providers connect lazily: ask for the public key now, so a
+		// missing key or credential fails here, named, not at signing.
+		if _, err := sv.PublicKey(); err != nil {
 			return nil, fmt.Errorf("failed to load KMS key %s: %w", ref, err)
 		}
 		return sv, nil

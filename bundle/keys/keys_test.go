@@ -8,7 +8,11 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/sigstore/sigstore/pkg/signature"
+	_ "github.com/sigstore/sigstore/pkg/signature/kms/gcp"
+
 	"ward.dev/ward/bundle/keys"
+	"ward.dev/ward/internal/kmstest"
 	"ward.dev/ward/internal/signtest"
 )
 
@@ -54,6 +58,34 @@ func TestLoadFileAndKMS(t *testing.T) {
 	}
 	if _, err := keys.Load(t.Context(), "nosuchkms://x"); err == nil {
 		t.Fatal("unknown KMS accepted")
+	}
+}
+
+// Google Cloud KMS through sigstore's provider and the Cloud KMS client's
+// own gRPC transport, pointed at a loopback stand-in: the key signs, its
+// public key is the service's.
+func TestLoadGCPKMS(t *testing.T) {
+	g := kmstest.StartGCP(t)
+	s, err := keys.Load(t.Context(), g.Ref, g.Options...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := s.SignMessage(bytes.NewReader([]byte("m")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := signature.LoadVerifier(g.Public, crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.VerifySignature(bytes.NewReader(sig), bytes.NewReader([]byte("m"))); err != nil {
+		t.Fatalf("Cloud KMS signature does not verify with the service's public key: %v", err)
+	}
+	if pub, err := s.PublicKey(); err != nil || !pub.(interface{ Equal(crypto.PublicKey) bool }).Equal(g.Public) {
+		t.Fatalf("public key %v (%v), want the service's", pub, err)
+	}
+	if _, err := keys.Load(t.Context(), g.Ref+"x", g.Options...); err == nil {
+		t.Fatal("a key the service does not have loaded")
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
@@ -96,7 +97,10 @@ func (r *Repo) Envs() ([]string, error) {
 
 // Publish signs data as env's next bundle version. The bundle is read
 // first and refused if broken; its manifest gives the commit and
-// repository. Publishing the bundle env already serves signs nothing.
+// repository. Publishing the bundle env already serves signs nothing, and
+// so does a bundle of the same policy files built at a later commit (one
+// that changed only other files, such as the TUF repository CI commits
+// back): a new version would change nothing that is enforced.
 func (r *Repo) Publish(env string, data []byte, signers Signers) (*Release, error) {
 	contents, err := bundle.Read(bytes.NewReader(data))
 	if err != nil {
@@ -109,11 +113,11 @@ func (r *Repo) Publish(env string, data []byte, signers Signers) (*Release, erro
 	if _, err := s.envRole(env); err != nil {
 		return nil, err
 	}
-	cur, _, err := releaseOf(env, s.envs[env])
+	cur, tf, err := releaseOf(env, s.envs[env])
 	if err != nil {
 		return nil, err
 	}
-	if cur != nil && cur.Digest == contents.Digest {
+	if cur != nil && (cur.Digest == contents.Digest || r.samePolicies(env, tf, contents.Manifest)) {
 		cur.Unchanged = true
 		return cur, nil
 	}
@@ -122,6 +126,21 @@ func (r *Repo) Publish(env string, data []byte, signers Signers) (*Release, erro
 		custom.Version = cur.Version + 1
 	}
 	return r.release(s, env, data, custom, signers)
+}
+
+// samePolicies reports whether env's current bundle holds exactly the
+// policy files of m (paths and hashes). A current bundle that cannot be
+// read is not the same.
+func (r *Repo) samePolicies(env string, tf *metadata.TargetFiles, m bundle.Manifest) bool {
+	data, err := r.targetBytes(env, tf)
+	if err != nil {
+		return false
+	}
+	cur, err := bundle.Read(bytes.NewReader(data))
+	if err != nil {
+		return false
+	}
+	return cur.Manifest.Source.Path == m.Source.Path && slices.Equal(cur.Manifest.Policies, m.Policies)
 }
 
 // Promote makes to's next bundle version the bundle from currently serves:

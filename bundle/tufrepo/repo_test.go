@@ -4,8 +4,13 @@ import (
 	"crypto"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"ward.dev/ward/bundle"
 	"ward.dev/ward/bundle/tuflayout"
@@ -124,5 +129,50 @@ func TestRotateRefusesWithoutTheOldRootThreshold(t *testing.T) {
 	rot, err := r.Rotate(map[string]tufrepo.KeyChange{"root": {Keys: []crypto.PublicKey{pub}, Threshold: 1}}, signers)
 	if err != nil || rot.RootVersion != 2 {
 		t.Fatalf("%+v %v", rot, err)
+	}
+}
+
+// A bundle of the same policy files built at a later commit (CI committed
+// the TUF repository back, or a merge changed only the README) signs
+// nothing; changed policies sign the next version.
+func TestPublishSamePoliciesAtALaterCommit(t *testing.T) {
+	r := tuftest.NewRepo(t, tuftest.Options{})
+	dir := t.TempDir()
+	repo, err := git.PlainInit(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wt, _ := repo.Worktree()
+	commit := func(file, content string) []byte {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, file)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, file), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := wt.Add(file); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := wt.Commit(file, &git.CommitOptions{Author: &object.Signature{Name: "t", Email: "t@example.com", When: time.Now()}}); err != nil {
+			t.Fatal(err)
+		}
+		b, err := bundle.Build(filepath.Join(dir, "policies"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes
+	}
+	first, err := r.Repo.Publish("dev", commit("policies/a.yaml", "a: 1\n"), r.Signers)
+	if err != nil || first.Version != 1 {
+		t.Fatalf("first publish: %+v %v", first, err)
+	}
+	again, err := r.Repo.Publish("dev", commit("tuf/timestamp.json", "{}\n"), r.Signers)
+	if err != nil || !again.Unchanged || again.Version != 1 || again.Digest != first.Digest {
+		t.Fatalf("same policies at a later commit: %+v %v", again, err)
+	}
+	next, err := r.Repo.Publish("dev", commit("policies/a.yaml", "a: 2\n"), r.Signers)
+	if err != nil || next.Unchanged || next.Version != 2 {
+		t.Fatalf("changed policies: %+v %v", next, err)
 	}
 }

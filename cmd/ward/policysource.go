@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/spf13/cobra"
 
 	"ward.dev/ward/admission"
@@ -17,6 +18,7 @@ import (
 	"ward.dev/ward/internal/policyrepo"
 	"ward.dev/ward/policies"
 	"ward.dev/ward/policies/sigstoretuf"
+	"ward.dev/ward/registryauth"
 )
 
 // policySourceOptions says where the offline commands take their policies
@@ -118,15 +120,37 @@ func onDisk(docs []bundle.Document, folder string) []bundle.Document {
 type registryOptions struct {
 	caFile  string
 	timeout time.Duration
+	cloud   string
 }
 
 func (o *registryOptions) bind(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&o.caFile, "registry-ca", "", "PEM file of CAs to trust for registry TLS (default: the system's)")
 	cmd.Flags().DurationVar(&o.timeout, "timeout", 30*time.Second, "time limit for each object's decision")
+	bindCloudCredentials(cmd, &o.cloud)
+}
+
+// bindCloudCredentials binds the flag naming the clouds whose registry
+// credentials are asked for.
+func bindCloudCredentials(cmd *cobra.Command, p *string) {
+	cmd.Flags().StringVar(p, "cloud-registry-credentials", "aws,azure,gcp",
+		"clouds whose registry credentials are asked for after the Docker config or pull secrets, from the workload identity or environment: aws (ECR), azure (ACR), gcp (Artifact Registry, GCR), or none")
+}
+
+// cloudKeychain is the keychain of --cloud-registry-credentials, nil for
+// none.
+func cloudKeychain(flag string) (authn.Keychain, error) {
+	providers, err := registryauth.ParseProviders(flag)
+	if err != nil {
+		return nil, fmt.Errorf("--cloud-registry-credentials: %w", err)
+	}
+	if len(providers) == 0 {
+		return nil, nil
+	}
+	return registryauth.New(providers), nil
 }
 
 // deciderWith makes the webhook's decider with the Docker config's
-// registry credentials.
+// registry credentials, then the clouds'.
 func (o *registryOptions) deciderWith(nsLabels admission.NamespaceLabelsFunc, secrets admission.SecretFunc) (*admission.Decider, error) {
 	var opts []imageverify.Option
 	if o.caFile != "" {
@@ -143,6 +167,13 @@ func (o *registryOptions) deciderWith(nsLabels admission.NamespaceLabelsFunc, se
 	dopts := []admission.DeciderOption{admission.WithNamespaceLabels(nsLabels)}
 	if secrets != nil {
 		dopts = append(dopts, admission.WithSecrets(secrets))
+	}
+	cloud, err := cloudKeychain(o.cloud)
+	if err != nil {
+		return nil, err
+	}
+	if cloud != nil {
+		dopts = append(dopts, admission.WithFallbackKeychain(cloud))
 	}
 	return admission.NewDecider(imageverify.New(opts...), dopts...), nil
 }

@@ -15,7 +15,7 @@ import (
 func printRelease(o *outputOptions, cmd *cobra.Command, verb string, rel *tufrepo.Release) error {
 	return o.print(cmd, rel, func(p printer) {
 		if rel.Unchanged {
-			p.line("%s v%d already serves %s: nothing signed", rel.Env, rel.Version, rel.Digest)
+			p.line("%s v%d already serves these policies (%s): nothing signed", rel.Env, rel.Version, rel.Digest)
 			return
 		}
 		p.line("%s %s v%d", verb, rel.Env, rel.Version)
@@ -72,7 +72,9 @@ func newPublishCommand() *cobra.Command {
 		Short: "Build the policies and sign the bundle into ENV as its next version",
 		Long: `Build DIR's policies into a bundle and sign it into the TUF repository as
 ENV's next version: ENV's role (its keys), then snapshot and timestamp.
-Publishing the bundle ENV already serves signs nothing. Print env, version
+Publishing the policies ENV already serves signs nothing, even from a later
+commit that changed only other files (the tuf/ folder CI commits back, a
+README). Print env, version
 and digest. Needs the keys of ENV, snapshot and timestamp (ward.yaml or
 --key). Then the TUF repository is pushed to ward.yaml's remotes (Git
 branches, OCI artifacts) unless --no-push; without remotes, commit the tuf/

@@ -40,6 +40,7 @@ type serveOptions struct {
 	hosts           []string
 	pushSecretFile  string
 	registryCA      string
+	cloudRegistry   string
 	decisionTimeout time.Duration
 	tlsSecret       string
 	webhookService  string
@@ -111,6 +112,7 @@ A config file:
 	f.StringSliceVar(&o.hosts, "host", []string{"localhost", "127.0.0.1"}, "names of the self-signed certificate")
 	f.StringVar(&o.pushSecretFile, "push-secret-file", "", "file holding the HMAC secret of the push endpoint")
 	f.StringVar(&o.registryCA, "registry-ca", "", "PEM file of CAs to trust for registry TLS (default: the system's)")
+	bindCloudCredentials(cmd, &o.cloudRegistry)
 	f.StringVar(&o.tlsSecret, "webhook-tls-secret", "", "in a cluster: keep the serving certificate in this Secret of --namespace, made and rotated by ward, its CA written into the webhook configurations")
 	f.StringVar(&o.webhookService, "webhook-service", "ward", "in a cluster: the webhook's Service (the certificate's DNS names)")
 	f.StringVar(&o.webhookConfig, "webhook-config", "ward", "in a cluster: the Validating and Mutating webhook configurations whose caBundle ward keeps")
@@ -210,6 +212,13 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 	}
 	syncer.NewMetrics(reg, syn)
 	deciderOpts := []admission.DeciderOption{admission.WithDeciderMetrics(admissionMetrics)}
+	cloud, err := cloudKeychain(o.cloudRegistry)
+	if err != nil {
+		return err
+	}
+	if cloud != nil {
+		deciderOpts = append(deciderOpts, admission.WithFallbackKeychain(cloud))
+	}
 	if cl != nil {
 		deciderOpts = append(deciderOpts, admission.WithKeychain(admission.PullSecretKeychain(cl.clientset)), admission.WithNamespaceLabels(cl.namespaceLabels),
 			admission.WithSecrets(admission.SecretReader(cl.clientset, o.namespace)))

@@ -281,7 +281,8 @@ func TestEveryReplicaSyncsOneLeaderWritesStatus(t *testing.T) {
 func ptr[T any](v T) *T { return &v }
 
 // The CRD's validation rules: kubectl apply refuses a PolicySource with no
-// pinned root or with two sources, instead of accepting it and stalling.
+// pinned root, with two sources or with two kinds of registry credentials,
+// instead of accepting it and stalling.
 func TestPolicySourceValidationRules(t *testing.T) {
 	_, c, _ := apiservertest.Start(t, filepath.Join("..", "..", "deploy", "crds"))
 	for _, tc := range []struct {
@@ -293,6 +294,8 @@ func TestPolicySourceValidationRules(t *testing.T) {
 		{"two roots", v1alpha1.PolicySourceSpec{Env: "prod", Root: "{}", RootFile: "/root.json", Dir: &v1alpha1.DirSource{Path: "/tuf"}}, "exactly one of root, rootFile and rootConfigMap is required"},
 		{"no source", v1alpha1.PolicySourceSpec{Env: "prod", Root: "{}"}, "exactly one source is required: dir, git or oci"},
 		{"two sources", v1alpha1.PolicySourceSpec{Env: "prod", Root: "{}", Dir: &v1alpha1.DirSource{Path: "/tuf"}, Git: &v1alpha1.GitSource{URL: "https://git.example.com/p.git"}}, "exactly one source is required: dir, git or oci"},
+		{"secret and cloud provider", v1alpha1.PolicySourceSpec{Env: "prod", Root: "{}", OCI: &v1alpha1.OCISource{URL: "oci://r.example.com/p:tuf", Provider: "aws", SecretRef: &v1alpha1.LocalRef{Name: "pull"}}}, "secretRef and a cloud provider exclude each other"},
+		{"unknown provider", v1alpha1.PolicySourceSpec{Env: "prod", Root: "{}", OCI: &v1alpha1.OCISource{URL: "oci://r.example.com/p:tuf", Provider: "ibm"}}, `Unsupported value: "ibm"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := c.Create(t.Context(), &v1alpha1.PolicySource{ObjectMeta: metav1.ObjectMeta{Name: "invalid"}, Spec: tc.spec})

@@ -25,6 +25,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 
 	"ward.dev/ward/api/v1alpha1"
+	"ward.dev/ward/registryauth"
 	"ward.dev/ward/sync/source"
 	"ward.dev/ward/sync/syncer"
 )
@@ -249,6 +250,16 @@ func ociSource(name string, o *v1alpha1.OCISource, r Resolver) (source.Source, e
 		return nil, fmt.Errorf("policy source %s: oci.url is required", name)
 	}
 	src := &source.OCI{URL: o.URL, Insecure: o.Insecure}
+	switch o.Provider {
+	case "", "generic":
+	case string(registryauth.AWS), string(registryauth.Azure), string(registryauth.GCP):
+		if o.SecretRef != nil {
+			return nil, fmt.Errorf("policy source %s: oci.secretRef and oci.provider %s exclude each other: the credentials come from one of them", name, o.Provider)
+		}
+		src.Keychain = registryauth.New([]registryauth.Provider{registryauth.Provider(o.Provider)})
+	default:
+		return nil, fmt.Errorf("policy source %s: oci.provider is %q, want generic, aws, azure or gcp", name, o.Provider)
+	}
 	if o.Verify != nil {
 		pk, err := cryptoutils.UnmarshalPEMToPublicKey([]byte(o.Verify.Key))
 		if err != nil {
