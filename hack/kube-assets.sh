@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver (k8s.io/kubernetes v1.37.2) and etcd (v3.7.3) from the
+# Builds kube-apiserver and kubectl (k8s.io/kubernetes v1.37.2) and etcd (v3.7.3) from the
 # Go module proxy into a cache folder, for controller-runtime's envtest, and
 # prints the folder (export it as KUBEBUILDER_ASSETS). Skips any binary that
 # is already there, so a warm run takes a fraction of a second; a cold one
@@ -13,13 +13,18 @@ cache=${WARD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ward}
 assets="$cache/kube-assets/$K8S_VERSION"
 mkdir -p "$assets"
 
-if [ -x "$assets/kube-apiserver" ] && [ -x "$assets/etcd" ]; then
+if [ -x "$assets/kube-apiserver" ] && [ -x "$assets/etcd" ] && [ -x "$assets/kubectl" ]; then
   echo "$assets"
   exit 0
 fi
 
 log() { echo "kube-assets: $*" >&2; }
 export GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0
+
+ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  ldflags="$ldflags -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=37"
+done
 
 if [ ! -x "$assets/kube-apiserver" ]; then
   work="$cache/kube-assets/apiserver-module"
@@ -38,12 +43,17 @@ if [ ! -x "$assets/kube-apiserver" ]; then
       while read -r mod; do echo "replace $mod => $mod $LIB_VERSION"; done
   } > "$work/go.mod"
   (cd "$work" && go get -tool "k8s.io/kubernetes/cmd/kube-apiserver@$K8S_VERSION" >&2)
-  ldflags="-s -w"
-  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ldflags="$ldflags -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=37"
-  done
   (cd "$work" && go build -trimpath -ldflags "$ldflags" -o "$assets/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
   mv "$assets/kube-apiserver.tmp" "$assets/kube-apiserver"
+fi
+
+if [ ! -x "$assets/kubectl" ]; then
+  # For the README's install snippet, against the test API server; built in
+  # kube-apiserver's module (same version, same dependencies).
+  work="$cache/kube-assets/apiserver-module"
+  log "building kubectl $K8S_VERSION"
+  (cd "$work" && go build -trimpath -ldflags "$ldflags" -o "$assets/kubectl.tmp" k8s.io/kubernetes/cmd/kubectl)
+  mv "$assets/kubectl.tmp" "$assets/kubectl"
 fi
 
 if [ ! -x "$assets/etcd" ]; then
