@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -248,4 +250,46 @@ func TestKMSProvidersLinked(t *testing.T) {
 			}
 		})
 	}
+}
+
+// HashiCorp Vault's transit engine, on a real Vault dev server
+// (hack/vault.sh), through sigstore's hashivault provider with VAULT_ADDR
+// and VAULT_TOKEN as a team sets them.
+func TestKMSProviderVault(t *testing.T) {
+	bin := toolPath(t, "WARD_VAULT", "hack/vault.sh")
+	addr := freeLoopbackAddr(t)
+	const token = "ward-test-root"
+	startProcess(t, addr, []string{"HOME=" + t.TempDir(), "VAULT_DISABLE_MLOCK=true"}, bin,
+		"server", "-dev", "-dev-root-token-id="+token, "-dev-listen-address="+addr, "-dev-no-store-token")
+	t.Setenv("VAULT_ADDR", "http://"+addr)
+	t.Setenv("VAULT_TOKEN", token)
+	vault := func(path, body string) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://"+addr+"/v1/"+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Vault-Token", token)
+		for i := 0; ; i++ {
+			resp, err := http.DefaultClient.Do(req)
+			if err == nil {
+				msg, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode < 300 {
+					return
+				}
+				err = fmt.Errorf("%s: %s", resp.Status, msg)
+			}
+			// The dev server listens before it is unsealed: a few tries.
+			if i == 50 {
+				t.Fatalf("vault %s: %v", path, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+			req.Body = io.NopCloser(strings.NewReader(body))
+		}
+	}
+	vault("sys/mounts/transit", `{"type":"transit"}`)
+	vault("transit/keys/ward-dev", `{"type":"ecdsa-p256"}`)
+	ref := "hashivault://ward-dev"
+	kmsKeyWorks(t, ref, kmsSigner(t, ref), nil)
 }
