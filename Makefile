@@ -14,7 +14,7 @@ FUZZTIME ?= 10s
 # here. FUZZTIME=1m make fuzz-long fuzzes each for a time instead.
 FUZZ_TARGETS := ./bundle:FuzzRead:40000x ./bundle/tufclient:FuzzUpdateMetadata:2000x ./bundle/tuflayout:FuzzParseCustom:150000x ./policies:FuzzCompile:20000x ./policies/sigstoretuf:FuzzFromSerialized:3000x ./admission:FuzzValidate:20000x
 
-.PHONY: help setup build image test unit e2e vet fmt lint fuzz fuzz-long bench demo demo-apiserver demo-authoring tuf-conformance verify tidy generate controller-gen
+.PHONY: help setup build image test unit e2e vet fmt lint fuzz fuzz-long bench bench-load demo demo-apiserver demo-authoring tuf-conformance verify tidy generate controller-gen
 
 help: ## Show the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -41,7 +41,7 @@ test: setup vet unit fuzz ## Everything CI runs: vet, unit and integration tests
 TEST_ENV = KUBEBUILDER_ASSETS=$$(./hack/kube-assets.sh) WARD_HELM=$$(./hack/helm.sh) WARD_KUSTOMIZE=$$(./hack/kustomize.sh) WARD_LOCAL_KMS=$$(./hack/local-kms.sh) WARD_VAULT=$$(./hack/vault.sh)
 
 unit: ## Unit and integration tests with -race (a real kube-apiserver, registry, Git server and KMS emulators included)
-	$(TEST_ENV) $(GO) test -race -count=1 ./...
+	$(TEST_ENV) $(GO) test -race -count=1 -timeout 30m ./...
 
 e2e: setup ## The end-to-end suite alone: ward behind a real kube-apiserver with real webhook configurations (also part of unit)
 	$(TEST_ENV) $(GO) test -race -count=1 -v ./test/e2e/
@@ -68,6 +68,9 @@ fuzz-long: ## Fuzz each target for FUZZTIME (default 10s)
 
 bench: ## Benchmarks: bundle verify + unpack, glob matching, admission decisions (10, 1,000, 10,000 policies)
 	$(GO) test -run '^$$' -bench . -benchmem ./bundle/... ./policies/... ./admission/...
+
+bench-load: build ## ward serve with a generated 10k-policy bundle under ../shared/bench's load tool: the table of docs/benchmarks.md (SHARED=, N=, DURATION=)
+	SHARED=$(SHARED) ./hack/bench-load.sh $(BIN)
 
 demo: build ## The whole story on this machine, no cluster (ward demo)
 	@./hack/setup.sh demo

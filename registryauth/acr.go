@@ -28,8 +28,6 @@ const acrUser = "00000000-0000-0000-0000-000000000000"
 // maxExchangeBytes bounds the registry's answer to a token exchange.
 const maxExchangeBytes = 1 << 20
 
-var errNoCredentials = errors.New("no credentials found")
-
 // acr authenticates to Azure Container Registry: an Entra ID token from
 // azidentity's default chain, exchanged at the registry's
 // /oauth2/exchange for a refresh token.
@@ -51,6 +49,11 @@ func newACR(o options) *acr {
 	if a.client == nil {
 		a.client = &http.Client{Timeout: resolveTimeout}
 	}
+	// The access token goes to the registry it was asked for, never where
+	// a redirect points.
+	client := *a.client
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	a.client = &client
 	return a
 }
 

@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/google/go-containerregistry/pkg/authn"
 )
 
@@ -60,6 +61,19 @@ func ParseProviders(s string) ([]Provider, error) {
 	return out, nil
 }
 
+// Handles reports whether host is one of p's registries.
+func (p Provider) Handles(host string) bool {
+	switch p {
+	case AWS:
+		return (&ecrAuth{}).handles(host)
+	case GCP:
+		return (&gcp{}).handles(host)
+	case Azure:
+		return acrScope(host) != ""
+	}
+	return false
+}
+
 // resolveTimeout bounds one credential exchange.
 const resolveTimeout = 30 * time.Second
 
@@ -78,7 +92,7 @@ func New(providers []Provider, opts ...Option) authn.Keychain {
 		case AWS:
 			kcs = append(kcs, newECR(o))
 		case GCP:
-			kcs = append(kcs, newGoogle())
+			kcs = append(kcs, newGoogle(o))
 		case Azure:
 			kcs = append(kcs, newACR(o))
 		}
@@ -105,13 +119,17 @@ type keychain struct{ providers []providerKeychain }
 
 // Resolve implements authn.Keychain.
 func (k *keychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
-	defer cancel()
-	return k.ResolveContext(ctx, r)
+	return k.ResolveContext(context.Background(), r)
 }
 
-// ResolveContext implements authn.ContextKeychain.
+// ResolveContext implements authn.ContextKeychain; without a deadline in
+// ctx a lookup is bounded by resolveTimeout.
 func (k *keychain) ResolveContext(ctx context.Context, r authn.Resource) (authn.Authenticator, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, resolveTimeout)
+		defer cancel()
+	}
 	host := r.RegistryStr()
 	for _, p := range k.providers {
 		if p.handles(host) {
@@ -123,21 +141,33 @@ func (k *keychain) ResolveContext(ctx context.Context, r authn.Resource) (authn.
 
 // OrAnonymous turns kc's errors into anonymous access: for image
 // verification, where a registry that needs no credentials must not fail
-// because the cloud's credentials are missing.
+// because the cloud's credentials are missing. The error is logged (V(1),
+// through the logger in the context), never a credential.
 func OrAnonymous(kc authn.Keychain) authn.Keychain { return orAnonymous{kc} }
 
 type orAnonymous struct{ kc authn.Keychain }
 
 func (o orAnonymous) Resolve(r authn.Resource) (authn.Authenticator, error) {
-	a, err := o.kc.Resolve(r)
+	return o.ResolveContext(context.Background(), r)
+}
+
+// ResolveContext implements authn.ContextKeychain: the caller's deadline
+// bounds the lookup.
+func (o orAnonymous) ResolveContext(ctx context.Context, r authn.Resource) (authn.Authenticator, error) {
+	a, err := authn.Resolve(ctx, o.kc, r)
 	if err != nil {
+		logr.FromContextOrDiscard(ctx).V(1).Info("no cloud registry credentials: reading anonymously", "registry", r.RegistryStr(), "reason", err.Error())
 		return authn.Anonymous, nil
 	}
 	return a, nil
 }
 
-// cache keeps a registry's credentials until shortly before they expire;
-// failures are not kept.
+// failureTTL is how long a failed lookup is remembered: a cluster outside
+// a cloud does not ask the cloud's metadata service again for every image.
+const failureTTL = time.Minute
+
+// cache keeps a registry's credentials until shortly before they expire,
+// and a failure for failureTTL.
 type cache struct {
 	now func() time.Time
 	mu  sync.Mutex
@@ -146,6 +176,7 @@ type cache struct {
 
 type cached struct {
 	auth    authn.Authenticator
+	err     error
 	expires time.Time
 }
 
@@ -153,31 +184,38 @@ type cached struct {
 const renewBefore = 5 * time.Minute
 
 func (c *cache) get(host string, fetch func() (authn.Authenticator, time.Time, error)) (authn.Authenticator, error) {
-	now := time.Now
-	if c.now != nil {
-		now = c.now
-	}
 	c.mu.Lock()
 	e, ok := c.m[host]
 	c.mu.Unlock()
-	if ok && now().Before(e.expires.Add(-renewBefore)) {
+	t := now(c.now)
+	switch {
+	case ok && e.err != nil && t.Before(e.expires):
+		return nil, e.err
+	case ok && e.err == nil && t.Before(e.expires.Add(-renewBefore)):
 		return e.auth, nil
 	}
 	auth, expires, err := fetch()
 	if err != nil {
-		return nil, err
+		expires = t.Add(failureTTL)
 	}
 	c.mu.Lock()
 	if c.m == nil {
 		c.m = map[string]cached{}
 	}
-	c.m[host] = cached{auth, expires}
+	c.m[host] = cached{auth: auth, err: err, expires: expires}
 	c.mu.Unlock()
-	return auth, nil
+	return auth, err
 }
 
 // errorf names the provider and registry, never a credential, on one line
 // (cloud SDKs write theirs over several).
 func errorf(p Provider, host string, err error) error {
 	return fmt.Errorf("failed to get %s registry credentials for %s: %s", p, host, strings.Join(strings.Fields(err.Error()), " "))
+}
+
+func now(f func() time.Time) time.Time {
+	if f != nil {
+		return f()
+	}
+	return time.Now()
 }

@@ -23,6 +23,20 @@ import (
 	"ward.dev/ward/registryauth"
 )
 
+// unsetCloudEnv clears credentials the machine may have, so that a
+// provider's chain reaches only the test's stand-ins.
+func unsetCloudEnv(t *testing.T) {
+	t.Helper()
+	for _, k := range []string{"AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH",
+		"AZURE_FEDERATED_TOKEN_FILE", "AZURE_USERNAME", "AWS_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_SESSION_TOKEN",
+		"AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "GOOGLE_APPLICATION_CREDENTIALS", "MSI_ENDPOINT"} {
+		if v, ok := os.LookupEnv(k); ok {
+			os.Unsetenv(k)
+			t.Cleanup(func() { os.Setenv(k, v) })
+		}
+	}
+}
+
 func resolve(t *testing.T, kc authn.Keychain, host string) (*authn.AuthConfig, error) {
 	t.Helper()
 	reg, err := name.NewRegistry(host)
@@ -36,11 +50,13 @@ func resolve(t *testing.T, kc authn.Keychain, host string) (*authn.AuthConfig, e
 	return authn.Authorization(t.Context(), a)
 }
 
-// Amazon ECR through the ECR credential helper's client and the AWS SDK,
-// against a stand-in of ECR's GetAuthorizationToken (AWS_ENDPOINT_URL_ECR).
+// Amazon ECR through the AWS SDK's ECR client, against a stand-in of ECR's
+// GetAuthorizationToken (AWS_ENDPOINT_URL_ECR). The failure is remembered
+// for a minute, not asked again for every image.
 func TestECR(t *testing.T) {
-	var calls atomic.Int32
+	var calls, asked atomic.Int32
 	ecr := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
 		if r.Header.Get("X-Amz-Target") != "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken" || !strings.Contains(r.Header.Get("Authorization"), "Credential=AKIDWARDTEST/") {
 			http.Error(w, `{"__type":"UnrecognizedClientException"}`, http.StatusBadRequest)
 			return
@@ -54,10 +70,11 @@ func TestECR(t *testing.T) {
 	for k, v := range map[string]string{
 		"AWS_ENDPOINT_URL_ECR": ecr.URL, "AWS_ACCESS_KEY_ID": "AKIDWARDTEST", "AWS_SECRET_ACCESS_KEY": "secret",
 		"AWS_CONFIG_FILE": filepath.Join(t.TempDir(), "none"), "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(t.TempDir(), "none"),
-		"AWS_EC2_METADATA_DISABLED": "true", "AWS_ECR_DISABLE_CACHE": "true", "HOME": t.TempDir(),
+		"AWS_EC2_METADATA_DISABLED": "true", "AWS_MAX_ATTEMPTS": "1", "HOME": t.TempDir(),
 	} {
 		t.Setenv(k, v)
 	}
+	unsetCloudEnv(t)
 	kc := registryauth.New([]registryauth.Provider{registryauth.AWS})
 	for i := 0; i < 2; i++ {
 		got, err := resolve(t, kc, "123456789012.dkr.ecr.eu-west-1.amazonaws.com")
@@ -76,14 +93,26 @@ func TestECR(t *testing.T) {
 	}
 
 	// No credentials: an error that names AWS and the registry, or
-	// anonymous where that is asked for.
+	// anonymous where that is asked for; remembered for a minute.
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDOTHER")
-	strict := registryauth.New([]registryauth.Provider{registryauth.AWS})
-	if _, err := resolve(t, strict, "123456789012.dkr.ecr.eu-west-1.amazonaws.com"); err == nil || !strings.Contains(err.Error(), "failed to get aws registry credentials for 123456789012.dkr.ecr.eu-west-1.amazonaws.com") {
-		t.Errorf("refused credentials: err = %v", err)
+	before := asked.Load()
+	clock := time.Now()
+	strict := registryauth.New([]registryauth.Provider{registryauth.AWS}, registryauth.WithClock(func() time.Time { return clock }))
+	for i := 0; i < 2; i++ {
+		if _, err := resolve(t, strict, "123456789012.dkr.ecr.eu-west-1.amazonaws.com"); err == nil || !strings.Contains(err.Error(), "failed to get aws registry credentials for 123456789012.dkr.ecr.eu-west-1.amazonaws.com") {
+			t.Errorf("refused credentials: err = %v", err)
+		}
 	}
 	if got, err := resolve(t, registryauth.OrAnonymous(strict), "123456789012.dkr.ecr.eu-west-1.amazonaws.com"); err != nil || got.Username != "" {
 		t.Errorf("OrAnonymous: %+v, %v", got, err)
+	}
+	if n := asked.Load() - before; n != 1 {
+		t.Errorf("ECR asked %d times for three lookups: a failure must be remembered", n)
+	}
+	clock = clock.Add(61 * time.Second)
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDWARDTEST")
+	if _, err := resolve(t, strict, "123456789012.dkr.ecr.eu-west-1.amazonaws.com"); err != nil {
+		t.Errorf("a minute after the failure, with credentials: %v", err)
 	}
 }
 
@@ -114,6 +143,7 @@ func TestGCP(t *testing.T) {
 	if err := os.WriteFile(saFile, sa, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	unsetCloudEnv(t)
 	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", saFile)
 	kc := registryauth.New([]registryauth.Provider{registryauth.GCP})
 	for _, host := range []string{"europe-docker.pkg.dev", "gcr.io", "eu.gcr.io"} {
@@ -153,6 +183,10 @@ func TestACR(t *testing.T) {
 	t.Cleanup(identity.Close)
 	var calls atomic.Int32
 	registry := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/redirect/oauth2/exchange" {
+			http.Redirect(w, r, "/oauth2/exchange", http.StatusTemporaryRedirect)
+			return
+		}
 		if err := r.ParseForm(); err != nil || r.URL.Path != "/oauth2/exchange" || r.Form.Get("grant_type") != "access_token" ||
 			r.Form.Get("service") != "ward.azurecr.io" || r.Form.Get("access_token") != "entra-token" {
 			http.Error(w, "bad exchange", http.StatusUnauthorized)
@@ -162,6 +196,7 @@ func TestACR(t *testing.T) {
 		fmt.Fprint(w, `{"refresh_token":"acr-refresh-token"}`)
 	}))
 	t.Cleanup(registry.Close)
+	unsetCloudEnv(t)
 	t.Setenv("IDENTITY_ENDPOINT", identity.URL+"/msi/token")
 	t.Setenv("IDENTITY_HEADER", "ward-test")
 	kc := registryauth.New([]registryauth.Provider{registryauth.Azure},
@@ -177,6 +212,12 @@ func TestACR(t *testing.T) {
 	}
 	if n := calls.Load(); n != 1 {
 		t.Errorf("%d exchanges for two pulls, want one (cached)", n)
+	}
+	// A redirect is not followed: the token goes only to the registry.
+	redirecting := registryauth.New([]registryauth.Provider{registryauth.Azure},
+		registryauth.WithACREndpoint(func(string) string { return registry.URL + "/redirect" }, registry.Client()))
+	if _, err := resolve(t, redirecting, "third.azurecr.io"); err == nil || !strings.Contains(err.Error(), "307") {
+		t.Errorf("redirected exchange: err = %v", err)
 	}
 	// The registry refuses the exchange: an error naming Azure and the
 	// registry, with no token in it.
@@ -200,6 +241,7 @@ func TestCredentialsRenewedBeforeExpiry(t *testing.T) {
 		fmt.Fprintf(w, `{"access_token":"a","token_type":"Bearer","expires_on":"%d"}`, time.Now().Add(time.Hour).Unix())
 	}))
 	t.Cleanup(identity.Close)
+	unsetCloudEnv(t)
 	t.Setenv("IDENTITY_ENDPOINT", identity.URL)
 	t.Setenv("IDENTITY_HEADER", "x")
 	clock := time.Unix(1_000_000, 0)

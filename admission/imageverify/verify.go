@@ -408,7 +408,10 @@ func (v *Verifier) keyVerifier(ctx context.Context, a *policies.CompiledAuthorit
 	if ok {
 		return sv, nil
 	}
-	s, err := kms.Get(ctx, a.Key.KMS, a.Key.Hash, v.kmsOpts...)
+	// The provider is kept for later decisions, and sigstore's providers
+	// keep the context they are made with (Azure's and Vault's use it for
+	// every verification): not this decision's, which ends with it.
+	s, err := kms.Get(context.WithoutCancel(ctx), a.Key.KMS, a.Key.Hash, v.kmsOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: authority %q: failed to load KMS key: %s", ErrConfig, a.Name, brief(err))
 	}

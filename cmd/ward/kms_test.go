@@ -7,10 +7,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -44,7 +46,7 @@ func wardProcess(t *testing.T, env []string, args ...string) (int, string, strin
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], args...)
-	cmd.Env = append(append(os.Environ(), runMainEnv+"=1"), env...)
+	cmd.Env = append(append(withoutCloudCredentials(os.Environ()), runMainEnv+"=1"), env...)
 	var out, errOut strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
@@ -53,6 +55,21 @@ func wardProcess(t *testing.T, env []string, args ...string) (int, string, strin
 		t.Fatalf("ward %s: %v", strings.Join(args, " "), err)
 	}
 	return code, out.String(), errOut.String()
+}
+
+// withoutCloudCredentials drops the machine's cloud credentials from env,
+// so that a provider's chain reaches only the test's stand-ins.
+func withoutCloudCredentials(env []string) []string {
+	var out []string
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "AZURE_") || strings.HasPrefix(k, "AWS_") || strings.HasPrefix(k, "VAULT_") ||
+			strings.HasPrefix(k, "BAO_") || k == "GOOGLE_APPLICATION_CREDENTIALS" || k == "IDENTITY_ENDPOINT" || k == "MSI_ENDPOINT" {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
 }
 
 // kmsKeyWorks runs what a team does with a KMS key, through the provider
@@ -128,6 +145,8 @@ func startProcess(t *testing.T, addr string, env []string, bin string, args ...s
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
+	// Killed with the test binary, even when -timeout kills it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	logs, err := os.Create(filepath.Join(t.TempDir(), filepath.Base(bin)+".log"))
 	if err != nil {
 		t.Fatal(err)
@@ -183,6 +202,7 @@ func TestKMSProviderAWS(t *testing.T) {
 	addr := freeLoopbackAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
 	startProcess(t, addr, []string{"PORT=" + port, "KMS_DATA_PATH=" + t.TempDir(), "KMS_REGION=eu-west-1", "KMS_ACCOUNT_ID=111122223333"}, bin)
+	var env []string
 	for k, v := range map[string]string{
 		"AWS_ENDPOINT_URL_KMS":        "http://" + addr,
 		"AWS_REGION":                  "eu-west-1",
@@ -193,6 +213,7 @@ func TestKMSProviderAWS(t *testing.T) {
 		"AWS_EC2_METADATA_DISABLED":   "true",
 	} {
 		t.Setenv(k, v)
+		env = append(env, k+"="+v)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
@@ -209,7 +230,7 @@ func TestKMSProviderAWS(t *testing.T) {
 		t.Fatalf("CreateAlias: %v", err)
 	}
 	ref := "awskms:///alias/ward-dev"
-	kmsKeyWorks(t, ref, kmsSigner(t, ref), nil)
+	kmsKeyWorks(t, ref, kmsSigner(t, ref), env)
 }
 
 // Azure Key Vault through its SDK, the vault reached through an HTTPS
@@ -230,17 +251,23 @@ func TestKMSProviderAzure(t *testing.T) {
 // sigstore-kms-<name> plugin program.
 func TestKMSProvidersLinked(t *testing.T) {
 	az := kmstest.StartAzure(t)
+	// A server that answers every request 503: the AWS and Vault clients
+	// reach it and say so.
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "ward test: down", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(down.Close)
 	env := append([]string{
 		"GOOGLE_APPLICATION_CREDENTIALS=" + filepath.Join(t.TempDir(), "none.json"),
-		"VAULT_ADDR=http://" + freeLoopbackAddr(t), "VAULT_TOKEN=none",
-		"AWS_ENDPOINT_URL_KMS=http://" + freeLoopbackAddr(t), "AWS_REGION=eu-west-1", "AWS_ACCESS_KEY_ID=x", "AWS_SECRET_ACCESS_KEY=x", "AWS_MAX_ATTEMPTS=1",
+		"VAULT_ADDR=" + down.URL, "VAULT_TOKEN=none",
+		"AWS_ENDPOINT_URL_KMS=" + down.URL, "AWS_REGION=eu-west-1", "AWS_ACCESS_KEY_ID=x", "AWS_SECRET_ACCESS_KEY=x", "AWS_MAX_ATTEMPTS=1",
 	}, az.Env...)
 	for _, tc := range []struct{ ref, says string }{
-		{"awskms:///alias/ward-dev", "connection refused"},
+		{"awskms:///alias/ward-dev", "StatusCode: 503"},
 		{"gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k", "none.json: no such file"},
 		{strings.TrimSuffix(az.Ref, "/dev") + "/missing", "KeyNotFound"},
-		{"hashivault://ward-dev", "connection refused"},
-		{"openbao://ward-dev", "connection refused"},
+		{"hashivault://ward-dev", "503"},
+		{"openbao://ward-dev", "503"},
 	} {
 		t.Run(strings.SplitN(tc.ref, ":", 2)[0], func(t *testing.T) {
 			dir := initRepo(t, "--envs", "dev")
@@ -291,5 +318,5 @@ func TestKMSProviderVault(t *testing.T) {
 	vault("sys/mounts/transit", `{"type":"transit"}`)
 	vault("transit/keys/ward-dev", `{"type":"ecdsa-p256"}`)
 	ref := "hashivault://ward-dev"
-	kmsKeyWorks(t, ref, kmsSigner(t, ref), nil)
+	kmsKeyWorks(t, ref, kmsSigner(t, ref), []string{"VAULT_ADDR=http://" + addr, "VAULT_TOKEN=" + token})
 }

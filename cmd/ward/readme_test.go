@@ -231,8 +231,15 @@ func TestReadmeInstallInACluster(t *testing.T) {
 	writeKubeconfig(t, cfg, filepath.Join(sh.home, ".kube", "config"))
 	auth := base64.StdEncoding.EncodeToString([]byte(reg.Username + ":" + reg.Password))
 	writeFile(t, filepath.Join(sh.home, ".docker", "config.json"), fmt.Sprintf(`{"auths": {%q: {"auth": %q}}}`, reg.Host, auth))
-	sh.env = append(sh.env, "SSL_CERT_FILE="+reg.CAFile)
-	sh.timeout = "480" // make image builds ward: minutes with a cold build cache
+	// The registry's CA beside the system's (SSL_CERT_FILE replaces them).
+	bundle, _ := os.ReadFile("/etc/ssl/certs/ca-certificates.crt")
+	regCA, err := os.ReadFile(reg.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := writeFile(t, filepath.Join(sh.home, "ca-bundle.pem"), string(bundle)+"\n"+string(regCA))
+	sh.env = append(sh.env, "SSL_CERT_FILE="+caFile)
+	sh.timeout = "900" // make image builds ward: minutes with a cold build cache
 
 	work := filepath.Join(sh.home, "work")
 	checkout := filepath.Join(work, "ward")

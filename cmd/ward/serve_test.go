@@ -179,9 +179,26 @@ spec:
 
 	// A restart from persisted state with the source still broken: the
 	// metrics tell the served bundle before any sync succeeds.
+	// Profiles are served only with --profiling (this restart has it).
+	if code := httpStatus(t, "http://"+health+server.PathPprof); code != http.StatusNotFound {
+		t.Fatalf("profiles without --profiling: %d", code)
+	}
 	stop()
-	stop = serve(t, serveArgs, health)
+	stop = serve(t, append(serveArgs, "--profiling"), health)
 	checkMetrics(t, health, `ward_bundle_version{env="dev",source="dev"} 2`, `ward_source_state{source="dev",state="enforcing"} 1`)
+	if code := httpStatus(t, "http://"+health+server.PathPprof+"heap?debug=1"); code != http.StatusOK {
+		t.Fatalf("heap profile with --profiling: %d", code)
+	}
+}
+
+func httpStatus(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // serve runs `ward serve` with args until the returned stop is called, and

@@ -15,6 +15,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -32,6 +33,8 @@ const (
 	PathReadyz  = "/readyz"
 	PathMetrics = "/metrics"
 	PathStatus  = "/status"
+	// PathPprof is Go's profiles, with Options.Profiling.
+	PathPprof = "/debug/pprof/"
 	// PathHook is the push endpoint: POST /hook/<source>, signed with
 	// HMAC-SHA256 of the body in X-Hub-Signature-256 (GitHub, Gitea) or
 	// X-Ward-Signature: "sha256=<hex>".
@@ -56,6 +59,10 @@ type Options struct {
 	Syncer     *syncer.Syncer
 	Gatherer   prometheus.Gatherer
 	Log        logr.Logger
+	// Profiling serves Go's profiles (net/http/pprof: CPU, heap,
+	// goroutines, mutex, block) under /debug/pprof/ on the health address.
+	// Off by default: profiles show the process's memory and stacks.
+	Profiling bool
 }
 
 // Server is the running endpoints.
@@ -98,6 +105,13 @@ func (s *Server) Serve(ctx context.Context) error {
 	plainMux.HandleFunc(PathStatus, s.status)
 	if s.o.Gatherer != nil {
 		plainMux.Handle(PathMetrics, promhttp.HandlerFor(s.o.Gatherer, promhttp.HandlerOpts{}))
+	}
+	if s.o.Profiling {
+		plainMux.HandleFunc(PathPprof, pprof.Index)
+		plainMux.HandleFunc(PathPprof+"cmdline", pprof.Cmdline)
+		plainMux.HandleFunc(PathPprof+"profile", pprof.Profile)
+		plainMux.HandleFunc(PathPprof+"symbol", pprof.Symbol)
+		plainMux.HandleFunc(PathPprof+"trace", pprof.Trace)
 	}
 	servers := []*http.Server{
 		{Handler: secureMux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second},

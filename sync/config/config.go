@@ -19,10 +19,10 @@ import (
 	"strings"
 	"time"
 
+	ggcrname "github.com/google/go-containerregistry/pkg/name"
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
-
-	"github.com/sigstore/sigstore/pkg/cryptoutils"
 
 	"ward.dev/ward/api/v1alpha1"
 	"ward.dev/ward/registryauth"
@@ -256,7 +256,11 @@ func ociSource(name string, o *v1alpha1.OCISource, r Resolver) (source.Source, e
 		if o.SecretRef != nil {
 			return nil, fmt.Errorf("policy source %s: oci.secretRef and oci.provider %s exclude each other: the credentials come from one of them", name, o.Provider)
 		}
-		src.Keychain = registryauth.New([]registryauth.Provider{registryauth.Provider(o.Provider)})
+		p := registryauth.Provider(o.Provider)
+		if ref, err := ggcrname.ParseReference(strings.TrimPrefix(o.URL, "oci://")); err == nil && !p.Handles(ref.Context().RegistryStr()) {
+			return nil, fmt.Errorf("policy source %s: oci.provider %s: %s is not a registry of that cloud", name, o.Provider, ref.Context().RegistryStr())
+		}
+		src.Keychain = registryauth.New([]registryauth.Provider{p})
 	default:
 		return nil, fmt.Errorf("policy source %s: oci.provider is %q, want generic, aws, azure or gcp", name, o.Provider)
 	}

@@ -40,10 +40,11 @@ func TestOCIProvider(t *testing.T) {
 		{"generic", v1alpha1.OCISource{URL: url, Provider: "generic"}, false, ""},
 		{"none", v1alpha1.OCISource{URL: url}, false, ""},
 		{"aws", v1alpha1.OCISource{URL: url, Provider: "aws"}, true, ""},
-		{"azure", v1alpha1.OCISource{URL: url, Provider: "azure"}, true, ""},
-		{"gcp", v1alpha1.OCISource{URL: url, Provider: "gcp"}, true, ""},
+		{"azure", v1alpha1.OCISource{URL: "oci://ward.azurecr.io/policies:tuf", Provider: "azure"}, true, ""},
+		{"gcp", v1alpha1.OCISource{URL: "oci://europe-docker.pkg.dev/acme/policies/tuf:prod", Provider: "gcp"}, true, ""},
 		{"unknown", v1alpha1.OCISource{URL: url, Provider: "ibm"}, false, `oci.provider is "ibm", want generic, aws, azure or gcp`},
 		{"with a secret", v1alpha1.OCISource{URL: url, Provider: "aws", SecretRef: &v1alpha1.LocalRef{Name: "pull"}}, false, "oci.secretRef and oci.provider aws exclude each other"},
+		{"another cloud's registry", v1alpha1.OCISource{URL: "oci://ward.azurecr.io/policies:tuf", Provider: "gcp"}, false, "oci.provider gcp: ward.azurecr.io is not a registry of that cloud"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sp, err := config.Spec(ps(tc.oci), config.FileResolver{Dir: dir}, t.TempDir())

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# make bench-load: `ward serve` with a generated bundle of N ImagePolicies
+# (one glob each, static pass; default 10,000), followed from a folder
+# source, driven over HTTPS like an API server by the load tool in
+# ../shared/bench (SHARED=...). Prints the figures of issue 11 for ward:
+# server CPU per review and reviews/s (closed loop, 16 clients), p99 in an
+# open loop at 1,000/s and 2,000/s, process start -> ready, a pushed bundle
+# -> enforced, and resident memory after the load. Nothing is asserted:
+# the figures go to docs/benchmarks.md with the machine they ran on.
+#   hack/bench-load.sh bin/ward
+set -euo pipefail
+ward=$(realpath "${1:-bin/ward}")
+SHARED=${SHARED:-../shared}
+N=${N:-10000}
+DURATION=${DURATION:-10s}
+bench=$(realpath "$SHARED/bench")
+fixture="$bench/admissionreview-pod.json"
+[ -f "$fixture" ] || { echo "bench-load: no $fixture (set SHARED to the shared folder)" >&2; exit 2; }
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/ward-bench.XXXXXX")
+pid=""
+cleanup() {
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+log() { echo "bench-load: $*" >&2; }
+export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@ward.invalid GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@ward.invalid
+
+log "building the load tools"
+go -C "$bench/loadgen" build -o "$work/bin/" . ./cmd/genpatterns ./cmd/waitfor
+loadgen="$work/bin/loadgen" genpatterns="$work/bin/genpatterns" waitfor="$work/bin/waitfor"
+
+log "a policy repository with $N policies, published to prod"
+repo="$work/repo"
+"$ward" init "$repo" --envs prod >/dev/null
+rm -f "$repo/policies/"*.yaml "$repo/tests/"*.yaml
+"$genpatterns" -n "$N" -ward-policies "$repo/policies/allow.yaml"
+git -C "$repo" init -q && git -C "$repo" add -A && git -C "$repo" commit -qm "$N policies"
+"$ward" publish --env prod --no-push "$repo" >/dev/null
+
+port=$((20000 + RANDOM % 20000)) hport=$((40000 + RANDOM % 20000))
+url="https://127.0.0.1:$port/validate"
+head -c 32 /dev/urandom | base64 > "$work/hook.secret"
+cat > "$work/serve.yaml" <<YAML
+apiVersion: ward.dev/v1alpha1
+kind: PolicySource
+metadata: {name: prod}
+spec:
+  env: prod
+  rootFile: $repo/tuf/metadata/1.root.json
+  interval: 1h
+  dir: {path: $repo/tuf}
+YAML
+
+log "starting ward serve"
+t0=$(date +%s%N)
+"$ward" serve --config "$work/serve.yaml" --state-dir "$work/state" --addr "127.0.0.1:$port" \
+  --health-addr "127.0.0.1:$hport" --push-secret-file "$work/hook.secret" --log-level error \
+  --cloud-registry-credentials none 2>"$work/serve.log" &
+pid=$!
+ready_ms=$("$waitfor" -url "$url" -body "$fixture" -insecure -expect '"allowed":true' -since "$t0" -timeout 120s)
+
+run() { "$loadgen" -url "$url" -body "$fixture" -cacert "$work/state/tls/serving.crt" -expect '"allowed":true' -server-pid "$pid" -json "$@"; }
+field() { jq -r ".$1 // 0" <<<"$2"; }
+log "closed loop, 16 clients, $DURATION"
+closed=$(run -c 16 -d "$DURATION")
+log "open loop, 1000/s, $DURATION"
+open1=$(run -c 64 -rate 1000 -d "$DURATION")
+log "open loop, 2000/s, $DURATION"
+open2=$(run -c 128 -rate 2000 -d "$DURATION")
+rss_kb=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
+
+log "publishing a bundle that denies the fixture, pushing it"
+"$genpatterns" -n "$N" -ward-policies "$repo/policies/allow.yaml" -omit "registry.example.com/team/**"
+git -C "$repo" commit -qam "without registry.example.com/team"
+"$ward" publish --env prod --no-push "$repo" >/dev/null
+body='{"ref":"refs/heads/main"}'
+sig=$(printf '%s' "$body" | openssl dgst -sha256 -hmac "$(cat "$work/hook.secret")" | awk '{print $NF}')
+t1=$(date +%s%N)
+curl -sf -X POST -H "X-Ward-Signature: sha256=$sig" -d "$body" "https://127.0.0.1:$port/hook/prod" --cacert "$work/state/tls/serving.crt" >/dev/null
+swap_ms=$("$waitfor" -url "$url" -body "$fixture" -cacert "$work/state/tls/serving.crt" -expect '"allowed":false' -since "$t1" -timeout 120s)
+
+failed() { echo $(( $(field errors "$1") + $(field non_2xx "$1") + $(field unexpected_body "$1") )); }
+cpu=$(nproc)
+model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+cat <<EOF
+
+ward bench-load: $N policies, $(basename "$fixture") ($(wc -c <"$fixture") B), HTTP/1.1 keep-alive, load tool on the same cores
+machine: $cpu CPUs, $model; $(date -u +%Y-%m-%d)
+
+| figure | ward | failed requests |
+|---|---:|---:|
+| server CPU per review, 16 clients | $(printf '%.0f' "$(field server_cpu_us_per_req "$closed")") µs | |
+| reviews/s, 16 clients | $(printf '%.0f' "$(field rps "$closed")") | $(failed "$closed") |
+| p99, open loop 1,000/s | $(awk -v v="$(field p99_us "$open1")" 'BEGIN {printf "%.1f", v/1000}') ms | $(failed "$open1") |
+| p99, open loop 2,000/s | $(awk -v v="$(field p99_us "$open2")" 'BEGIN {printf "%.1f", v/1000}') ms | $(failed "$open2") |
+| process start → ready, $N policies | $ready_ms ms | |
+| publish pushed → new bundle enforced | $swap_ms ms | |
+| resident memory after load | $((rss_kb / 1024)) MiB | |
+EOF
