@@ -7,6 +7,8 @@
 # open loop at 1,000/s and 2,000/s, process start -> ready, a pushed bundle
 # -> enforced, and resident memory after the load. Nothing is asserted:
 # the figures go to docs/benchmarks.md with the machine they ran on.
+# PROFILE=DIR also saves CPU profiles of the start (compile) and of the
+# closed loop, and a heap profile after the load (go tool pprof FILE).
 #   hack/bench-load.sh bin/ward
 set -euo pipefail
 ward=$(realpath "${1:-bin/ward}")
@@ -57,19 +59,26 @@ log "starting ward serve"
 t0=$(date +%s%N)
 "$ward" serve --config "$work/serve.yaml" --state-dir "$work/state" --addr "127.0.0.1:$port" \
   --health-addr "127.0.0.1:$hport" --push-secret-file "$work/hook.secret" --log-level error \
-  --cloud-registry-credentials none 2>"$work/serve.log" &
+  --cloud-registry-credentials none ${PROFILE:+--profiling} 2>"$work/serve.log" &
 pid=$!
 ready_ms=$("$waitfor" -url "$url" -body "$fixture" -insecure -expect '"allowed":true' -since "$t0" -timeout 120s)
 
 run() { "$loadgen" -url "$url" -body "$fixture" -cacert "$work/state/tls/serving.crt" -expect '"allowed":true' -server-pid "$pid" -json "$@"; }
 field() { jq -r ".$1 // 0" <<<"$2"; }
 log "closed loop, 16 clients, $DURATION"
+if [ -n "${PROFILE:-}" ]; then
+  mkdir -p "$PROFILE"
+  curl -s -o "$PROFILE/cpu-serve.pprof" "http://127.0.0.1:$hport/debug/pprof/profile?seconds=8" &
+  prof=$!
+fi
 closed=$(run -c 16 -d "$DURATION")
+[ -n "${PROFILE:-}" ] && wait "$prof"
 log "open loop, 1000/s, $DURATION"
 open1=$(run -c 64 -rate 1000 -d "$DURATION")
 log "open loop, 2000/s, $DURATION"
 open2=$(run -c 128 -rate 2000 -d "$DURATION")
 rss_kb=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
+[ -n "${PROFILE:-}" ] && curl -s -o "$PROFILE/heap.pprof" "http://127.0.0.1:$hport/debug/pprof/heap"
 
 log "publishing a bundle that denies the fixture, pushing it"
 "$genpatterns" -n "$N" -ward-policies "$repo/policies/allow.yaml" -omit "registry.example.com/team/**"
@@ -77,9 +86,15 @@ git -C "$repo" commit -qam "without registry.example.com/team"
 "$ward" publish --env prod --no-push "$repo" >/dev/null
 body='{"ref":"refs/heads/main"}'
 sig=$(printf '%s' "$body" | openssl dgst -sha256 -hmac "$(cat "$work/hook.secret")" | awk '{print $NF}')
+if [ -n "${PROFILE:-}" ]; then
+  curl -s -o "$PROFILE/cpu-swap.pprof" "http://127.0.0.1:$hport/debug/pprof/profile?seconds=4" &
+  prof=$!
+  sleep 0.2
+fi
 t1=$(date +%s%N)
 curl -sf -X POST -H "X-Ward-Signature: sha256=$sig" -d "$body" "https://127.0.0.1:$port/hook/prod" --cacert "$work/state/tls/serving.crt" >/dev/null
 swap_ms=$("$waitfor" -url "$url" -body "$fixture" -cacert "$work/state/tls/serving.crt" -expect '"allowed":false' -since "$t1" -timeout 120s)
+[ -n "${PROFILE:-}" ] && wait "$prof"
 
 failed() { echo $(( $(field errors "$1") + $(field non_2xx "$1") + $(field unexpected_body "$1") )); }
 cpu=$(nproc)
