@@ -87,6 +87,50 @@ type podSpec struct {
 	ServiceAccountName string `json:"serviceAccountName"`
 }
 
+// object is a workload with its pod spec at any of the kinds' paths.
+type object struct {
+	APIVersion string      `json:"apiVersion"`
+	Metadata   metadata    `json:"metadata"`
+	Spec       *objectSpec `json:"spec"`
+}
+
+// objectSpec holds a Pod's spec, a template's (Deployment, ReplicaSet,
+// StatefulSet, DaemonSet, Job, ReplicationController) and a job
+// template's (CronJob).
+type objectSpec struct {
+	podSpec
+	Template    *podTemplate `json:"template"`
+	JobTemplate *struct {
+		Spec *struct {
+			Template *podTemplate `json:"template"`
+		} `json:"spec"`
+	} `json:"jobTemplate"`
+}
+
+type podTemplate struct {
+	Spec *podSpec `json:"spec"`
+}
+
+// podSpec returns the pod spec at kind's path, nil where there is none.
+func (o *object) podSpec(kind string) *podSpec {
+	s := o.Spec
+	switch {
+	case s == nil:
+		return nil
+	case kind == "Pod":
+		return &s.podSpec
+	case kind == "CronJob":
+		if s.JobTemplate == nil || s.JobTemplate.Spec == nil || s.JobTemplate.Spec.Template == nil {
+			return nil
+		}
+		return s.JobTemplate.Spec.Template.Spec
+	case s.Template == nil:
+		return nil
+	default:
+		return s.Template.Spec
+	}
+}
+
 type metadata struct {
 	Name         string            `json:"name"`
 	GenerateName string            `json:"generateName"`
@@ -102,29 +146,16 @@ func Extract(kind string, raw []byte) (*Workload, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w %q: want one of Pod, Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob, ReplicationController", ErrUnsupportedKind, kind)
 	}
-	var top struct {
-		APIVersion string          `json:"apiVersion"`
-		Metadata   metadata        `json:"metadata"`
-		Spec       json.RawMessage `json:"spec"`
-	}
+	// One decoding pass over the object, straight into the pod spec at
+	// kind's path: the request's other fields (managedFields, status, the
+	// rest of the spec) are skipped once, not scanned again per level.
+	var top object
 	if err := json.Unmarshal(raw, &top); err != nil {
 		return nil, fmt.Errorf("failed to decode %s: %w", kind, err)
 	}
-	cur := top.Spec
-	for _, seg := range path[1:] {
-		var m map[string]json.RawMessage
-		if len(cur) > 0 {
-			if err := json.Unmarshal(cur, &m); err != nil {
-				return nil, fmt.Errorf("failed to decode %s: %w", kind, err)
-			}
-		}
-		cur = m[seg]
-	}
 	var spec podSpec
-	if len(cur) > 0 && string(cur) != "null" {
-		if err := json.Unmarshal(cur, &spec); err != nil {
-			return nil, fmt.Errorf("failed to decode the pod spec of %s: %w", kind, err)
-		}
+	if p := top.podSpec(kind); p != nil {
+		spec = *p
 	}
 	name := top.Metadata.Name
 	if name == "" {

@@ -1,0 +1,58 @@
+package workload_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"ward.dev/ward/admission/workload"
+)
+
+// Each kind's pod spec is found at its path, in one pass; a missing or
+// null spec or template means no containers, not an error.
+func TestExtract(t *testing.T) {
+	pod := `{"containers":[{"name":"app","image":"reg.example.com/app:1"}],"initContainers":[{"name":"init","image":"reg.example.com/init:1"}],
+		"imagePullSecrets":[{"name":"pull"}],"serviceAccountName":"builder"}`
+	for _, tc := range []struct {
+		kind, object, wantPath string
+		images                 int
+	}{
+		{"Pod", `{"apiVersion":"v1","metadata":{"name":"p","labels":{"a":"b"}},"spec":` + pod + `}`, "/spec/containers/0/image", 2},
+		{"Deployment", `{"apiVersion":"apps/v1","metadata":{"name":"d"},"spec":{"replicas":2,"template":{"metadata":{},"spec":` + pod + `}}}`, "/spec/template/spec/containers/0/image", 2},
+		{"CronJob", `{"apiVersion":"batch/v1","metadata":{"generateName":"c-"},"spec":{"schedule":"* * * * *","jobTemplate":{"spec":{"template":{"spec":` + pod + `}}}}}`, "/spec/jobTemplate/spec/template/spec/containers/0/image", 2},
+		{"Deployment", `{"metadata":{"name":"d"},"spec":{"template":null}}`, "", 0},
+		{"CronJob", `{"metadata":{"name":"c"},"spec":{"jobTemplate":{}}}`, "", 0},
+		{"Pod", `{"metadata":{"name":"p"},"spec":null}`, "", 0},
+	} {
+		t.Run(fmt.Sprintf("%s %s", tc.kind, tc.object[:20]), func(t *testing.T) {
+			w, err := workload.Extract(tc.kind, []byte(tc.object))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(w.Images()) != tc.images {
+				t.Fatalf("images %v, want %d", w.Images(), tc.images)
+			}
+			if tc.images == 0 {
+				if w.ServiceAccount != "default" {
+					t.Errorf("service account %q, want default", w.ServiceAccount)
+				}
+				return
+			}
+			var path string
+			for _, c := range w.Containers {
+				if c.Field == "containers" {
+					path = c.Path
+				}
+			}
+			if path != tc.wantPath || w.ServiceAccount != "builder" || len(w.PullSecrets) != 1 || w.Name == "" {
+				t.Fatalf("%+v", w)
+			}
+		})
+	}
+	if _, err := workload.Extract("Service", []byte(`{}`)); !errors.Is(err, workload.ErrUnsupportedKind) {
+		t.Errorf("Service: %v", err)
+	}
+	if _, err := workload.Extract("Deployment", []byte(`{"spec":{"template":5}}`)); err == nil {
+		t.Error("a template that is not an object was accepted")
+	}
+}
