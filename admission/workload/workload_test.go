@@ -3,6 +3,7 @@ package workload_test
 import (
 	"errors"
 	"fmt"
+	"os"
 	"testing"
 
 	"ward.dev/ward/admission/workload"
@@ -54,5 +55,22 @@ func TestExtract(t *testing.T) {
 	}
 	if _, err := workload.Extract("Deployment", []byte(`{"spec":{"template":5}}`)); err == nil {
 		t.Error("a template that is not an object was accepted")
+	}
+}
+
+// BenchmarkExtract reads the Pod of an API server's AdmissionReview (3
+// containers, probes, env, volumes, managedFields: testdata/pod.json, from
+// ../shared/bench's fixture).
+func BenchmarkExtract(b *testing.B) {
+	raw, err := os.ReadFile("testdata/pod.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := workload.Extract("Pod", raw); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
