@@ -66,8 +66,8 @@ fuzz-long: ## Fuzz each target for FUZZTIME (default 10s)
 	  echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
 	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; done
 
-bench: ## Benchmarks: bundle verify + unpack, glob matching, admission decisions (10, 1,000, 10,000 policies)
-	$(GO) test -run '^$$' -bench . -benchmem ./bundle/... ./policies/... ./admission/...
+bench: ## Benchmarks: bundle verify + unpack, compile, swap, glob matching, admission decisions (10, 1,000, 10,000 policies), a 5,000-image Pod
+	$(GO) test -run '^$$' -bench . -benchmem ./bundle/... ./policies/... ./admission/... ./sync/syncer/
 
 bench-load: build ## ward serve with a generated 10k-policy bundle under ../shared/bench's load tool: the table of docs/benchmarks.md (SHARED=, N=, DURATION=)
 	SHARED=$(SHARED) ./hack/bench-load.sh $(BIN)

@@ -2,6 +2,7 @@ package policies
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 
 	"ward.dev/ward/bundle"
@@ -51,4 +52,42 @@ func benchmarkMatchImage(b *testing.B, key, kinds string, n int) {
 			}
 		})
 	}
+}
+
+// BenchmarkCompile compiles n ImagePolicies (a literal glob and a key
+// each), the work of every swap and every start, and reports the live heap
+// each compiled policy keeps (live-B/policy, after a GC).
+func BenchmarkCompile(b *testing.B) {
+	key := testKeyPEM(b)
+	for _, n := range []int{10, 1000, 10000} {
+		docs := make([]bundle.Document, n)
+		for i := range n {
+			docs[i] = bundle.Document{Path: fmt.Sprintf("policies/p%d.yaml", i),
+				Data: []byte(imagePolicy(fmt.Sprintf("p%d", i), fmt.Sprintf("registry.example.com/team-%d/**", i), key))}
+		}
+		b.Run(fmt.Sprintf("policies=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			var set *Set
+			for b.Loop() {
+				var err error
+				if set, err = Compile(docs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			before := liveHeap()
+			set, _ = Compile(docs)
+			after := liveHeap()
+			runtime.KeepAlive(set)
+			b.ReportMetric(float64(after-before)/float64(n), "live-B/policy")
+		})
+	}
+}
+
+// liveHeap is the heap in use after a full collection.
+func liveHeap() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
 }
