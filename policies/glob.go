@@ -138,6 +138,7 @@ type patternIndex struct {
 type trieNode struct {
 	children map[string]*trieNode
 	exact    []int          // policies whose glob is exactly this path
+	below    []int          // policies whose glob is this path and "/**": every repository under it
 	wild     []wildcardGlob // globs whose next segment has a wildcard
 }
 
@@ -154,7 +155,14 @@ func newPatternIndex() *patternIndex { return &patternIndex{root: &trieNode{}} }
 // add files a normalised glob for policy number p.
 func (x *patternIndex) add(glob string, p int) {
 	n := x.root
-	for _, s := range strings.Split(glob, "/") {
+	segs := strings.Split(glob, "/")
+	for i, s := range segs {
+		if s == "**" && i == len(segs)-1 {
+			// The commonest glob, a literal prefix and "/**", needs no
+			// regexp: it matches every repository under its node.
+			n.below = append(n.below, p)
+			return
+		}
 		if strings.ContainsAny(s, "*?") {
 			n.wild = append(n.wild, wildcardGlob{re: globRegexp(glob), policy: p})
 			return
@@ -211,6 +219,11 @@ func (x *patternIndex) match(img Image, fn func(policy int)) {
 		for _, w := range n.wild {
 			if w.ref && matchRef(w.re, img) || !w.ref && w.re.MatchString(repo) {
 				fn(w.policy)
+			}
+		}
+		if rest != "" {
+			for _, p := range n.below {
+				fn(p)
 			}
 		}
 		if rest == "" {
