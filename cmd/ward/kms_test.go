@@ -175,16 +175,6 @@ func startProcess(t *testing.T, addr string, env []string, bin string, args ...s
 	t.Fatalf("%s did not listen on %s in 10 s:\n%s", bin, addr, out)
 }
 
-func freeLoopbackAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func toolPath(t *testing.T, env, script string) string {
 	t.Helper()
 	p := os.Getenv(env)
@@ -199,7 +189,7 @@ func toolPath(t *testing.T, env, script string) string {
 // AWS_ENDPOINT_URL_KMS and credentials from the environment.
 func TestKMSProviderAWS(t *testing.T) {
 	bin := toolPath(t, "WARD_LOCAL_KMS", "hack/local-kms.sh")
-	addr := freeLoopbackAddr(t)
+	addr := freePort(t)
 	_, port, _ := net.SplitHostPort(addr)
 	startProcess(t, addr, []string{"PORT=" + port, "KMS_DATA_PATH=" + t.TempDir(), "KMS_REGION=eu-west-1", "KMS_ACCOUNT_ID=111122223333"}, bin)
 	var env []string
@@ -284,7 +274,7 @@ func TestKMSProvidersLinked(t *testing.T) {
 // and VAULT_TOKEN as a team sets them.
 func TestKMSProviderVault(t *testing.T) {
 	bin := toolPath(t, "WARD_VAULT", "hack/vault.sh")
-	addr := freeLoopbackAddr(t)
+	addr := freePort(t)
 	const token = "ward-test-root"
 	startProcess(t, addr, []string{"HOME=" + t.TempDir(), "VAULT_DISABLE_MLOCK=true"}, bin,
 		"server", "-dev", "-dev-root-token-id="+token, "-dev-listen-address="+addr, "-dev-no-store-token")

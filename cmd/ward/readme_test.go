@@ -169,33 +169,13 @@ func TestReadmeTour(t *testing.T) {
 // Sigstore's trusted root imported (a virtual Sigstore's here), and
 // ward check admitting the image its keyless identity signed.
 func TestReadmeComingFromPolicyController(t *testing.T) {
-	const (
-		issuer  = "https://token.actions.githubusercontent.com"
-		subject = "https://github.com/example/app/.github/workflows/release.yaml@refs/heads/main"
-	)
 	sh := newShell(t)
 	work := filepath.Join(sh.home, "work")
 	s := signtest.NewSigstore(t)
 	host := signtest.Registry(t, true)
 	img := signtest.PushImage(t, host+"/app:v1")
-	s.SignLegacy(t, img, subject, issuer)
-	writeFile(t, filepath.Join(work, "cluster-policies", "signed-by-github-actions.yaml"), `apiVersion: policy.sigstore.dev/v1beta1
-kind: ClusterImagePolicy
-metadata:
-  name: signed-by-github-actions
-spec:
-  images:
-  - glob: "`+host+`/**"
-  authorities:
-  - keyless:
-      url: https://fulcio.sigstore.dev
-      insecureIgnoreSCT: true
-      identities:
-      - issuer: `+issuer+`
-        subject: "`+subject+`"
-    ctlog:
-      url: https://rekor.sigstore.dev
-`)
+	s.SignLegacy(t, img, actionsSubject, actionsIssuer)
+	writeFile(t, filepath.Join(work, "cluster-policies", "signed-by-github-actions.yaml"), actionsCIP("signed-by-github-actions", host+"/**"))
 	repo := filepath.Join(work, "policies-repo")
 	sh.run(t, work, "ward init policies-repo >/dev/null")
 	writeFile(t, filepath.Join(repo, "trusted_root.json"), string(s.TrustedRootJSON(t)))

@@ -24,11 +24,37 @@ import (
 // virtual Sigstore's trusted_root.json, imported into the policy folder
 // with ward trustroot import; ward check then admits the image signed by
 // the identity and denies the unsigned one.
+// The keyless identity of the tests' GitHub Actions release workflow.
+const (
+	actionsIssuer  = "https://token.actions.githubusercontent.com"
+	actionsSubject = "https://github.com/example/app/.github/workflows/release.yaml@refs/heads/main"
+)
+
+// actionsCIP is a ClusterImagePolicy, as a policy-controller user writes
+// it, admitting images under glob signed keylessly by the release
+// workflow through Sigstore's public-good instance.
+func actionsCIP(name, glob string) string {
+	return `apiVersion: policy.sigstore.dev/v1alpha1
+kind: ClusterImagePolicy
+metadata:
+  name: ` + name + `
+spec:
+  images:
+  - glob: "` + glob + `"
+  authorities:
+  - keyless:
+      url: https://fulcio.sigstore.dev
+      insecureIgnoreSCT: true
+      identities:
+      - issuer: ` + actionsIssuer + `
+        subject: "` + actionsSubject + `"
+    ctlog:
+      url: https://rekor.sigstore.dev
+`
+}
+
 func TestTrustRootImportForPublicGoodKeyless(t *testing.T) {
-	const (
-		issuer  = "https://token.actions.githubusercontent.com"
-		subject = "https://github.com/example/app/.github/workflows/release.yaml@refs/heads/main"
-	)
+	const issuer, subject = actionsIssuer, actionsSubject
 	s := signtest.NewSigstore(t)
 	data := s.TrustedRootJSON(t)
 	tmp := t.TempDir()
@@ -36,23 +62,7 @@ func TestTrustRootImportForPublicGoodKeyless(t *testing.T) {
 	folder := filepath.Join(tmp, "policies")
 	os.MkdirAll(folder, 0o755)
 	mustWard(t, "trustroot", "import", "--trusted-root", trusted, "-o", filepath.Join(folder, "sigstore-public-good.yaml"))
-	writeFile(t, filepath.Join(folder, "signed-by-github-actions.yaml"), `apiVersion: policy.sigstore.dev/v1alpha1
-kind: ClusterImagePolicy
-metadata:
-  name: image-is-signed-by-github-actions
-spec:
-  images:
-  - glob: "**"
-  authorities:
-  - keyless:
-      url: https://fulcio.sigstore.dev
-      insecureIgnoreSCT: true
-      identities:
-      - issuer: `+issuer+`
-        subject: "`+subject+`"
-    ctlog:
-      url: https://rekor.sigstore.dev
-`)
+	writeFile(t, filepath.Join(folder, "signed-by-github-actions.yaml"), actionsCIP("image-is-signed-by-github-actions", "**"))
 	host := signtest.Registry(t, true)
 	signed := signtest.PushImage(t, host+"/app:v1")
 	s.SignLegacy(t, signed, subject, issuer)
@@ -75,10 +85,7 @@ spec:
 // root, to a TrustRoot; and policy-controller's TrustRoot "repository" (a
 // serialized TUF repository) loading as it is: both give the same verdicts.
 func TestTrustRootFromTUF(t *testing.T) {
-	const (
-		issuer  = "https://token.actions.githubusercontent.com"
-		subject = "https://github.com/example/app/.github/workflows/release.yaml@refs/heads/main"
-	)
+	const issuer, subject = actionsIssuer, actionsSubject
 	s := signtest.NewSigstore(t)
 	trJSON := s.TrustedRootJSON(t)
 	tmp := t.TempDir()
