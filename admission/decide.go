@@ -597,7 +597,8 @@ func (d *Decider) policy(ctx context.Context, p *policies.ImagePolicy, digest na
 		a := ra
 		var missed atomic.Bool
 		fp := a.Fingerprint
-		if a.Source != nil && len(a.Source.PullSecrets) > 0 {
+		pullSecrets := a.Source != nil && len(a.Source.PullSecrets) > 0
+		if pullSecrets {
 			// Read with this namespace's Secrets: another namespace's
 			// credentials may see other signatures.
 			fp += "\x00ns:" + r.namespace
@@ -605,7 +606,7 @@ func (d *Decider) policy(ctx context.Context, p *policies.ImagePolicy, digest na
 		res, err := d.cache.verify(ctx, digest.String(), fp, func(ctx context.Context) (*imageverify.Result, error) {
 			missed.Store(true)
 			kc := kc
-			if a.Source != nil && len(a.Source.PullSecrets) > 0 {
+			if pullSecrets {
 				// policy-controller's signaturePullSecrets: these Secrets of
 				// the workload's namespace, instead of its credentials.
 				var err error

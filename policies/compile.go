@@ -625,25 +625,18 @@ func secretName(a at, field, name string) bool {
 // (self-signed CAs), leaves (not CAs: the timestamping certificates) and
 // intermediates.
 func tsa(a at, field, pemData string) *TSA {
-	certs, err := cryptoutils.UnmarshalCertificatesFromPEM([]byte(pemData))
-	if err != nil || len(certs) == 0 {
-		a.fail(field, "no PEM certificates")
+	roots, rest, err := caChain([]byte(pemData))
+	if err != nil {
+		a.fail(field, "%s", err)
 		return nil
 	}
-	out := &TSA{}
-	for _, c := range certs {
-		switch {
-		case c.IsCA && bytes.Equal(c.RawIssuer, c.RawSubject):
-			out.Roots = append(out.Roots, c)
-		case !c.IsCA:
-			out.Leaves = append(out.Leaves, c)
-		default:
+	out := &TSA{Roots: roots}
+	for _, c := range rest {
+		if c.IsCA {
 			out.Intermediates = append(out.Intermediates, c)
+		} else {
+			out.Leaves = append(out.Leaves, c)
 		}
-	}
-	if len(out.Roots) == 0 {
-		a.fail(field, "no self-signed root certificate among the %d certificates", len(certs))
-		return nil
 	}
 	return out
 }

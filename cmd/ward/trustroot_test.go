@@ -90,7 +90,7 @@ func TestTrustRootFromTUF(t *testing.T) {
 	trJSON := s.TrustedRootJSON(t)
 	tmp := t.TempDir()
 	mirror := filepath.Join(tmp, "mirror")
-	rootJSON := tuftest.SigstoreRepo(t, mirror, map[string]tuftest.SigstoreTarget{"trusted_root.json": {Data: trJSON}}, time.Now().Add(24*time.Hour))
+	rootJSON := tuftest.NewSigstoreMirror(t, mirror, map[string]tuftest.SigstoreTarget{"trusted_root.json": {Data: trJSON}}, time.Now().Add(24*time.Hour)).Root
 	pinned := writeFile(t, filepath.Join(tmp, "root.json"), string(rootJSON))
 	srv := httptest.NewServer(http.FileServer(http.Dir(mirror)))
 	t.Cleanup(srv.Close)

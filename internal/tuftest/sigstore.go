@@ -96,13 +96,6 @@ func (m *SigstoreMirror) Publish(tb testing.TB, targets map[string]SigstoreTarge
 	check(tb, ts.ToFile(filepath.Join(m.Dir, "timestamp.json"), true))
 }
 
-// SigstoreRepo writes a SigstoreMirror into dir and returns its
-// 1.root.json.
-func SigstoreRepo(tb testing.TB, dir string, targets map[string]SigstoreTarget, expires time.Time) []byte {
-	tb.Helper()
-	return NewSigstoreMirror(tb, dir, targets, expires).Root
-}
-
 func check(tb testing.TB, err error) {
 	tb.Helper()
 	if err != nil {

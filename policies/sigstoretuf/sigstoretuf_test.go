@@ -20,16 +20,9 @@ import (
 	"ward.dev/ward/policies/sigstoretuf"
 )
 
-func trustedRootJSON(t *testing.T, s *signtest.Sigstore) []byte { return s.TrustedRootJSON(t) }
-
 // serialize is the repository folder as policy-controller's TrustRoot
 // "repository" holds it: a gzipped tar of repository/.
-func serialize(t *testing.T, dir string) []byte {
-	t.Helper()
-	return serializeTB(t, dir)
-}
-
-func serializeTB(t testing.TB, dir string) []byte {
+func serialize(t testing.TB, dir string) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
@@ -59,9 +52,9 @@ func serializeTB(t testing.TB, dir string) []byte {
 
 func TestReadTrustMaterial(t *testing.T) {
 	s := signtest.NewSigstore(t)
-	trJSON := trustedRootJSON(t, s)
+	trJSON := s.TrustedRootJSON(t)
 	dir := t.TempDir()
-	rootJSON := tuftest.SigstoreRepo(t, dir, map[string]tuftest.SigstoreTarget{"trusted_root.json": {Data: trJSON}}, time.Now().Add(24*time.Hour))
+	rootJSON := tuftest.NewSigstoreMirror(t, dir, map[string]tuftest.SigstoreTarget{"trusted_root.json": {Data: trJSON}}, time.Now().Add(24*time.Hour)).Root
 	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
 	t.Cleanup(srv.Close)
 	check := func(t *testing.T, tr *root.TrustedRoot, err error) {
@@ -90,10 +83,10 @@ func TestReadTrustMaterial(t *testing.T) {
 // Attacks and bad input: each refused with a one-line error.
 func TestRefused(t *testing.T) {
 	s := signtest.NewSigstore(t)
-	trJSON := trustedRootJSON(t, s)
+	trJSON := s.TrustedRootJSON(t)
 	good := func(t *testing.T, expires time.Time) (string, []byte) {
 		dir := t.TempDir()
-		return dir, tuftest.SigstoreRepo(t, dir, map[string]tuftest.SigstoreTarget{"trusted_root.json": {Data: trJSON}}, expires)
+		return dir, tuftest.NewSigstoreMirror(t, dir, map[string]tuftest.SigstoreTarget{"trusted_root.json": {Data: trJSON}}, expires).Root
 	}
 	t.Run("another root", func(t *testing.T) {
 		dir, _ := good(t, time.Now().Add(time.Hour))
@@ -151,11 +144,11 @@ func TestLegacyTargets(t *testing.T) {
 	custom := func(usage string) []byte {
 		return []byte(`{"sigstore":{"usage":"` + usage + `","status":"Active","uri":"https://example.com"}}`)
 	}
-	rootJSON := tuftest.SigstoreRepo(t, dir, map[string]tuftest.SigstoreTarget{
+	rootJSON := tuftest.NewSigstoreMirror(t, dir, map[string]tuftest.SigstoreTarget{
 		"fulcio.crt.pem": {Data: []byte(s.CAPEM), Custom: custom("Fulcio")},
 		"rekor.pub":      {Data: []byte(s.RekorPEM), Custom: custom("Rekor")},
 		"readme.txt":     {Data: []byte("hello")},
-	}, time.Now().Add(time.Hour))
+	}, time.Now().Add(time.Hour)).Root
 	tr, err := sigstoretuf.FromMirror(t.Context(), dir, rootJSON, sigstoretuf.Options{}, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -167,16 +160,24 @@ func TestLegacyTargets(t *testing.T) {
 
 // FuzzFromSerialized feeds hostile archives (a bundle's TrustRoot
 // "repository") to the reader: it must return, within its bounds, an
-// error or trust material verified from the root.
+// error or trust material verified from the root: no archive the fuzzer
+// makes is signed by it, so whatever verifies is the seed's trusted root
+// (one CA, one Rekor log).
 func FuzzFromSerialized(f *testing.F) {
 	s := signtest.NewSigstore(f)
 	dir := f.TempDir()
 	trJSON := s.TrustedRootJSON(f)
-	rootJSON := tuftest.SigstoreRepo(f, dir, map[string]tuftest.SigstoreTarget{"trusted_root.json": {Data: trJSON}}, time.Now().Add(time.Hour))
-	f.Add(serializeTB(f, dir))
+	rootJSON := tuftest.NewSigstoreMirror(f, dir, map[string]tuftest.SigstoreTarget{"trusted_root.json": {Data: trJSON}}, time.Now().Add(time.Hour)).Root
+	f.Add(serialize(f, dir))
 	f.Add([]byte{0x1f, 0x8b})
 	f.Fuzz(func(t *testing.T, archive []byte) {
-		_, _ = sigstoretuf.FromSerialized(rootJSON, archive, sigstoretuf.Options{})
+		tr, err := sigstoretuf.FromSerialized(rootJSON, archive, sigstoretuf.Options{})
+		if err != nil {
+			return
+		}
+		if len(tr.FulcioCertificateAuthorities()) != 1 || len(tr.RekorLogs()) != 1 {
+			t.Fatalf("an archive verified with %d CAs and %d Rekor logs: not the signed trusted root", len(tr.FulcioCertificateAuthorities()), len(tr.RekorLogs()))
+		}
 	})
 }
 
@@ -186,7 +187,7 @@ func FuzzFromSerialized(f *testing.F) {
 func TestRemotesRefuseRollback(t *testing.T) {
 	first, second := signtest.NewSigstore(t), signtest.NewSigstore(t)
 	dir := t.TempDir()
-	mirror := tuftest.NewSigstoreMirror(t, dir, map[string]tuftest.SigstoreTarget{"trusted_root.json": {Data: trustedRootJSON(t, first)}}, time.Now().Add(time.Hour))
+	mirror := tuftest.NewSigstoreMirror(t, dir, map[string]tuftest.SigstoreTarget{"trusted_root.json": {Data: first.TrustedRootJSON(t)}}, time.Now().Add(time.Hour))
 	oldTimestamp, err := os.ReadFile(filepath.Join(dir, "timestamp.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -196,7 +197,7 @@ func TestRemotesRefuseRollback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mirror.Publish(t, map[string]tuftest.SigstoreTarget{"trusted_root.json": {Data: trustedRootJSON(t, second)}})
+	mirror.Publish(t, map[string]tuftest.SigstoreTarget{"trusted_root.json": {Data: second.TrustedRootJSON(t)}})
 	v2, err := r.Get(t.Context(), dir, mirror.Root, sigstoretuf.Options{})
 	if err != nil || v2.Version == v1.Version {
 		t.Fatalf("second version: %v, %v", v2, err)
