@@ -355,3 +355,41 @@ func TestReferencedConfigMapWatched(t *testing.T) {
 	}
 	within("the new root enforcing v1", func() bool { st := status(); return st.Ready && st.Applied != nil && st.Applied.Version == 1 })
 }
+
+// A Secret a PolicySource refers to is watched like its ConfigMap: created
+// after the PolicySource, it is read at once, without a spec change (the
+// periodic retry is an hour away here).
+func TestReferencedSecretWatched(t *testing.T) {
+	cfg, c, scheme := apiservertest.Start(t, filepath.Join("..", "..", "deploy", "crds"))
+	repo := tuftest.NewRepo(t, tuftest.Options{Envs: []string{"prod"}})
+	clock := &tuftest.Clock{T: repo.Clock.T.Add(time.Hour)}
+	syn := startController(t, cfg, scheme, clock)
+	ps := &v1alpha1.PolicySource{ObjectMeta: metav1.ObjectMeta{Name: "prod"}, Spec: v1alpha1.PolicySourceSpec{Env: "prod",
+		Root: string(repo.Root(t)), Interval: &metav1.Duration{Duration: time.Hour},
+		OCI: &v1alpha1.OCISource{URL: "oci://127.0.0.1:1/policies:tuf", SecretRef: &v1alpha1.LocalRef{Name: "regcred"}}}}
+	if err := c.Create(t.Context(), ps); err != nil {
+		t.Fatal(err)
+	}
+	status := func() syncer.Status {
+		st, _ := syn.Status("prod")
+		return st
+	}
+	within := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("not within 20 s: %s (status %+v)", what, status())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	within("the missing Secret reported", func() bool { return strings.Contains(status().Stalled, "regcred") })
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "regcred", Namespace: "default"}, Type: corev1.SecretTypeDockerConfigJson,
+		Data: map[string][]byte{".dockerconfigjson": []byte(`{"auths":{}}`)}}
+	if err := c.Create(t.Context(), secret); err != nil {
+		t.Fatal(err)
+	}
+	// Read: the source is no longer stalled on it, and tries the registry.
+	within("the Secret read", func() bool { st := status(); return st.Stalled == "" && st.LastError != "" })
+}
