@@ -3,9 +3,12 @@ package admission
 import (
 	"context"
 	"errors"
+	"fmt"
+	"runtime/debug"
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	"golang.org/x/sync/singleflight"
 
 	"ward.dev/ward/admission/imageverify"
@@ -94,11 +97,11 @@ func (c *Cache) verify(ctx context.Context, digest, fingerprint string, fn func(
 			vctx, cancel = context.WithDeadline(vctx, dl)
 			defer cancel()
 		}
-		res, err := fn(vctx)
+		res, err := runSafely(vctx, fn)
 		ttl := c.positive
 		if err != nil {
 			ttl = c.negative
-			if errors.Is(err, imageverify.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			if errors.Is(err, errInternal) || errors.Is(err, imageverify.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 				ttl = 0
 			}
 		}
@@ -123,6 +126,22 @@ func (c *Cache) verify(ctx context.Context, digest, fingerprint string, fn func(
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// errInternal is a verification that panicked: a bug, never cached.
+var errInternal = errors.New("ward failed with an internal error (see its log)")
+
+// runSafely runs fn, with a panic turned into errInternal: a panic in
+// singleflight's DoChan goroutine cannot be recovered by its callers and
+// would end the process.
+func runSafely(ctx context.Context, fn func(context.Context) (*imageverify.Result, error)) (res *imageverify.Result, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			logr.FromContextOrDiscard(ctx).Error(fmt.Errorf("%v", p), "panic while verifying", "stack", string(debug.Stack()))
+			res, err = nil, errInternal
+		}
+	}()
+	return fn(ctx)
 }
 
 // size is the number of entries of both kinds.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/go-logr/logr"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 
@@ -45,6 +47,7 @@ type Decider struct {
 	secrets     SecretFunc
 	concurrency int
 	metrics     *Metrics
+	refs        refCache
 }
 
 // WithDeciderMetrics records verifications, registry errors and cache
@@ -123,6 +126,10 @@ type Request struct {
 	Operation string
 	Object    []byte
 	OldObject []byte
+	// Fields, when set, are Object's fields already decoded (review.Decode
+	// decodes them in the same pass as the AdmissionReview); when nil,
+	// Decide decodes Object.
+	Fields *workload.Fields
 	// UserInfo is passed to ValidationPolicies as request.userInfo.
 	UserInfo map[string]any
 }
@@ -325,7 +332,13 @@ func (d *Decider) Decide(ctx context.Context, st *State, req Request) (*Decision
 		dec.Exempt = true
 		return dec, nil
 	}
-	wl, err := workload.Extract(req.Kind, req.Object)
+	var wl *workload.Workload
+	var err error
+	if req.Fields != nil {
+		wl, err = req.Fields.Workload(req.Kind)
+	} else {
+		wl, err = workload.Extract(req.Kind, req.Object)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrBadRequest, err)
 	}
@@ -436,7 +449,7 @@ func (d *Decider) images(ctx context.Context, st *State, r *imageRequest, imgs [
 	defer cancel()
 	out := make([]imageOutcome, len(imgs))
 	if len(imgs) == 1 { // the common Pod: no goroutine to start
-		out[0] = d.image(ctx, st, r, imgs[0])
+		out[0] = d.imageSafely(ctx, st, r, imgs[0])
 		return out
 	}
 	var next atomic.Int64
@@ -455,12 +468,26 @@ func (d *Decider) images(ctx context.Context, st *State, r *imageRequest, imgs [
 						Reason: "not verified: the decision ran out of time (the workload has too many images to verify in time)"}}}
 					continue
 				}
-				out[i] = d.image(ctx, st, r, imgs[i])
+				out[i] = d.imageSafely(ctx, st, r, imgs[i])
 			}
 		}()
 	}
 	wg.Wait()
 	return out
+}
+
+// imageSafely is image, with a panic (a bug) turned into an enforce-mode
+// failure of the image: it denies the request instead of ending the
+// process, which would leave the API server to its failure policy.
+func (d *Decider) imageSafely(ctx context.Context, st *State, r *imageRequest, img string) (o imageOutcome) {
+	defer func() {
+		if p := recover(); p != nil {
+			logr.FromContextOrDiscard(ctx).Error(fmt.Errorf("%v", p), "panic while deciding an image", "image", img, "stack", string(debug.Stack()))
+			o = imageOutcome{res: ImageResult{Image: img}, failures: []Failure{{Mode: policies.ModeEnforce, Image: img,
+				Reason: "not verified: ward failed with an internal error (see its log)"}}}
+		}
+	}()
+	return d.image(ctx, st, r, img)
 }
 
 // over reports whether ctx has ended or its deadline has passed (the
@@ -482,7 +509,7 @@ func (d *Decider) image(ctx context.Context, st *State, r *imageRequest, img str
 	fail := func(mode policies.Mode, policy, authority, reason string) {
 		o.failures = append(o.failures, Failure{Mode: mode, Policy: policy, Image: img, Authority: authority, Reason: reason})
 	}
-	ref, err := name.ParseReference(img)
+	ref, err := d.refs.parse(img)
 	if err != nil {
 		fail(policies.ModeEnforce, "", "", fmt.Sprintf("invalid image reference: %s", oneLine(err)))
 		return o

@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	ctrladmission "sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"ward.dev/ward/admission/imageverify"
+	"ward.dev/ward/admission/review"
 	"ward.dev/ward/policies"
 )
 
@@ -142,7 +142,7 @@ func (m *Metrics) watchCache(c *Cache) {
 // outcomeOf names what happened to a request: the response, and the
 // decision behind it when there was one (/mutate admits what it does not
 // pin; its decision says denied).
-func outcomeOf(dec *Decision, resp *ctrladmission.Response) string {
+func outcomeOf(dec *Decision, resp *review.Response) string {
 	switch {
 	case dec == nil && resp.Result != nil && resp.Result.Code >= 400:
 		return "errored" // undecodable: no decision was made

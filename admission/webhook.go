@@ -2,17 +2,17 @@ package admission
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
-	"gomodules.xyz/jsonpatch/v2"
-	admissionv1 "k8s.io/api/admission/v1"
-	ctrladmission "sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"ward.dev/ward/admission/review"
 	"ward.dev/ward/admission/workload"
 	"ward.dev/ward/policies"
 )
@@ -85,42 +85,60 @@ func (w *Webhook) Mutator() http.Handler {
 	return w.handler("mutate", w.mutate)
 }
 
-// handler decides, lets respond turn the decision into a response, and
-// records the outcome; requests with nothing to decide are answered
-// directly.
-func (w *Webhook) handler(name string, respond func(ctrladmission.Request, *Decision) ctrladmission.Response) http.Handler {
-	return &ctrladmission.Webhook{RecoverPanic: ptr(true), Handler: ctrladmission.HandlerFunc(func(ctx context.Context, req ctrladmission.Request) ctrladmission.Response {
+// handler reads the AdmissionReview, decides, lets respond turn the
+// decision into a response, records the outcome and writes the response
+// in the request's API version; requests with nothing to decide are
+// answered directly. A panic while deciding answers 500, not a dropped
+// connection.
+func (w *Webhook) handler(name string, respond func(*review.Request, *Decision) review.Response) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		dec, resp := w.decide(ctx, req)
-		if resp == nil {
-			r := respond(req, dec)
-			resp = &r
+		apiVersion, req, status, err := review.Read(r)
+		var dec *Decision
+		var resp review.Response
+		if err != nil {
+			req, resp = &review.Request{}, review.Errored(status, err)
+		} else {
+			dec, resp = w.decideSafely(logr.NewContext(r.Context(), w.log), name, req, respond)
 		}
+		resp.UID = req.UID
 		elapsed := time.Since(start)
-		w.metrics.observe(name, outcomeOf(dec, resp), elapsed)
+		w.metrics.observe(name, outcomeOf(dec, &resp), elapsed)
 		if name == "validate" { // the mutating call repeats the same decision
-			w.logDecision(req, dec, resp, elapsed)
+			w.logDecision(req, dec, &resp, elapsed)
 			if dec != nil {
 				w.metrics.observePolicies(req.Namespace, req.Kind.Kind, dec, dec.modes)
 			}
 		}
-		return *resp
-	})}
+		if err := review.Write(rw, apiVersion, resp); err != nil {
+			w.log.V(1).Info("response not written", "uid", req.UID, "error", err.Error())
+		}
+	})
 }
 
-func ptr[T any](v T) *T { return &v }
+// decideSafely is decide and respond, with a panic turned into a 500
+// response.
+func (w *Webhook) decideSafely(ctx context.Context, name string, req *review.Request, respond func(*review.Request, *Decision) review.Response) (dec *Decision, resp review.Response) {
+	defer func() {
+		if p := recover(); p != nil {
+			w.log.Error(fmt.Errorf("%v", p), "panic while deciding", "webhook", name, "uid", req.UID, "stack", string(debug.Stack()))
+			dec, resp = nil, review.Errored(http.StatusInternalServerError, errors.New("ward failed to decide the request: an internal error; see ward's log"))
+		}
+	}()
+	dec, early := w.decide(ctx, req)
+	if early != nil {
+		return nil, *early
+	}
+	return dec, respond(req, dec)
+}
 
 // decide runs a decision for an admission request, or returns the
 // response itself when there is nothing to decide (a deletion, a kind
 // without Pods) or the request cannot be decided (bad input).
-func (w *Webhook) decide(ctx context.Context, req ctrladmission.Request) (dec *Decision, resp *ctrladmission.Response) {
+func (w *Webhook) decide(ctx context.Context, req *review.Request) (dec *Decision, resp *review.Response) {
 	kind := req.Kind.Kind
-	if req.UID == "" && kind == "" {
-		r := ctrladmission.Errored(http.StatusBadRequest, errors.New("the AdmissionReview has no request"))
-		return nil, &r
-	}
-	if req.Operation == admissionv1.Delete || req.Operation == admissionv1.Connect || !workload.Supported(kind) || len(req.Object.Raw) == 0 {
-		r := ctrladmission.Allowed("")
+	if req.Operation == review.Delete || req.Operation == review.Connect || !workload.Supported(kind) || len(req.Object) == 0 {
+		r := review.Allowed()
 		return nil, &r
 	}
 	ctx, cancel := context.WithTimeout(ctx, w.timeout)
@@ -128,15 +146,15 @@ func (w *Webhook) decide(ctx context.Context, req ctrladmission.Request) (dec *D
 	st := w.policies.Load()
 	userInfo := map[string]any{"username": req.UserInfo.Username, "groups": toAny(req.UserInfo.Groups)}
 	dec, err := w.decider.Decide(ctx, st, Request{
-		Kind: kind, Namespace: req.Namespace, Name: req.Name, Operation: string(req.Operation),
-		Object: req.Object.Raw, OldObject: req.OldObject.Raw, UserInfo: userInfo,
+		Kind: kind, Namespace: req.Namespace, Name: req.Name, Operation: req.Operation,
+		Object: req.Object, OldObject: req.OldObject, Fields: req.Fields, UserInfo: userInfo,
 	})
 	if err != nil {
-		code := int32(http.StatusInternalServerError)
+		code := http.StatusInternalServerError
 		if errors.Is(err, ErrBadRequest) {
 			code = http.StatusBadRequest
 		}
-		r := ctrladmission.Errored(code, err)
+		r := review.Errored(code, err)
 		return nil, &r
 	}
 	return dec, nil
@@ -150,21 +168,23 @@ func toAny(ss []string) []any {
 	return out
 }
 
-func (w *Webhook) validate(req ctrladmission.Request, dec *Decision) ctrladmission.Response {
-	var resp ctrladmission.Response
+func (w *Webhook) validate(_ *review.Request, dec *Decision) review.Response {
+	var resp review.Response
 	switch unpinned := w.unpinned(dec); {
 	case !dec.Allowed:
-		resp = ctrladmission.Denied(dec.Message())
+		resp = review.Denied(dec.Message())
 	case len(unpinned) > 0:
-		resp = ctrladmission.Denied(fmt.Sprintf("ward denied the request (%s): %s verified but not pinned to a digest, so the tag could be moved after this check; ward's mutating webhook pins verified images (is it installed?), or give the image by digest",
+		resp = review.Denied(fmt.Sprintf("ward denied the request (%s): %s verified but not pinned to a digest, so the tag could be moved after this check; ward's mutating webhook pins verified images (is it installed?), or give the image by digest",
 			bundleLabels(dec.Bundles), strings.Join(unpinned, ", ")))
 	default:
-		resp = ctrladmission.Allowed("")
+		resp = review.Allowed()
 	}
-	resp = resp.WithWarnings(dec.Warnings()...)
-	resp.AuditAnnotations = map[string]string{}
-	for k, v := range dec.Annotations() {
-		resp.AuditAnnotations[strings.TrimPrefix(k, "ward.dev/")] = v
+	resp.Warnings = dec.Warnings()
+	if a := dec.Annotations(); len(a) > 0 {
+		resp.AuditAnnotations = make(map[string]string, len(a))
+		for k, v := range a {
+			resp.AuditAnnotations[strings.TrimPrefix(k, "ward.dev/")] = v
+		}
 	}
 	return resp
 }
@@ -172,7 +192,7 @@ func (w *Webhook) validate(req ctrladmission.Request, dec *Decision) ctrladmissi
 // logDecision logs one line per decision: denials and decisions with
 // warn- or audit-mode failures at info level (audit mode is only logged),
 // plain admissions at debug level (V(1)).
-func (w *Webhook) logDecision(req ctrladmission.Request, dec *Decision, resp *ctrladmission.Response, elapsed time.Duration) {
+func (w *Webhook) logDecision(req *review.Request, dec *Decision, resp *review.Response, elapsed time.Duration) {
 	kv := []any{"kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name, "uid", req.UID, "operation", req.Operation,
 		"allowed", resp.Allowed, "duration", elapsed.Round(time.Microsecond).String()}
 	if dec == nil {
@@ -212,13 +232,16 @@ func (w *Webhook) unpinned(dec *Decision) []string {
 	return out
 }
 
-func (w *Webhook) mutate(_ ctrladmission.Request, dec *Decision) ctrladmission.Response {
+func (w *Webhook) mutate(_ *review.Request, dec *Decision) review.Response {
 	if !dec.Allowed || len(dec.Patches) == 0 {
-		return ctrladmission.Allowed("")
+		return review.Allowed()
 	}
-	ops := make([]jsonpatch.JsonPatchOperation, len(dec.Patches))
-	for i, p := range dec.Patches {
-		ops[i] = jsonpatch.JsonPatchOperation{Operation: p.Op, Path: p.Path, Value: p.Value}
+	patch, err := json.Marshal(dec.Patches)
+	if err != nil {
+		return review.Errored(http.StatusInternalServerError, fmt.Errorf("failed to encode the patch: %w", err))
 	}
-	return ctrladmission.Patched("images pinned to their verified digests", ops...)
+	resp := review.Allowed()
+	resp.Result.Message = "images pinned to their verified digests"
+	resp.Patch, resp.PatchType = patch, review.PatchTypeJSONPatch
+	return resp
 }

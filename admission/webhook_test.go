@@ -2,6 +2,7 @@ package admission_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/go-logr/logr/funcr"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/prometheus/client_golang/prometheus"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -487,5 +490,55 @@ func TestWebhookLogsOneLinePerDecision(t *testing.T) {
 	defer mu.Unlock()
 	if len(lines) != 1 || !strings.Contains(lines[0], `"msg":"denied"`) || !strings.Contains(lines[0], `"failures":3`) || !strings.Contains(lines[0], "app2") {
 		t.Fatalf("log lines = %q", lines)
+	}
+}
+
+func TestWebhookAnswersInTheReviewsVersion(t *testing.T) {
+	f := newFixture(t)
+	for _, version := range []string{"admission.k8s.io/v1", "admission.k8s.io/v1beta1"} {
+		t.Run(version, func(t *testing.T) {
+			body := review(t, "Pod", object("Pod", []string{f.signedRef}, nil, nil, nil))
+			body = bytes.Replace(body, []byte(`"apiVersion":"admission.k8s.io/v1"`), []byte(`"apiVersion":"`+version+`"`), 1)
+			resp, err := f.srv.Client().Post(f.srv.URL+admission.PathValidate, "application/json", bytes.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var ar admissionv1.AdmissionReview
+			if err := json.NewDecoder(resp.Body).Decode(&ar); err != nil {
+				t.Fatal(err)
+			}
+			if ar.APIVersion != version || ar.Kind != "AdmissionReview" || ar.Response == nil || ar.Response.UID != "uid-Pod" || !ar.Response.Allowed {
+				t.Fatalf("answer %+v, want an allowed %s review for uid-Pod", ar, version)
+			}
+		})
+	}
+}
+
+type panickingVerifier struct{ countingVerifier }
+
+func (*panickingVerifier) Verify(context.Context, name.Digest, *policies.CompiledAuthority, authn.Keychain) (*imageverify.Result, error) {
+	panic("a bug")
+}
+
+// A panic while deciding (a bug) denies the request: it neither ends the
+// process, which would leave the API server to its failure policy, nor
+// drops the connection.
+func TestWebhookPanicDenies(t *testing.T) {
+	p := &admission.Policies{}
+	p.Store(&admission.State{Set: compile(t, keyPolicy("signed", "reg.example.com/**", "enforce", testKey(t)))})
+	h := admission.NewWebhook(admission.NewDecider(&panickingVerifier{}), p).Validator()
+	for _, images := range [][]string{{"reg.example.com/a:v1"}, {"reg.example.com/a:v1", "reg.example.com/b:v1"}} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodPost, admission.PathValidate, bytes.NewReader(review(t, "Pod", object("Pod", images, nil, nil, nil))))
+		req.Header.Set("Content-Type", "application/json")
+		h.ServeHTTP(rec, req)
+		var ar admissionv1.AdmissionReview
+		if err := json.Unmarshal(rec.Body.Bytes(), &ar); err != nil || ar.Response == nil {
+			t.Fatalf("%d images: no review: %v %q", len(images), err, rec.Body.Bytes())
+		}
+		if ar.Response.Allowed || !strings.Contains(ar.Response.Result.Message, "internal error") {
+			t.Fatalf("%d images: response %+v, want a denial naming an internal error", len(images), ar.Response.Result)
+		}
 	}
 }

@@ -6,10 +6,12 @@
 package workload
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+
+	"ward.dev/ward/internal/jsonscan"
 )
 
 // ErrUnsupportedKind is returned for a kind that carries no Pod spec.
@@ -81,14 +83,17 @@ type podSpec struct {
 	Containers          []container `json:"containers"`
 	InitContainers      []container `json:"initContainers"`
 	EphemeralContainers []container `json:"ephemeralContainers"`
-	ImagePullSecrets    []struct {
-		Name string `json:"name"`
-	} `json:"imagePullSecrets"`
-	ServiceAccountName string `json:"serviceAccountName"`
+	ImagePullSecrets    []localRef  `json:"imagePullSecrets"`
+	ServiceAccountName  string      `json:"serviceAccountName"`
 }
 
-// object is a workload with its pod spec at any of the kinds' paths.
-type object struct {
+// Fields are the fields of an admitted object that a decision reads, for
+// every supported kind at once: the object's metadata and its Pod spec at
+// any kind's path. Read an object into Fields with Scan, then Workload
+// picks the Pod spec at the kind's path. (The json tags say how a
+// general JSON decoder would read the same fields: the fuzz tests compare
+// Scan with one.)
+type Fields struct {
 	APIVersion string      `json:"apiVersion"`
 	Metadata   metadata    `json:"metadata"`
 	Spec       *objectSpec `json:"spec"`
@@ -100,11 +105,20 @@ type object struct {
 type objectSpec struct {
 	podSpec
 	Template    *podTemplate `json:"template"`
-	JobTemplate *struct {
-		Spec *struct {
-			Template *podTemplate `json:"template"`
-		} `json:"spec"`
-	} `json:"jobTemplate"`
+	JobTemplate *jobTemplate `json:"jobTemplate"`
+}
+
+type jobTemplate struct {
+	Spec *jobSpec `json:"spec"`
+}
+
+type jobSpec struct {
+	Template *podTemplate `json:"template"`
+}
+
+// localRef names an object in the same namespace.
+type localRef struct {
+	Name string `json:"name"`
 }
 
 type podTemplate struct {
@@ -112,8 +126,8 @@ type podTemplate struct {
 }
 
 // podSpec returns the pod spec at kind's path, nil where there is none.
-func (o *object) podSpec(kind string) *podSpec {
-	s := o.Spec
+func (f *Fields) podSpec(kind string) *podSpec {
+	s := f.Spec
 	switch {
 	case s == nil:
 		return nil
@@ -142,39 +156,54 @@ type metadata struct {
 // other than the Pod spec's containers, pull secrets and service account
 // are skipped, not decoded.
 func Extract(kind string, raw []byte) (*Workload, error) {
-	path, ok := podSpecPath[kind]
-	if !ok {
-		return nil, fmt.Errorf("%w %q: want one of Pod, Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob, ReplicationController", ErrUnsupportedKind, kind)
+	if !Supported(kind) {
+		return nil, unsupported(kind)
 	}
-	// One decoding pass over the object, straight into the pod spec at
-	// kind's path: the request's other fields (managedFields, status, the
-	// rest of the spec) are skipped once, not scanned again per level.
-	var top object
-	if err := json.Unmarshal(raw, &top); err != nil {
+	var top Fields
+	s := jsonscan.New(raw)
+	if err := top.Scan(s); err != nil {
 		return nil, fmt.Errorf("failed to decode %s: %w", kind, err)
 	}
+	if err := s.End(); err != nil {
+		return nil, fmt.Errorf("failed to decode %s: %w", kind, err)
+	}
+	return top.Workload(kind)
+}
+
+func unsupported(kind string) error {
+	return fmt.Errorf("%w %q: want one of Pod, Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob, ReplicationController", ErrUnsupportedKind, kind)
+}
+
+// Workload is what a decision needs from the decoded object, read as the
+// given kind.
+func (f *Fields) Workload(kind string) (*Workload, error) {
+	path, ok := podSpecPath[kind]
+	if !ok {
+		return nil, unsupported(kind)
+	}
 	var spec podSpec
-	if p := top.podSpec(kind); p != nil {
+	if p := f.podSpec(kind); p != nil {
 		spec = *p
 	}
-	name := top.Metadata.Name
+	name := f.Metadata.Name
 	if name == "" {
-		name = top.Metadata.GenerateName
+		name = f.Metadata.GenerateName
 	}
-	w := &Workload{Kind: kind, Name: name, Namespace: top.Metadata.Namespace, APIVersion: top.APIVersion, Labels: top.Metadata.Labels,
+	w := &Workload{Kind: kind, Name: name, Namespace: f.Metadata.Namespace, APIVersion: f.APIVersion, Labels: f.Metadata.Labels,
 		ServiceAccount: spec.ServiceAccountName}
 	if w.ServiceAccount == "" {
 		w.ServiceAccount = "default"
 	}
 	prefix := "/" + strings.Join(path, "/")
-	for _, f := range []struct {
+	w.Containers = make([]Container, 0, len(spec.InitContainers)+len(spec.Containers)+len(spec.EphemeralContainers))
+	for _, l := range []struct {
 		field string
 		list  []container
 	}{{"initContainers", spec.InitContainers}, {"containers", spec.Containers}, {"ephemeralContainers", spec.EphemeralContainers}} {
-		for i, c := range f.list {
+		for i, c := range l.list {
 			w.Containers = append(w.Containers, Container{
-				Field: f.field, Index: i, Name: c.Name, Image: c.Image,
-				Path: fmt.Sprintf("%s/%s/%d/image", prefix, f.field, i),
+				Field: l.field, Index: i, Name: c.Name, Image: c.Image,
+				Path: prefix + "/" + l.field + "/" + strconv.Itoa(i) + "/image",
 			})
 		}
 	}
@@ -184,4 +213,183 @@ func Extract(kind string, raw []byte) (*Workload, error) {
 		}
 	}
 	return w, nil
+}
+
+// Scan reads an object from s into f: its fields a decision reads are
+// decoded and the rest only checked, in one pass. A name given twice
+// among the fields it reads is refused, so that no reader of the object
+// sees other images than ward does; names are case-sensitive, as the API
+// server reads them.
+func (f *Fields) Scan(s *jsonscan.Scanner) error {
+	var seen jsonscan.Names
+	return s.Object(func(name []byte) (err error) {
+		switch string(name) {
+		case "apiVersion":
+			return seen.Read(0, name, func() error { f.APIVersion, err = s.OptString(); return err })
+		case "metadata":
+			return seen.Read(1, name, func() error { return f.Metadata.scan(s) })
+		case "spec":
+			return seen.Read(2, name, func() error {
+				if null, err := s.Null(); null || err != nil {
+					f.Spec = nil
+					return err
+				}
+				f.Spec = &objectSpec{}
+				return f.Spec.scan(s)
+			})
+		}
+		return s.Skip()
+	})
+}
+
+func (m *metadata) scan(s *jsonscan.Scanner) error {
+	*m = metadata{}
+	var seen jsonscan.Names
+	return s.OptObject(func(name []byte) (err error) {
+		switch string(name) {
+		case "name":
+			return seen.Read(0, name, func() error { m.Name, err = s.OptString(); return err })
+		case "generateName":
+			return seen.Read(1, name, func() error { m.GenerateName, err = s.OptString(); return err })
+		case "namespace":
+			return seen.Read(2, name, func() error { m.Namespace, err = s.OptString(); return err })
+		case "labels":
+			return seen.Read(3, name, func() error {
+				m.Labels = nil
+				if null, err := s.Null(); null || err != nil {
+					return err
+				}
+				m.Labels = map[string]string{}
+				return s.Object(func(key []byte) error {
+					if _, dup := m.Labels[string(key)]; dup {
+						return fmt.Errorf("%w: duplicate label %q", jsonscan.ErrSyntax, key)
+					}
+					k := string(key)
+					v, err := s.OptString()
+					m.Labels[k] = v
+					return err
+				})
+			})
+		}
+		return s.Skip()
+	})
+}
+
+func (o *objectSpec) scan(s *jsonscan.Scanner) error {
+	var seen jsonscan.Names
+	return s.Object(func(name []byte) error {
+		switch string(name) {
+		case "template":
+			return seen.Read(10, name, func() (err error) { o.Template, err = scanTemplate(s); return err })
+		case "jobTemplate":
+			return seen.Read(11, name, func() error {
+				if null, err := s.Null(); null || err != nil {
+					o.JobTemplate = nil
+					return err
+				}
+				o.JobTemplate = &jobTemplate{}
+				var seen jsonscan.Names
+				return s.Object(func(name []byte) error {
+					if string(name) != "spec" {
+						return s.Skip()
+					}
+					return seen.Read(0, name, func() error {
+						if null, err := s.Null(); null || err != nil {
+							o.JobTemplate.Spec = nil
+							return err
+						}
+						o.JobTemplate.Spec = &jobSpec{}
+						var seen jsonscan.Names
+						return s.Object(func(name []byte) error {
+							if string(name) != "template" {
+								return s.Skip()
+							}
+							return seen.Read(0, name, func() (err error) { o.JobTemplate.Spec.Template, err = scanTemplate(s); return err })
+						})
+					})
+				})
+			})
+		}
+		return o.podSpec.member(s, &seen, name)
+	})
+}
+
+func scanTemplate(s *jsonscan.Scanner) (*podTemplate, error) {
+	if null, err := s.Null(); null || err != nil {
+		return nil, err
+	}
+	t := &podTemplate{}
+	var seen jsonscan.Names
+	return t, s.Object(func(name []byte) error {
+		if string(name) != "spec" {
+			return s.Skip()
+		}
+		return seen.Read(0, name, func() error {
+			if null, err := s.Null(); null || err != nil {
+				t.Spec = nil
+				return err
+			}
+			t.Spec = &podSpec{}
+			var seen jsonscan.Names
+			return s.Object(func(name []byte) error { return t.Spec.member(s, &seen, name) })
+		})
+	})
+}
+
+// member reads one member of a Pod spec, skipping the fields it does not
+// keep; bits 0–4 of seen are its own.
+func (p *podSpec) member(s *jsonscan.Scanner, seen *jsonscan.Names, name []byte) error {
+	switch string(name) {
+	case "containers":
+		return seen.Read(0, name, func() (err error) { p.Containers, err = scanContainers(s); return err })
+	case "initContainers":
+		return seen.Read(1, name, func() (err error) { p.InitContainers, err = scanContainers(s); return err })
+	case "ephemeralContainers":
+		return seen.Read(2, name, func() (err error) { p.EphemeralContainers, err = scanContainers(s); return err })
+	case "imagePullSecrets":
+		return seen.Read(3, name, func() (err error) { p.ImagePullSecrets, err = scanNames(s); return err })
+	case "serviceAccountName":
+		return seen.Read(4, name, func() (err error) { p.ServiceAccountName, err = s.OptString(); return err })
+	}
+	return s.Skip()
+}
+
+// scanContainers reads a list of containers, keeping name and image.
+func scanContainers(s *jsonscan.Scanner) ([]container, error) {
+	return scanList(s, func(c *container, seen *jsonscan.Names, name []byte) (err error) {
+		switch string(name) {
+		case "name":
+			return seen.Read(0, name, func() error { c.Name, err = s.OptString(); return err })
+		case "image":
+			return seen.Read(1, name, func() error { c.Image, err = s.OptString(); return err })
+		}
+		return s.Skip()
+	})
+}
+
+// scanNames reads a list of local object references, keeping their name.
+func scanNames(s *jsonscan.Scanner) ([]localRef, error) {
+	return scanList(s, func(r *localRef, seen *jsonscan.Names, name []byte) (err error) {
+		if string(name) != "name" {
+			return s.Skip()
+		}
+		return seen.Read(0, name, func() error { r.Name, err = s.OptString(); return err })
+	})
+}
+
+// scanList reads a list of objects (null: none), each with member; a null
+// element is a zero one.
+func scanList[T any](s *jsonscan.Scanner, member func(e *T, seen *jsonscan.Names, name []byte) error) ([]T, error) {
+	if null, err := s.Null(); null || err != nil {
+		return nil, err
+	}
+	out := []T{}
+	err := s.Array(func() error {
+		var e T
+		var seen jsonscan.Names
+		err := s.OptObject(func(name []byte) error { return member(&e, &seen, name) })
+		out = append(out, e)
+		return err
+	})
+	return out, err
 }

@@ -4,9 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
+	"strings"
 	"testing"
 
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
 	"ward.dev/ward/admission/workload"
+	"ward.dev/ward/internal/jsonscan"
 )
 
 // Each kind's pod spec is found at its path, in one pass; a missing or
@@ -73,4 +79,37 @@ func BenchmarkExtract(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// FuzzScan checks Scan against go-json-experiment/json reading the same
+// fields by their json tags: whatever either accepts (but for a name
+// given twice among the fields read, which Scan refuses), both read the
+// same fields.
+func FuzzScan(f *testing.F) {
+	pod, err := os.ReadFile("testdata/pod.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(pod)
+	f.Add([]byte(`{"apiVersion":"batch/v1","metadata":{"name":"n","labels":{"a":"b","c":null}},"spec":{"jobTemplate":{"spec":{"template":{"spec":{"containers":[{"image":"a"},null]}}}}}}`))
+	f.Add([]byte(`{"metadata":{"labels":{}},"spec":{"template":{"spec":{"initContainers":[],"imagePullSecrets":[{"name":"s"}],"serviceAccountName":"sa"}}}}`))
+	f.Add([]byte(`{"spec":{"containers":[{"image":"a","image":"b"}]}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var got workload.Fields
+		s := jsonscan.New(b)
+		err := got.Scan(s)
+		if err == nil {
+			err = s.End()
+		}
+		var want workload.Fields
+		wantErr := json.Unmarshal(b, &want, jsontext.AllowDuplicateNames(true))
+		switch {
+		case err != nil && strings.Contains(err.Error(), "duplicate"):
+			return
+		case (err == nil) != (wantErr == nil):
+			t.Fatalf("Scan: %v; json: %v", err, wantErr)
+		case err == nil && !reflect.DeepEqual(got, want):
+			t.Fatalf("Scan read %+v; json read %+v", got, want)
+		}
+	})
 }
