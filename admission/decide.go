@@ -509,14 +509,15 @@ func (d *Decider) image(ctx context.Context, st *State, r *imageRequest, img str
 	fail := func(mode policies.Mode, policy, authority, reason string) {
 		o.failures = append(o.failures, Failure{Mode: mode, Policy: policy, Image: img, Authority: authority, Reason: reason})
 	}
-	ref, err := d.refs.parse(img)
+	parsed, err := d.refs.parse(img)
 	if err != nil {
 		fail(policies.ModeEnforce, "", "", fmt.Sprintf("invalid image reference: %s", oneLine(err)))
 		return o
 	}
+	ref := parsed.ref
 	_, res.ByDigest = ref.(name.Digest)
-	repo := policies.RepositoryOf(ref)
-	matched := set.MatchImage(policies.ImageOf(ref, img), r.subj)
+	repo := parsed.image.Repository
+	matched := set.MatchImage(parsed.image, r.subj)
 	if len(matched) == 0 {
 		s := set.Settings()
 		if s.AllowUnmatched {

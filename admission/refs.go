@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 
 	"github.com/google/go-containerregistry/pkg/name"
+
+	"ward.dev/ward/policies"
 )
 
 // maxParsedRefs bounds the parsed-reference cache: past it, the cache
@@ -12,28 +14,37 @@ import (
 const maxParsedRefs = 16384
 
 // refCache remembers parsed image references. Parsing one costs a few
-// microseconds (go-containerregistry validates every part), a cluster
-// admits the same few hundred images over and over, and a parsed
-// reference is an immutable value. Only valid references are kept.
-// The zero value is ready to use.
+// microseconds (go-containerregistry validates every part, and the
+// normalized names are built by concatenation), a cluster admits the
+// same few hundred images over and over, and a parsed reference is an
+// immutable value. Only valid references are kept. The zero value is
+// ready to use.
 type refCache struct {
-	refs sync.Map // string → name.Reference
+	refs sync.Map // string → *parsedRef
 	n    atomic.Int64
 }
 
-// parse is name.ParseReference(img), from the cache when it can be.
-func (c *refCache) parse(img string) (name.Reference, error) {
-	if ref, ok := c.refs.Load(img); ok {
-		return ref.(name.Reference), nil
+// parsedRef is a reference and the Image policies match it as.
+type parsedRef struct {
+	ref   name.Reference
+	image policies.Image
+}
+
+// parse is name.ParseReference(img) with its Image, from the cache when it
+// can be.
+func (c *refCache) parse(img string) (*parsedRef, error) {
+	if p, ok := c.refs.Load(img); ok {
+		return p.(*parsedRef), nil
 	}
 	ref, err := name.ParseReference(img)
 	if err != nil {
 		return nil, err
 	}
+	p := &parsedRef{ref: ref, image: policies.ImageOf(ref, img)}
 	if c.n.Add(1) > maxParsedRefs {
 		c.refs.Clear()
 		c.n.Store(1)
 	}
-	c.refs.Store(img, ref)
-	return ref, nil
+	c.refs.Store(img, p)
+	return p, nil
 }

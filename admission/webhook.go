@@ -193,6 +193,9 @@ func (w *Webhook) validate(_ *review.Request, dec *Decision) review.Response {
 // warn- or audit-mode failures at info level (audit mode is only logged),
 // plain admissions at debug level (V(1)).
 func (w *Webhook) logDecision(req *review.Request, dec *Decision, resp *review.Response, elapsed time.Duration) {
+	if dec != nil && len(dec.Failures) == 0 && !w.log.V(1).Enabled() {
+		return // a plain admission, and debug logs are off: nothing to build
+	}
 	kv := []any{"kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name, "uid", req.UID, "operation", req.Operation,
 		"allowed", resp.Allowed, "duration", elapsed.Round(time.Microsecond).String()}
 	if dec == nil {

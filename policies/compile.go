@@ -1,7 +1,6 @@
 package policies
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto"
@@ -10,18 +9,19 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"reflect"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
 	"ward.dev/ward/bundle"
@@ -67,10 +67,10 @@ func Compile(docs []bundle.Document, opts ...Option) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &compiler{envs: envs, set: &Set{index: newPatternIndex(), settings: defaultSettings()}, remotes: o.remotes, ctx: o.ctx}
+	c := &compiler{envs: envs, set: &Set{index: newPatternIndex(), settings: defaultSettings()}, remotes: o.remotes, ctx: o.ctx, pemKeys: map[string]pemKey{}}
 	names := map[string]string{} // kind/name → file
-	for _, d := range docs {
-		c.file(d, names)
+	for _, p := range parseAll(c.split(docs)) {
+		c.document(p, names)
 	}
 	for _, f := range c.deferred {
 		f()
@@ -99,6 +99,15 @@ type compiler struct {
 	deferred   []func()
 	remotes    *sigstoretuf.Remotes
 	ctx        context.Context
+	// pemKeys are the public keys parsed so far, by PEM: policies that
+	// trust the same key share one parsed key.
+	pemKeys map[string]pemKey
+}
+
+// pemKey is a parsed public key and its ID.
+type pemKey struct {
+	key crypto.PublicKey
+	id  string
 }
 
 // at makes error reports for one document.
@@ -142,29 +151,59 @@ func strict[T any](a at, raw []byte, doc *T) bool {
 	return false
 }
 
-func (c *compiler) file(d bundle.Document, names map[string]string) {
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(d.Data)))
-	cursor := 0
-	for n := 1; ; n++ {
-		raw, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			return
-		}
-		a := at{c: c, file: d.Path, doc: n}
-		if i := bytes.Index(d.Data[cursor:], raw); i >= 0 && len(raw) > 0 {
-			a.firstLine = 1 + bytes.Count(d.Data[:cursor+i], []byte("\n"))
-			cursor += i + len(raw)
-		}
+// split cuts each file into its YAML documents, in order, with the line
+// each starts on; a file that is not YAML gets an error and ends there.
+func (c *compiler) split(docs []bundle.Document) []rawDoc {
+	var out []rawDoc
+	for _, d := range docs {
+		n := 0
+		err := splitYAML(d.Data, func(raw []byte, firstLine int) {
+			if isBlank(raw) {
+				return
+			}
+			n++
+			out = append(out, rawDoc{a: at{c: c, file: d.Path, doc: n, firstLine: firstLine}, raw: raw})
+		})
 		if err != nil {
+			a := at{c: c, file: d.Path, doc: n + 1}
 			a.fail("", "not YAML: %s", oneLine(err.Error()))
-			return
 		}
-		if isBlank(raw) {
-			n--
-			continue
-		}
-		c.document(a, raw, names)
 	}
+	return out
+}
+
+// splitYAML calls doc with each document of data and the line it starts
+// on, cutting where Kubernetes tools cut: at each line that starts with
+// "---" and has nothing but spaces or a comment after it. Another line
+// starting with "---" is an error, and the document it ends is not given.
+func splitYAML(data []byte, doc func(raw []byte, firstLine int)) error {
+	start, startLine, line := 0, 1, 1
+	for off := 0; off < len(data); line++ {
+		next := len(data)
+		if i := bytes.IndexByte(data[off:], '\n'); i >= 0 {
+			next = off + i + 1
+		}
+		if l := data[off:next]; bytes.HasPrefix(l, []byte("---")) {
+			if rest := bytes.TrimSpace(l[3:]); len(rest) > 0 && rest[0] != '#' {
+				return fmt.Errorf("invalid YAML document separator: %s", rest)
+			}
+			if off > start {
+				doc(data[start:off], startLine)
+			}
+			start, startLine = next, line+1
+		}
+		off = next
+	}
+	if start < len(data) {
+		doc(data[start:], startLine)
+	}
+	return nil
+}
+
+// rawDoc is one YAML document of a file.
+type rawDoc struct {
+	a   at
+	raw []byte
 }
 
 // decodeErr drops the layers of prefixes YAML-to-JSON decoding adds.
@@ -187,13 +226,120 @@ func isBlank(raw []byte) bool {
 	return true
 }
 
-func (c *compiler) document(a at, raw []byte, names map[string]string) {
-	var h header
-	if err := yaml.Unmarshal(raw, &h); err != nil {
-		a.fail("", "not a policy document: %s", oneLine(err.Error()))
+// document takes a parsed document into the set, in bundle order: its
+// errors, the check that its name is unique, and its kind's compiling
+// (ImagePolicies and ClusterImagePolicies once every document is read, so
+// that a trustRootRef finds its TrustRoot wherever it stands).
+func (c *compiler) document(p *parsed, names map[string]string) {
+	a, h := p.a, p.h
+	a.c = c
+	if !p.named { // stopped at its header
+		c.errs = append(c.errs, p.errs...)
 		return
 	}
+	c.errs = append(c.errs, p.errs[:p.headErrs]...)
+	key := h.Kind + "/" + h.Metadata.Name
+	if prev, dup := names[key]; dup && h.Metadata.Name != "" {
+		a.fail("metadata.name", "a %s of this name is also in %s", h.Kind, prev)
+	}
+	names[key] = a.file
+	c.errs = append(c.errs, p.errs[p.headErrs:]...)
+	switch doc := p.doc.(type) {
+	case *ClusterImagePolicyDoc:
+		c.deferred = append(c.deferred, func() { c.clusterImagePolicy(a, doc) })
+	case *TrustRootDoc:
+		c.trustRootDoc(a, doc)
+	case *ImagePolicyDoc:
+		c.deferred = append(c.deferred, func() { c.imagePolicy(a, doc) })
+	case *ValidationPolicyDoc:
+		c.validationPolicy(a, doc)
+	case *SettingsDoc:
+		c.settings(a, doc)
+	}
+}
+
+// parsed is a document read on its own, apart from the others: its
+// header, its typed document (nil when reading it failed) and its errors,
+// of which the first headErrs are about its header. named is whether its
+// header was good enough to check its name's uniqueness.
+type parsed struct {
+	a        at
+	h        header
+	doc      any
+	errs     []*FieldError
+	headErrs int
+	named    bool
+}
+
+// parseAll parses the documents on every core: YAML decoding is most of
+// compiling, and each document decodes alone.
+func parseAll(raws []rawDoc) []*parsed {
+	out := make([]*parsed, len(raws))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(raws)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < len(raws); i = int(next.Add(1) - 1) {
+				out[i] = parseDocument(raws[i].a, raws[i].raw)
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// parseDocument reads a document's header and decodes it strictly into
+// its kind's type. The YAML is parsed once when a quick look at the
+// document's top-level lines finds its apiVersion and kind, and the
+// decoded document confirms them; otherwise the header is parsed first.
+func parseDocument(a at, raw []byte) *parsed {
+	if qh, ok := quickHeader(raw); ok {
+		quick := a
+		quick.c = &compiler{} // errors here are dropped: the slow path reports them
+		if doc, ok := decodeKind(quick, qh.Kind, raw); ok {
+			if h := headerOf(doc); h.APIVersion == qh.APIVersion && h.Kind == qh.Kind {
+				p := &parsed{doc: doc}
+				p.readHeader(a, h)
+				if p.named {
+					p.headErrs = len(p.errs)
+					return p
+				}
+			}
+		}
+	}
+	p := &parsed{}
+	var h header
+	scratch := &compiler{}
+	a.c = scratch
+	if err := yaml.Unmarshal(raw, &h); err != nil {
+		a.fail("", "not a policy document: %s", oneLine(err.Error()))
+		p.a, p.errs, p.headErrs = a, scratch.errs, len(scratch.errs)
+		return p
+	}
+	if p.readHeader(a, h); !p.named {
+		return p
+	}
+	p.headErrs = len(p.errs)
 	a.kind, a.name = h.Kind, h.Metadata.Name
+	scratch = &compiler{}
+	a.c = scratch
+	if doc, ok := decodeKind(a, h.Kind, raw); ok {
+		p.doc = doc
+	}
+	p.errs = append(p.errs, scratch.errs...)
+	return p
+}
+
+// readHeader checks a document's header: its apiVersion and kind, which
+// stop the document when wrong (named stays false), and its name.
+func (p *parsed) readHeader(a at, h header) {
+	scratch := &compiler{}
+	a.c = scratch
+	a.kind, a.name = h.Kind, h.Metadata.Name
+	p.a, p.h = a, h
+	defer func() { p.errs = scratch.errs }()
 	switch {
 	case slices.Contains(sigstoreVersions, h.APIVersion):
 		switch h.Kind {
@@ -219,47 +365,86 @@ func (c *compiler) document(a at, raw []byte, names map[string]string) {
 	} else if msgs := validation.IsDNS1123Subdomain(h.Metadata.Name); len(msgs) > 0 {
 		a.fail("metadata.name", "%s", msgs[0])
 	}
-	key := h.Kind + "/" + h.Metadata.Name
-	if prev, dup := names[key]; dup && h.Metadata.Name != "" {
-		a.fail("metadata.name", "a %s of this name is also in %s", h.Kind, prev)
-	}
-	names[key] = a.file
-	switch h.Kind {
+	p.named = true
+}
+
+// decodeKind decodes raw strictly into kind's document type; an unknown
+// kind is an error.
+func decodeKind(a at, kind string, raw []byte) (any, bool) {
+	switch kind {
 	case KindClusterImagePolicy:
-		var doc ClusterImagePolicyDoc
-		if !strict(a, raw, &doc) {
-			return
-		}
-		c.deferred = append(c.deferred, func() { c.clusterImagePolicy(a, &doc) })
+		return decodeAs[ClusterImagePolicyDoc](a, raw)
 	case KindTrustRoot:
-		var doc TrustRootDoc
-		if !strict(a, raw, &doc) {
-			return
-		}
-		c.trustRootDoc(a, &doc)
+		return decodeAs[TrustRootDoc](a, raw)
 	case KindImagePolicy:
-		var doc ImagePolicyDoc
-		if !strict(a, raw, &doc) {
-			return
-		}
-		// Compiled once every document is read: a trustRootRef finds its
-		// TrustRoot wherever it stands.
-		c.deferred = append(c.deferred, func() { c.imagePolicy(a, &doc) })
+		return decodeAs[ImagePolicyDoc](a, raw)
 	case KindValidationPolicy:
-		var doc ValidationPolicyDoc
-		if !strict(a, raw, &doc) {
-			return
-		}
-		c.validationPolicy(a, &doc)
+		return decodeAs[ValidationPolicyDoc](a, raw)
 	case KindSettings:
-		var doc SettingsDoc
-		if !strict(a, raw, &doc) {
-			return
-		}
-		c.settings(a, &doc)
-	default:
-		a.fail("kind", "is %q, want %s, %s or %s", h.Kind, KindImagePolicy, KindValidationPolicy, KindSettings)
+		return decodeAs[SettingsDoc](a, raw)
 	}
+	a.fail("kind", "is %q, want %s, %s or %s", kind, KindImagePolicy, KindValidationPolicy, KindSettings)
+	return nil, false
+}
+
+func decodeAs[T any](a at, raw []byte) (any, bool) {
+	var doc T
+	if !strict(a, raw, &doc) {
+		return nil, false
+	}
+	return &doc, true
+}
+
+// headerOf is a decoded document's header.
+func headerOf(doc any) header {
+	switch d := doc.(type) {
+	case *ClusterImagePolicyDoc:
+		return header{d.APIVersion, d.Kind, d.Metadata}
+	case *TrustRootDoc:
+		return header{d.APIVersion, d.Kind, d.Metadata}
+	case *ImagePolicyDoc:
+		return header{d.APIVersion, d.Kind, d.Metadata}
+	case *ValidationPolicyDoc:
+		return header{d.APIVersion, d.Kind, d.Metadata}
+	case *SettingsDoc:
+		return header{d.APIVersion, d.Kind, d.Metadata}
+	}
+	return header{}
+}
+
+// quickHeader finds a document's apiVersion and kind on top-level lines
+// of the form "key: value" (a plain or quoted scalar, maybe a comment
+// after it), without parsing the YAML: only a guess at the type to decode
+// into, which the decoded document must confirm.
+func quickHeader(raw []byte) (header, bool) {
+	var h header
+	for line := range bytes.Lines(raw) {
+		key, value, ok := bytes.Cut(bytes.TrimRight(line, "\r\n"), []byte(":"))
+		if !ok {
+			continue
+		}
+		var field *string
+		switch string(key) {
+		case "apiVersion":
+			field = &h.APIVersion
+		case "kind":
+			field = &h.Kind
+		default:
+			continue
+		}
+		if *field != "" {
+			return h, false // twice: let the YAML parser say
+		}
+		v := bytes.TrimSpace(value)
+		if i := bytes.Index(v, []byte(" #")); i >= 0 {
+			v = bytes.TrimSpace(v[:i])
+		}
+		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+			v = v[1 : len(v)-1]
+		}
+		*field = string(v)
+	}
+	return h, h.APIVersion != "" && h.Kind != ""
 }
 
 func checkMode(a at, field string, m Mode) Mode {
@@ -591,13 +776,17 @@ func (c *compiler) key(a at, field string, k *KeyRef) *PublicKey {
 		out.SecretRef = k.SecretRef.Name
 		out.id = "secret:" + k.SecretRef.Name
 	case k.Data != "":
-		pk, err := cryptoutils.UnmarshalPEMToPublicKey([]byte(k.Data))
-		if err != nil {
-			a.fail(field+".data", "not a PEM public key")
-			return nil
+		pk, ok := c.pemKeys[k.Data]
+		if !ok {
+			key, err := cryptoutils.UnmarshalPEMToPublicKey([]byte(k.Data))
+			if err != nil {
+				a.fail(field+".data", "not a PEM public key")
+				return nil
+			}
+			pk = pemKey{key: key, id: keyID(key)}
+			c.pemKeys[k.Data] = pk
 		}
-		out.Public = pk
-		out.id = keyID(pk)
+		out.Public, out.id = pk.key, pk.id
 	case k.KMS != "":
 		if !strings.Contains(k.KMS, "://") {
 			a.fail(field+".kms", "is %q, want a KMS URI such as awskms:///alias/name", k.KMS)

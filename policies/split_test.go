@@ -1,0 +1,127 @@
+package policies
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+
+	"ward.dev/ward/bundle"
+)
+
+func TestSplitYAML(t *testing.T) {
+	type doc struct {
+		raw  string
+		line int
+	}
+	for _, tc := range []struct {
+		name, in string
+		want     []doc
+		wantErr  string
+	}{
+		{"one", "a: 1\nb: 2\n", []doc{{"a: 1\nb: 2\n", 1}}, ""},
+		{"leading separator", "---\na: 1\n", []doc{{"a: 1\n", 2}}, ""},
+		{"three, comments after separators", "a: 1\n--- # two\n\nb: 2\n---\t\nc: 3", []doc{{"a: 1\n", 1}, {"\nb: 2\n", 3}, {"c: 3", 6}}, ""},
+		{"empty between", "a: 1\n---\n---\nb: 2\n", []doc{{"a: 1\n", 1}, {"b: 2\n", 4}}, ""},
+		{"CRLF", "a: 1\r\n---\r\nb: 2\r\n", []doc{{"a: 1\r\n", 1}, {"b: 2\r\n", 3}}, ""},
+		{"indented dashes are content", "a: |\n  ---\n", []doc{{"a: |\n  ---\n", 1}}, ""},
+		{"bad separator", "a: 1\n---b\nc: 2\n", nil, "invalid YAML document separator: b"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []doc
+			err := splitYAML([]byte(tc.in), func(raw []byte, line int) { got = append(got, doc{string(raw), line}) })
+			if (err == nil) != (tc.wantErr == "") || err != nil && err.Error() != tc.wantErr {
+				t.Fatalf("err = %v, want %q", err, tc.wantErr)
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("docs %+v, want %+v", got, tc.want)
+			}
+			for i := range got {
+				if got[i] != tc.want[i] {
+					t.Errorf("doc %d = %+v, want %+v", i, got[i], tc.want[i])
+				}
+			}
+		})
+	}
+}
+
+// FuzzSplitYAML checks splitYAML against the YAMLReader of
+// k8s.io/apimachinery it replaces: the same documents with content, the
+// same errors.
+func FuzzSplitYAML(f *testing.F) {
+	for _, s := range []string{"a: 1\n---\nb: 2\n", "---\n---\na\n", "a\r\n--- #c\r\nb", "---x\n", "# c\n---\nkind: X\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		if strings.ContainsRune(in, '\r') {
+			return // YAMLReader drops the CR of CRLF; splitYAML keeps documents' bytes
+		}
+		var got []string
+		err := splitYAML([]byte(in), func(raw []byte, _ int) {
+			if !isBlank(raw) {
+				got = append(got, strings.TrimSuffix(string(raw), "\n"))
+			}
+		})
+		var want []string
+		r := utilyaml.NewYAMLReader(bufio.NewReader(strings.NewReader(in)))
+		var wantErr error
+		for {
+			raw, err := r.Read()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				wantErr = err
+				break
+			}
+			// YAMLReader keeps a separator that starts a document.
+			for bytes.HasPrefix(raw, []byte("---")) {
+				_, raw, _ = bytes.Cut(raw, []byte("\n"))
+			}
+			if !isBlank(raw) {
+				want = append(want, strings.TrimSuffix(string(raw), "\n"))
+			}
+		}
+		if (err == nil) != (wantErr == nil) {
+			t.Fatalf("err = %v, YAMLReader: %v", err, wantErr)
+		}
+		if strings.Join(got, "\x00") != strings.Join(want, "\x00") {
+			t.Fatalf("docs %q, YAMLReader %q", got, want)
+		}
+	})
+}
+
+// The header found without parsing is only a guess at the type to decode
+// into: every way of writing a document compiles the same, and errors are
+// those of the parsed header.
+func TestQuickHeaderIsOnlyAGuess(t *testing.T) {
+	const spec = `spec: {images: [{glob: "reg.example.com/**"}], authorities: [{static: {action: pass}}]}`
+	for _, tc := range []struct{ name, doc, wantErr string }{
+		{"block", "apiVersion: policy.ward.dev/v1\nkind: ImagePolicy\nmetadata: {name: p}\n" + spec, ""},
+		{"quoted, commented, CRLF", "apiVersion: \"policy.ward.dev/v1\" # v1\r\nkind: 'ImagePolicy'\r\nmetadata: {name: p}\r\n" + spec, ""},
+		{"flow", `{apiVersion: policy.ward.dev/v1, kind: ImagePolicy, metadata: {name: p}, spec: {images: [{glob: "reg.example.com/**"}], authorities: [{static: {action: pass}}]}}`, ""},
+		{"kind twice", "apiVersion: policy.ward.dev/v1\nkind: ImagePolicy\nkind: Settings\nmetadata: {name: p}\n" + spec, "already set"},
+		{"anchored kind", "apiVersion: policy.ward.dev/v1\nkind: &k ImagePolicy\nmetadata: {name: p}\n" + spec, ""},
+		{"kind a Settings field", "apiVersion: policy.ward.dev/v1\nkind: Settings\nmetadata: {name: p}\n" + spec, "unknown field"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			set, err := Compile([]bundle.Document{{Path: "p.yaml", Data: []byte(tc.doc)}})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := set.MatchImage(Image{Repository: "reg.example.com/a", Name: "reg.example.com/a:v1"}, Subject{}); len(got) != 1 || got[0].Name != "p" {
+				t.Fatalf("matched %v, want policy p", got)
+			}
+		})
+	}
+}
