@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -208,7 +209,10 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 			certNote = fmt.Sprintf("serving certificate from Secret %s/%s, rotated by ward; caBundle kept in %s", o.namespace, o.tlsSecret, o.webhookConfig)
 		}
 	}
-	syn, err := syncer.New(specs, o.stateDir, pols)
+	// A swap leaves the compile's garbage (several times the new set's
+	// size) to the runtime, which would keep it resident for minutes:
+	// give it back at once.
+	syn, err := syncer.New(specs, o.stateDir, pols, syncer.WithOnSwap(debug.FreeOSMemory))
 	if err != nil {
 		return err
 	}

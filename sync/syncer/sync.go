@@ -148,9 +148,11 @@ func (s *Syncer) verify(ctx context.Context, sp Spec, f tufclient.Fetcher, now f
 	if err != nil {
 		return nil, nil, &Error{Reason: ReasonBundleInvalid, Err: err}
 	}
-	set, err := policies.Compile(b.Policies(), policies.WithRemoteTrustRoots(ctx, s.remotes))
-	if err != nil {
-		return nil, nil, &Error{Reason: ReasonPoliciesInvalid, Err: fmt.Errorf("failed to compile the policies of %s v%d: %w", b.Env(), b.Version(), err)}
+	set := s.compiled(sp.Name, b)
+	if set == nil {
+		if set, err = policies.Compile(b.Policies(), policies.WithRemoteTrustRoots(ctx, s.remotes)); err != nil {
+			return nil, nil, &Error{Reason: ReasonPoliciesInvalid, Err: fmt.Errorf("failed to compile the policies of %s v%d: %w", b.Env(), b.Version(), err)}
+		}
 	}
 	a := &Applied{Env: b.Env(), Version: b.Version(), Digest: b.Digest(), Commit: b.Commit(), Policies: set.Len(), Revision: revision, VerifiedAt: now(), TrustUntil: b.TrustUntil(),
 		TrustRoots: set.RemoteTrustRoots()}
@@ -164,6 +166,25 @@ func (s *Syncer) verify(ctx context.Context, sp Spec, f tufclient.Fetcher, now f
 	}
 	prov := admission.Provenance{Source: sp.Name, Env: b.Env(), Version: b.Version(), Digest: b.Digest(), Commit: b.Commit()}
 	return admission.NewState(set, prov), a, nil
+}
+
+// compiled is the set compiled before for the same bundle (digest and
+// version), when it can stand for a new compile: none of its trust
+// material comes from a mirror, which may have moved since. A sync that
+// finds nothing new then costs verifying metadata, not compiling again.
+func (s *Syncer) compiled(name string, b *bundle.Verified) *policies.Set {
+	return s.compiledFor(name, b.Digest(), b.Version())
+}
+
+func (s *Syncer) compiledFor(name, digest string, version int64) *policies.Set {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	src := s.sources[name]
+	if src == nil || src.verified == nil || src.applied == nil || src.applied.Digest != digest || src.applied.Version != version ||
+		src.verified.Set.RemoteTrustRoots() != "" {
+		return nil
+	}
+	return src.verified.Set
 }
 
 // apply records a verified sync: a new bundle (or one that had expired) is
@@ -197,6 +218,9 @@ func (s *Syncer) apply(sp Spec, trust uint64, requested string, st *admission.St
 		log.Error(err, "failed to persist the applied bundle")
 	}
 	if swapped {
+		if s.onSwap != nil {
+			s.onSwap()
+		}
 		log.Info("policies swapped in", "state", StateEnforcing, "version", a.Version, "digest", a.Digest, "commit", a.Commit, "policies", a.Policies, "remoteTrustRoots", a.TrustRoots)
 		for _, r := range st.Set.ClusterReferences() {
 			log.Info("a policy reads from the cluster, outside the bundle's signatures", "version", a.Version, "file", r.File, "policy", r.Policy, "authority", r.Authority, "field", r.Field, "reads", r.What)

@@ -134,6 +134,10 @@ func WithRemoteTrustRoots(r *sigstoretuf.Remotes) Option { return func(s *Syncer
 // 0.1).
 func WithJitter(f float64) Option { return func(s *Syncer) { s.jitter = f } }
 
+// WithOnSwap calls f after each swap of a source's policies, from the
+// goroutine that synced it.
+func WithOnSwap(f func()) Option { return func(s *Syncer) { s.onSwap = f } }
+
 // Syncer runs the sync loop of a set of sources.
 type Syncer struct {
 	stateDir string
@@ -143,6 +147,7 @@ type Syncer struct {
 	watch    func(string)
 	jitter   float64
 	remotes  *sigstoretuf.Remotes
+	onSwap   func()
 
 	mu      sync.Mutex
 	sources map[string]*sourceState

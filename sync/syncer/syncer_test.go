@@ -431,3 +431,25 @@ func run(t *testing.T, s *syncer.Syncer) {
 	go func() { s.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 }
+
+// OnSwap runs once per swap: not for a sync that finds the same bundle.
+func TestOnSwapRunsOncePerSwap(t *testing.T) {
+	e := newEnv(t)
+	swaps := 0
+	s, err := syncer.New([]syncer.Spec{{Name: "prod", Env: "prod", Root: e.root, Source: source.Dir{Path: e.repo.Dir}}}, e.stateDir, e.policies,
+		syncer.WithClock(e.clock.Now), syncer.WithOnSwap(func() { swaps++ }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, publish := range []bool{false, false, true, false} {
+		if publish {
+			e.repo.Publish(t, "prod", allowing(fmt.Sprintf("reg.example.com/v%d/**", i)))
+		}
+		if err := s.Sync(t.Context(), "prod"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if swaps != 2 || !e.allowed(t, "v2") {
+		t.Fatalf("%d swaps, want 2 (the first bundle, the second)", swaps)
+	}
+}
