@@ -69,8 +69,8 @@ fuzz-long: ## Fuzz each target for FUZZTIME (default 10s)
 bench: ## Benchmarks: bundle verify + unpack, compile, swap, glob matching, admission decisions (10, 1,000, 10,000 policies), a 5,000-image Pod
 	$(GO) test -run '^$$' -bench . -benchmem ./bundle/... ./policies/... ./admission/... ./sync/syncer/
 
-bench-load: build ## ward serve with a generated 10k-policy bundle under ../shared/bench's load tool: the table of docs/benchmarks.md (SHARED=, N=, DURATION=)
-	SHARED=$(SHARED) ./hack/bench-load.sh $(BIN)
+bench-load: build ## ward serve with a generated 10k-policy bundle under ../shared/bench's load tool: the table of docs/benchmarks.md (SHARED=, N=, DURATION=, SWAPS=100 for swaps under load)
+	SHARED=$(SHARED) SWAPS=$(SWAPS) ./hack/bench-load.sh $(BIN)
 
 demo: build ## The whole story on this machine, no cluster (ward demo)
 	@./hack/setup.sh demo
@@ -80,6 +80,7 @@ demo-apiserver: build setup ## The same story, the admission steps through a rea
 	$(BIN) demo --apiserver --kube-assets $$(./hack/kube-assets.sh)
 
 SHARED ?= ../shared
+SWAPS ?= 0
 tuf-conformance: build ## The public tuf-conformance suite against ward tuf client (set CONFORMANCE_GIT, PYTUF_GIT, SSLIB_GIT: docs/testing.md)
 	bash $(SHARED)/tools/tuf-conformance.sh hack/tuf-conformance-client.sh
 

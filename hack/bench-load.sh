@@ -9,12 +9,16 @@
 # the figures go to docs/benchmarks.md with the machine they ran on.
 # PROFILE=DIR also saves CPU profiles of the start (compile) and of the
 # closed loop, and a heap profile after the load (go tool pprof FILE).
+# SWAPS=100 then publishes and pushes that many new versions of the bundle,
+# one after another, under an open loop of 2,000 reviews/s, and counts the
+# requests lost or past the 10 s timeout (each version allows the fixture).
 #   hack/bench-load.sh bin/ward
 set -euo pipefail
 ward=$(realpath "${1:-bin/ward}")
 SHARED=${SHARED:-../shared}
 N=${N:-10000}
 DURATION=${DURATION:-10s}
+SWAPS=${SWAPS:-0}
 bench=$(realpath "$SHARED/bench")
 fixture="$bench/admissionreview-pod.json"
 [ -f "$fixture" ] || { echo "bench-load: no $fixture (set SHARED to the shared folder)" >&2; exit 2; }
@@ -78,6 +82,8 @@ open1=$(run -c 64 -rate 1000 -d "$DURATION")
 log "open loop, 2000/s, $DURATION"
 open2=$(run -c 128 -rate 2000 -d "$DURATION")
 rss_kb=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
+rss_anon_kb=$(awk '/^RssAnon/ {print $2}' "/proc/$pid/status")
+rss_file_kb=$(awk '/^RssFile/ {print $2}' "/proc/$pid/status")
 [ -n "${PROFILE:-}" ] && curl -s -o "$PROFILE/heap.pprof" "http://127.0.0.1:$hport/debug/pprof/heap"
 
 log "publishing a bundle that denies the fixture, pushing it"
@@ -96,7 +102,51 @@ curl -sf -X POST -H "X-Ward-Signature: sha256=$sig" -d "$body" "https://127.0.0.
 swap_ms=$("$waitfor" -url "$url" -body "$fixture" -cacert "$work/state/tls/serving.crt" -expect '"allowed":false' -since "$t1" -timeout 120s)
 [ -n "${PROFILE:-}" ] && wait "$prof"
 
-failed() { echo $(( $(field errors "$1") + $(field non_2xx "$1") + $(field unexpected_body "$1") )); }
+failed() { echo $(( $(field errors "$1") + $(field non_2xx "$1") + $(field unexpected_body "$1") + $(field dropped "$1") )); }
+
+# push publishes the repository's policies as the next version and tells
+# ward serve, setting version and t (the instant of the push).
+version=2
+push() {
+  git -C "$repo" commit -qam "$1"
+  "$ward" publish --env prod --no-push "$repo" >/dev/null
+  version=$((version + 1))
+  t=$(date +%s%N)
+  curl -sf -X POST -H "X-Ward-Signature: sha256=$sig" -d "$body" "https://127.0.0.1:$port/hook/prod" --cacert "$work/state/tls/serving.crt" >/dev/null
+}
+swaps_row=""
+if [ "$SWAPS" -gt 0 ]; then
+  log "$SWAPS swaps of the $N-policy bundle under an open loop of 2,000/s"
+  "$genpatterns" -n "$N" -ward-policies "$repo/policies/allow.yaml"
+  push "allow again"
+  "$waitfor" -url "$url" -body "$fixture" -cacert "$work/state/tls/serving.crt" -expect "\"bundle-version\":\"$version\"" -since "$t" -timeout 120s >/dev/null
+  # One swap's time, publishing included, sizes the load's window.
+  s0=$(date +%s%N)
+  extra() { printf -- '---\napiVersion: policy.ward.dev/v1\nkind: ImagePolicy\nmetadata: {name: swap-extra}\nspec:\n  images: [{glob: "swap.example.com/**"}]\n  authorities: [{static: {action: pass}}]\n' >> "$repo/policies/allow.yaml"; }
+  extra
+  push "swap 0"
+  "$waitfor" -url "$url" -body "$fixture" -cacert "$work/state/tls/serving.crt" -expect "\"bundle-version\":\"$version\"" -since "$t" -timeout 120s >/dev/null
+  per_swap_ms=$(( ($(date +%s%N) - s0) / 1000000 ))
+  window=$(( SWAPS * per_swap_ms * 3 / 2000 + 10 ))
+  load_start=$(date +%s)
+  run -c 128 -rate 2000 -warmup 0s -timeout 10s -d "${window}s" > "$work/swaps.json" &
+  load=$!
+  sleep 1
+  each_ms=()
+  for i in $(seq 1 "$SWAPS"); do
+    # Every other version carries one more policy: each is new content.
+    "$genpatterns" -n "$N" -ward-policies "$repo/policies/allow.yaml"
+    [ $((i % 2)) = 0 ] && extra
+    push "swap $i"
+    each_ms+=("$("$waitfor" -url "$url" -body "$fixture" -cacert "$work/state/tls/serving.crt" -expect "\"bundle-version\":\"$version\"" -since "$t" -timeout 120s)")
+  done
+  [ $(( $(date +%s) - load_start )) -lt "$window" ] || log "warning: the swaps outlasted the load's window of ${window}s"
+  wait "$load"
+  swaps=$(cat "$work/swaps.json")
+  sorted=$(printf '%s\n' "${each_ms[@]}" | sort -n)
+  med=$(sed -n "$(( (SWAPS + 1) / 2 ))p" <<<"$sorted") worst=$(tail -1 <<<"$sorted")
+  swaps_row="| $SWAPS swaps of the bundle under an open loop of 2,000/s: reviews, p99, slowest | $(field requests "$swaps") reviews, p99 $(awk -v v="$(field p99_us "$swaps")" 'BEGIN {printf "%.1f", v/1000}') ms, slowest $(awk -v v="$(field max_us "$swaps")" 'BEGIN {printf "%.0f", v/1000}') ms; push → enforced median $med ms, slowest $worst ms | $(failed "$swaps") |"
+fi
 cpu=$(nproc)
 model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 cat <<EOF
@@ -112,5 +162,6 @@ machine: $cpu CPUs, $model; $(date -u +%Y-%m-%d)
 | p99, open loop 2,000/s | $(awk -v v="$(field p99_us "$open2")" 'BEGIN {printf "%.1f", v/1000}') ms | $(failed "$open2") |
 | process start → ready, $N policies | $ready_ms ms | |
 | publish pushed → new bundle enforced | $swap_ms ms | |
-| resident memory after load | $((rss_kb / 1024)) MiB | |
+| resident memory after load | $((rss_kb / 1024)) MiB (heap and stacks $((rss_anon_kb / 1024)), binary $((rss_file_kb / 1024))) | |
+${swaps_row}
 EOF
