@@ -10,8 +10,12 @@ import (
 )
 
 // maxParsedRefs bounds the parsed-reference cache: past it, the cache
-// starts over.
-const maxParsedRefs = 16384
+// starts over. References longer than maxCachedRef bytes are parsed each
+// time, so the cache's size is bounded too.
+const (
+	maxParsedRefs = 16384
+	maxCachedRef  = 512
+)
 
 // refCache remembers parsed image references. Parsing one costs a few
 // microseconds (go-containerregistry validates every part, and the
@@ -41,6 +45,9 @@ func (c *refCache) parse(img string) (*parsedRef, error) {
 		return nil, err
 	}
 	p := &parsedRef{ref: ref, image: policies.ImageOf(ref, img)}
+	if len(img) > maxCachedRef {
+		return p, nil
+	}
 	if c.n.Add(1) > maxParsedRefs {
 		c.refs.Clear()
 		c.n.Store(1)

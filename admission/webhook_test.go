@@ -308,6 +308,8 @@ func TestWebhookBadRequests(t *testing.T) {
 		{"no request", []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`), http.StatusBadRequest},
 		{"object not a pod", review(t, "Pod", notAPod()), http.StatusBadRequest},
 		{"over the size limit", huge, http.StatusRequestEntityTooLarge},
+		{"an image given twice", []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1","kind":{"kind":"Pod"},"operation":"CREATE","object":{"spec":{"containers":[{"name":"a","image":"nginx","image":"evil.example.com/x"}]}}}}`), http.StatusBadRequest},
+		{"invalid UTF-8 in an image", []byte("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{\"uid\":\"1\",\"kind\":{\"kind\":\"Pod\"},\"object\":{\"spec\":{\"containers\":[{\"image\":\"nginx\xff\"}]}}}}"), http.StatusBadRequest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, err := f.srv.Client().Post(f.srv.URL+admission.PathValidate, "application/json", bytes.NewReader(tc.body))
@@ -323,6 +325,16 @@ func TestWebhookBadRequests(t *testing.T) {
 				t.Fatalf("response = %+v, want a %d error", ar.Response, tc.code)
 			}
 		})
+	}
+}
+
+// A kind without Pods is admitted whatever its spec looks like: only
+// workloads are read as workloads.
+func TestWebhookOtherKindsNotReadAsWorkloads(t *testing.T) {
+	f := newFixture(t)
+	body := []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1","kind":{"kind":"Widget"},"operation":"CREATE","object":{"spec":{"containers":"not a list","template":7}}}}`)
+	if resp := f.post(t, admission.PathValidate, body); !resp.Allowed {
+		t.Fatalf("response %+v, want allowed", resp.Result)
 	}
 }
 

@@ -164,9 +164,8 @@ func (c *compiler) split(docs []bundle.Document) []rawDoc {
 			n++
 			out = append(out, rawDoc{a: at{c: c, file: d.Path, doc: n, firstLine: firstLine}, raw: raw})
 		})
-		if err != nil {
-			a := at{c: c, file: d.Path, doc: n + 1}
-			a.fail("", "not YAML: %s", oneLine(err.Error()))
+		if err != nil { // reported in its place, after the documents before it
+			out = append(out, rawDoc{a: at{c: c, file: d.Path, doc: n + 1}, notYAML: err})
 		}
 	}
 	return out
@@ -200,10 +199,12 @@ func splitYAML(data []byte, doc func(raw []byte, firstLine int)) error {
 	return nil
 }
 
-// rawDoc is one YAML document of a file.
+// rawDoc is one YAML document of a file, or where a file stops being
+// YAML.
 type rawDoc struct {
-	a   at
-	raw []byte
+	a       at
+	raw     []byte
+	notYAML error
 }
 
 // decodeErr drops the layers of prefixes YAML-to-JSON decoding adds.
@@ -282,7 +283,7 @@ func parseAll(raws []rawDoc) []*parsed {
 		go func() {
 			defer wg.Done()
 			for i := int(next.Add(1) - 1); i < len(raws); i = int(next.Add(1) - 1) {
-				out[i] = parseDocument(raws[i].a, raws[i].raw)
+				out[i] = parseDocument(raws[i])
 			}
 		}()
 	}
@@ -294,7 +295,14 @@ func parseAll(raws []rawDoc) []*parsed {
 // its kind's type. The YAML is parsed once when a quick look at the
 // document's top-level lines finds its apiVersion and kind, and the
 // decoded document confirms them; otherwise the header is parsed first.
-func parseDocument(a at, raw []byte) *parsed {
+func parseDocument(r rawDoc) *parsed {
+	a, raw := r.a, r.raw
+	if r.notYAML != nil {
+		scratch := &compiler{}
+		a.c = scratch
+		a.fail("", "not YAML: %s", oneLine(r.notYAML.Error()))
+		return &parsed{a: a, errs: scratch.errs}
+	}
 	if qh, ok := quickHeader(raw); ok {
 		quick := a
 		quick.c = &compiler{} // errors here are dropped: the slow path reports them

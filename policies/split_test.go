@@ -125,3 +125,24 @@ func TestQuickHeaderIsOnlyAGuess(t *testing.T) {
 		})
 	}
 }
+
+// A file that stops being YAML is reported in its place: after the errors
+// of the documents before it, before those of the next file.
+func TestNotYAMLReportedInOrder(t *testing.T) {
+	_, err := Compile([]bundle.Document{
+		{Path: "a.yaml", Data: []byte("apiVersion: policy.ward.dev/v1\nkind: Nope\nmetadata: {name: a}\n---\nfoo: 1\n---x\n")},
+		{Path: "b.yaml", Data: []byte("apiVersion: policy.ward.dev/v1\nkind: Nope\nmetadata: {name: b}\n")},
+	})
+	var ce *CompileError
+	if !errors.As(err, &ce) || len(ce.Errs) != 3 {
+		t.Fatalf("err = %v, want three errors", err)
+	}
+	for i, want := range []string{"is \"Nope\"", "not YAML: invalid YAML document separator: x", "is \"Nope\""} {
+		if got := ce.Errs[i]; !strings.Contains(got.Error(), want) {
+			t.Errorf("error %d = %q, want %q", i, got, want)
+		}
+	}
+	if ce.Errs[0].File != "a.yaml" || ce.Errs[1].File != "a.yaml" || ce.Errs[2].File != "b.yaml" {
+		t.Errorf("files %s, %s, %s", ce.Errs[0].File, ce.Errs[1].File, ce.Errs[2].File)
+	}
+}

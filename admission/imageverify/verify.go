@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -862,7 +863,11 @@ func brief(err error) string {
 	s := strings.Join(strings.Fields(err.Error()), " ")
 	const max = 300
 	if len(s) > max {
-		s = s[:max] + "…"
+		cut := max
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
 	}
-	return s
+	return strings.ToValidUTF8(s, "\uFFFD")
 }

@@ -10,12 +10,11 @@
 package review
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-
-	"github.com/go-json-experiment/json"
 
 	"ward.dev/ward/admission/workload"
 	"ward.dev/ward/internal/jsonscan"
@@ -104,10 +103,15 @@ func Read(r *http.Request) (apiVersion string, req *Request, status int, err err
 	return apiVersion, req, http.StatusOK, nil
 }
 
+// preallocated is the most of a body allocated before it arrives: a
+// client's Content-Length alone must not reserve memory.
+const preallocated = 64 << 10
+
 // readBody reads at most MaxBody+1 bytes of r's body, in one allocation
-// when the request says its length (the API server does).
+// when the request says a length of at most 64 KiB (the API server says
+// it; its reviews are a few KiB).
 func readBody(r *http.Request) ([]byte, error) {
-	if r.ContentLength < 0 {
+	if r.ContentLength < 0 || r.ContentLength > preallocated {
 		return io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
 	}
 	body := make([]byte, r.ContentLength+1) // one more byte, to see a body longer than it said
@@ -248,11 +252,18 @@ func (req *Request) scan(s *jsonscan.Scanner) error {
 				if null, err := s.Null(); null || err != nil {
 					return err
 				}
-				from, f := s.Offset(), &workload.Fields{}
+				mark, f := s.Mark(), &workload.Fields{}
 				if err := f.Scan(s); err != nil {
-					return err
+					// Not a workload as ward reads one: whether that
+					// matters depends on the kind, which may come later.
+					// Decide reads the object again and says why.
+					s.Rewind(mark)
+					if err := s.Skip(); err != nil {
+						return err
+					}
+					f = nil
 				}
-				req.Object, req.Fields = s.Bytes(from), f
+				req.Object, req.Fields = s.Bytes(mark.Offset()), f
 				return nil
 			})
 		case "oldObject":
@@ -318,15 +329,20 @@ type reviewOut struct {
 
 // Write writes resp as an AdmissionReview of apiVersion, the request's.
 // The HTTP status is 200 whatever the response: the API server reads a
-// failed request's status from the review.
+// failed request's status from the review. Invalid UTF-8 in messages (a
+// registry's error text) is written as U+FFFD; a response that cannot be
+// encoded at all is written as a denial, never as an empty body.
 func Write(w http.ResponseWriter, apiVersion string, resp Response) error {
 	body, err := json.Marshal(reviewOut{APIVersion: apiVersion, Kind: "AdmissionReview", Response: &resp})
 	if err != nil {
-		return fmt.Errorf("failed to encode the AdmissionReview response: %w", err)
+		err = fmt.Errorf("failed to encode the AdmissionReview response: %w", err)
+		fallback := Errored(http.StatusInternalServerError, errors.New("ward failed to encode its response"))
+		fallback.UID = resp.UID
+		body, _ = json.Marshal(reviewOut{APIVersion: apiVersion, Kind: "AdmissionReview", Response: &fallback})
 	}
 	w.Header().Set("Content-Type", "application/json")
-	if _, err := w.Write(body); err != nil {
-		return fmt.Errorf("failed to write the AdmissionReview response: %w", err)
+	if _, werr := w.Write(body); werr != nil {
+		return fmt.Errorf("failed to write the AdmissionReview response: %w", werr)
 	}
-	return nil
+	return err
 }

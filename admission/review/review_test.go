@@ -44,8 +44,6 @@ func TestDecode(t *testing.T) {
 		{name: "no request", body: `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`, wantVersion: review.V1, wantErr: "no request"},
 		{name: "null request", body: body(review.V1, `null`), wantVersion: review.V1, wantErr: "no request"},
 		{name: "no uid", body: body(review.V1, `{"kind":{"kind":"Pod"}}`), wantVersion: review.V1, wantErr: "no uid"},
-		{name: "object not an object", body: body(review.V1, `{"uid":"1","object":"web"}`), wantVersion: review.V1, wantErr: "object"},
-		{name: "containers not a list", body: body(review.V1, `{"uid":"1","object":{"spec":{"containers":{}}}}`), wantVersion: review.V1, wantErr: "containers"},
 		{name: "data after the review", body: body(review.V1, `{"uid":"1"}`) + ` {}`, wantVersion: review.V1, wantErr: "after"},
 		{name: "truncated", body: body(review.V1, `{"uid":"1","object":`+pod[:40]), wantVersion: review.V1, wantErr: "end of input"},
 	} {
@@ -85,19 +83,52 @@ func TestDecode(t *testing.T) {
 
 // One test per attack on the parser: input on which a lenient or
 // case-insensitive reader would see a different request than the API
-// server meant is refused or read as the API server reads it.
+// server meant is refused, or read as the API server reads it. A name
+// given twice in the review's own fields is refused; in the object, the
+// object is not read as a workload (Fields nil), and reading it as one
+// (what a decision does for a workload kind) refuses it.
 func TestDecodeDuplicateNamesRefused(t *testing.T) {
-	for _, b := range []string{
-		body(review.V1, `{"uid":"1","kind":{"kind":"Pod"},"object":`+pod+`,"object":{"spec":{"containers":[{"image":"evil.example.com/x"}]}}}`),
-		body(review.V1, `{"uid":"1","kind":{"kind":"Pod"},"object":{"spec":{"containers":[{"image":"a","image":"evil.example.com/x"}]}}}`),
-		body(review.V1, `{"uid":"1","kind":{"kind":"Pod"},"kind":{"kind":"ConfigMap"},"object":`+pod+`}`),
-		body(review.V1, `{"uid":"1","kind":{"kind":"Pod"},"object":{"spec":{"containers":[]},"spec":{"containers":[{"image":"evil.example.com/x"}]}}}`),
+	for _, tc := range []struct {
+		body     string
+		inObject bool
+	}{
+		{body(review.V1, `{"uid":"1","kind":{"kind":"Pod"},"object":`+pod+`,"object":{"spec":{"containers":[{"image":"evil.example.com/x"}]}}}`), false},
+		{body(review.V1, `{"uid":"1","kind":{"kind":"Pod"},"kind":{"kind":"ConfigMap"},"object":`+pod+`}`), false},
 		// A name escaped differently is the same name.
-		body(review.V1, `{"uid":"1","kind":{"kind":"Pod"},"object":`+pod+`,"\u006fbject":{}}`),
+		{body(review.V1, `{"uid":"1","kind":{"kind":"Pod"},"object":`+pod+`,"\u006fbject":{}}`), false},
+		{body(review.V1, `{"uid":"1","kind":{"kind":"Pod"},"object":{"spec":{"containers":[{"image":"a","image":"evil.example.com/x"}]}}}`), true},
+		{body(review.V1, `{"uid":"1","kind":{"kind":"Pod"},"object":{"spec":{"containers":[]},"spec":{"containers":[{"image":"evil.example.com/x"}]}}}`), true},
+		{body(review.V1, `{"uid":"1","kind":{"kind":"Pod"},"object":{"metadata":{"labels":{"a":"1","\u0061":"2"}}}}`), true},
 	} {
-		if _, _, err := review.Decode([]byte(b)); err == nil || !strings.Contains(err.Error(), "duplicate") {
-			t.Errorf("Decode(%s) = %v, want a duplicate name refused", b, err)
+		_, req, err := review.Decode([]byte(tc.body))
+		if !tc.inObject {
+			if err == nil || !strings.Contains(err.Error(), "duplicate") {
+				t.Errorf("Decode(%s) = %v, want a duplicate name refused", tc.body, err)
+			}
+			continue
 		}
+		if err != nil || req.Fields != nil {
+			t.Errorf("Decode(%s) = %v, fields %v; want the review read and the object not read as a workload", tc.body, err, req.Fields)
+			continue
+		}
+		if _, err := workload.Extract("Pod", req.Object); err == nil || !strings.Contains(err.Error(), "duplicate") {
+			t.Errorf("Extract(%s) = %v, want a duplicate name refused", req.Object, err)
+		}
+	}
+}
+
+// An object that is not a workload as ward reads one is still a valid
+// review: whether it matters depends on the kind (a ConfigMap's spec is
+// its own business).
+func TestDecodeObjectNotAWorkload(t *testing.T) {
+	for _, obj := range []string{`"web"`, `{"spec":{"containers":{}}}`, `{"spec":{"template":"x"}}`, `[1,2]`} {
+		_, req, err := review.Decode([]byte(body(review.V1, `{"uid":"1","kind":{"kind":"Widget"},"object":`+obj+`}`)))
+		if err != nil || req.Fields != nil || string(req.Object) != obj {
+			t.Errorf("object %s: err %v, fields %v, raw %q", obj, err, req.Fields, req.Object)
+		}
+	}
+	if _, _, err := review.Decode([]byte(body(review.V1, `{"uid":"1","object":{"spec":{"containers":{]}}}`))); err == nil {
+		t.Error("invalid JSON in the object accepted")
 	}
 }
 
@@ -177,6 +208,24 @@ func TestWrite(t *testing.T) {
 	if ar.APIVersion != review.V1beta1 || ar.Kind != "AdmissionReview" || r.UID != "1" || r.Allowed || r.Result.Code != 403 || r.Result.Message != "no" ||
 		string(r.Patch) != string(resp.Patch) || *r.PatchType != admissionv1.PatchTypeJSONPatch || r.Warnings[0] != "w" || r.AuditAnnotations["k"] != "v" {
 		t.Fatalf("read back %s as %+v", rec.Body.Bytes(), ar)
+	}
+}
+
+// A registry's error text may hold invalid UTF-8: the response is still
+// a valid review, the bytes written as U+FFFD.
+func TestWriteInvalidUTF8(t *testing.T) {
+	rec := httptest.NewRecorder()
+	resp := review.Denied("registry said: \xff\xfe")
+	resp.UID, resp.Warnings = "1", []string{"w\xff"}
+	if err := review.Write(rec, review.V1, resp); err != nil {
+		t.Fatal(err)
+	}
+	var ar admissionv1.AdmissionReview
+	if err := k8sjson.UnmarshalCaseSensitivePreserveInts(rec.Body.Bytes(), &ar); err != nil || ar.Response == nil {
+		t.Fatalf("%q: %v", rec.Body.Bytes(), err)
+	}
+	if r := ar.Response; r.Allowed || r.UID != "1" || !strings.Contains(r.Result.Message, "\uFFFD") || r.Warnings[0] != "w\uFFFD" {
+		t.Fatalf("read back %+v", r)
 	}
 }
 

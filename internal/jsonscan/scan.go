@@ -34,6 +34,19 @@ type Scanner struct {
 // New returns a Scanner over b, which it does not copy or change.
 func New(b []byte) *Scanner { return &Scanner{b: b} }
 
+// Mark is a position to come back to.
+type Mark struct{ i, depth int }
+
+// Offset is the mark's position in the input.
+func (m Mark) Offset() int { return m.i }
+
+// Mark returns the current position.
+func (s *Scanner) Mark() Mark { return Mark{s.i, s.depth} }
+
+// Rewind goes back to a position marked before, to read its value again
+// (with Skip, say, after a reader refused it).
+func (s *Scanner) Rewind(m Mark) { s.i, s.depth = m.i, m.depth }
+
 // Offset is the position of the next byte to read.
 func (s *Scanner) Offset() int { return s.i }
 
