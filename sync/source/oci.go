@@ -5,10 +5,12 @@ import (
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -199,8 +201,80 @@ func (s *ociSnapshot) Fetch(ctx context.Context, path string, maxLength int64) (
 	return tufclient.ReadBounded(rc, maxLength)
 }
 
-// PushOCI uploads the TUF repository in dir (metadata/ and targets/) to
-// url as an artifact, one layer per file titled by its path, and returns
+// current keeps of a repository's files those a client reads today: every
+// root (a client walks the chain from the one it pins), timestamp.json,
+// the snapshot it names, the role versions that snapshot names and the
+// bundles those roles list. Older versions stay in the repository (Git,
+// a folder) for history and rollbacks; in the artifact, which every
+// cluster's sync reads the manifest of, they would only grow it, by one
+// layer a file a version.
+func current(dir string, paths []string) ([]string, error) {
+	read := func(p string, v any) error {
+		data, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(p)))
+		if err != nil {
+			return fmt.Errorf("failed to read the TUF repository: %w", err)
+		}
+		if err := json.Unmarshal(data, v); err != nil {
+			return fmt.Errorf("failed to read the TUF repository: %s: %w", p, err)
+		}
+		return nil
+	}
+	type meta struct {
+		Signed struct {
+			Meta map[string]struct {
+				Version int64 `json:"version"`
+			} `json:"meta"`
+			Targets map[string]struct {
+				Hashes map[string]string `json:"hashes"`
+			} `json:"targets"`
+		} `json:"signed"`
+	}
+	var ts meta
+	if err := read("metadata/timestamp.json", &ts); err != nil {
+		return nil, err
+	}
+	snap, ok := ts.Signed.Meta["snapshot.json"]
+	if !ok {
+		return nil, errors.New("failed to read the TUF repository: timestamp.json names no snapshot")
+	}
+	keep := map[string]bool{"metadata/timestamp.json": true}
+	snapshotPath := fmt.Sprintf("metadata/%d.snapshot.json", snap.Version)
+	keep[snapshotPath] = true
+	var sn meta
+	if err := read(snapshotPath, &sn); err != nil {
+		return nil, err
+	}
+	hashes := map[string]bool{}
+	for role, m := range sn.Signed.Meta {
+		p := fmt.Sprintf("metadata/%d.%s", m.Version, role)
+		keep[p] = true
+		var r meta
+		if err := read(p, &r); err != nil {
+			return nil, err
+		}
+		for _, t := range r.Signed.Targets {
+			if h := t.Hashes["sha256"]; h != "" {
+				hashes[h] = true
+			}
+		}
+	}
+	var out []string
+	for _, p := range paths {
+		base := path.Base(p)
+		switch {
+		case keep[p], strings.HasPrefix(p, "metadata/") && strings.HasSuffix(p, ".root.json"):
+		case strings.HasPrefix(p, "targets/") && hashes[strings.SplitN(base, ".", 2)[0]]:
+		default:
+			continue
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// PushOCI uploads the TUF repository in dir to url as an artifact, one
+// layer per file titled by its path: every root and the metadata and
+// bundles a client reads today (older versions stay in dir). It returns
 // the artifact's digest.
 func PushOCI(ctx context.Context, dir string, dst *OCI) (string, error) {
 	ref, err := dst.ref()
@@ -230,6 +304,10 @@ func PushOCI(ctx context.Context, dir string, dst *OCI) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("failed to read the TUF repository %s: %w", dir, err)
 		}
+	}
+	paths, err = current(dir, paths)
+	if err != nil {
+		return "", err
 	}
 	sort.Strings(paths)
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
