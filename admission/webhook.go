@@ -111,7 +111,7 @@ func (w *Webhook) handler(name string, respond func(*review.Request, *Decision) 
 			}
 		}
 		if err := review.Write(rw, apiVersion, resp); err != nil {
-			w.log.V(1).Info("response not written", "uid", req.UID, "error", err.Error())
+			w.log.Info("response not written as decided", "uid", req.UID, "error", err.Error())
 		}
 	})
 }

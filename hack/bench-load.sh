@@ -8,7 +8,8 @@
 # -> enforced, and resident memory after the load. Nothing is asserted:
 # the figures go to docs/benchmarks.md with the machine they ran on.
 # PROFILE=DIR also saves CPU profiles of the start (compile) and of the
-# closed loop, and a heap profile after the load (go tool pprof FILE).
+# closed loop, a heap profile after the load (go tool pprof FILE), and an
+# execution trace of the open loop at 1,000/s (go tool trace FILE).
 # SWAPS=100 then publishes and pushes that many new versions of the bundle,
 # one after another, under an open loop of 2,000 reviews/s, and counts the
 # requests lost or past the 10 s timeout (each version allows the fixture).
@@ -78,7 +79,12 @@ fi
 closed=$(run -c 16 -d "$DURATION")
 [ -n "${PROFILE:-}" ] && wait "$prof"
 log "open loop, 1000/s, $DURATION"
+if [ -n "${PROFILE:-}" ]; then
+  curl -s -o "$PROFILE/trace-open1000.out" "http://127.0.0.1:$hport/debug/pprof/trace?seconds=5" &
+  prof=$!
+fi
 open1=$(run -c 64 -rate 1000 -d "$DURATION")
+[ -n "${PROFILE:-}" ] && wait "$prof"
 log "open loop, 2000/s, $DURATION"
 open2=$(run -c 128 -rate 2000 -d "$DURATION")
 rss_kb=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")

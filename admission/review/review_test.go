@@ -242,6 +242,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(body(review.V1, `{"uid":"1","kind":{"kind":"Pod"},"object":`+pod+`}`)))
 	f.Add([]byte(body(review.V1beta1, `{"uid":"1","kind":{"kind":"CronJob"},"object":{"spec":{"jobTemplate":{"spec":{"template":{"spec":{"initContainers":[{"image":"a"}]}}}}}}}`)))
 	f.Add([]byte(body(review.V1, `{"uid":"1","kind":{"kind":"Deployment"},"object":{"spec":{"template":{"spec":{"containers":[{"image":"a"}]}}}},"oldObject":null}`)))
+	f.Add([]byte(body(review.V1, `{"uid":"1","kind":{"kind":"Pod"},"object":{"spec":{"containers":[{"image":"a","image":"b"}]}}}`)))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, req, err := review.Decode(b)
 		if err != nil {
@@ -265,6 +266,12 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("object %q, API machinery read %q", req.Object, in.Object.Raw)
 		}
 		if !workload.Supported(req.Kind.Kind) {
+			return
+		}
+		if req.Fields == nil { // not a workload as ward reads one: a decision refuses it
+			if _, err := workload.Extract(req.Kind.Kind, req.Object); err == nil {
+				t.Fatalf("object %q not read as a workload in the review, but read alone", req.Object)
+			}
 			return
 		}
 		got, err := req.Fields.Workload(req.Kind.Kind)

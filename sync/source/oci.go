@@ -208,7 +208,14 @@ func (s *ociSnapshot) Fetch(ctx context.Context, path string, maxLength int64) (
 // a folder) for history and rollbacks; in the artifact, which every
 // cluster's sync reads the manifest of, they would only grow it, by one
 // layer a file a version.
-func current(dir string, paths []string) ([]string, error) {
+//
+// It returns the paths and the bytes of timestamp.json as read, to be
+// pushed as read: it is the one file a publish rewrites in place, and the
+// artifact must name the snapshot the files chosen here go with. (Every
+// other file is written once under a versioned or hashed name: ward's
+// repositories use consistent snapshots.)
+func current(dir string, paths []string) ([]string, []byte, error) {
+	var timestamp []byte
 	read := func(p string, v any) error {
 		data, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(p)))
 		if err != nil {
@@ -216,6 +223,9 @@ func current(dir string, paths []string) ([]string, error) {
 		}
 		if err := json.Unmarshal(data, v); err != nil {
 			return fmt.Errorf("failed to read the TUF repository: %s: %w", p, err)
+		}
+		if p == "metadata/timestamp.json" {
+			timestamp = data
 		}
 		return nil
 	}
@@ -231,26 +241,29 @@ func current(dir string, paths []string) ([]string, error) {
 	}
 	var ts meta
 	if err := read("metadata/timestamp.json", &ts); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	snap, ok := ts.Signed.Meta["snapshot.json"]
 	if !ok {
-		return nil, errors.New("failed to read the TUF repository: timestamp.json names no snapshot")
+		return nil, nil, errors.New("failed to read the TUF repository: timestamp.json names no snapshot")
 	}
 	keep := map[string]bool{"metadata/timestamp.json": true}
 	snapshotPath := fmt.Sprintf("metadata/%d.snapshot.json", snap.Version)
 	keep[snapshotPath] = true
 	var sn meta
 	if err := read(snapshotPath, &sn); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	hashes := map[string]bool{}
 	for role, m := range sn.Signed.Meta {
+		if strings.ContainsAny(role, "/\\") || !strings.HasSuffix(role, ".json") {
+			return nil, nil, fmt.Errorf("failed to read the TUF repository: the snapshot names a role file %q", role)
+		}
 		p := fmt.Sprintf("metadata/%d.%s", m.Version, role)
 		keep[p] = true
 		var r meta
 		if err := read(p, &r); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, t := range r.Signed.Targets {
 			if h := t.Hashes["sha256"]; h != "" {
@@ -269,7 +282,7 @@ func current(dir string, paths []string) ([]string, error) {
 		}
 		out = append(out, p)
 	}
-	return out, nil
+	return out, timestamp, nil
 }
 
 // PushOCI uploads the TUF repository in dir to url as an artifact, one
@@ -305,7 +318,7 @@ func PushOCI(ctx context.Context, dir string, dst *OCI) (string, error) {
 			return "", fmt.Errorf("failed to read the TUF repository %s: %w", dir, err)
 		}
 	}
-	paths, err = current(dir, paths)
+	paths, timestamp, err := current(dir, paths)
 	if err != nil {
 		return "", err
 	}
@@ -313,9 +326,11 @@ func PushOCI(ctx context.Context, dir string, dst *OCI) (string, error) {
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, types.MediaType("application/vnd.oci.empty.v1+json"))
 	for _, p := range paths {
-		data, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(p)))
-		if err != nil {
-			return "", err
+		data := timestamp
+		if p != "metadata/timestamp.json" {
+			if data, err = os.ReadFile(filepath.Join(dir, filepath.FromSlash(p))); err != nil {
+				return "", err
+			}
 		}
 		img, err = mutate.Append(img, mutate.Addendum{Layer: static.NewLayer(data, FileMediaType), Annotations: map[string]string{titleKey: p}})
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"ward.dev/ward/internal/registrytest"
 	"ward.dev/ward/internal/signtest"
+	"ward.dev/ward/internal/tuftest"
 	"ward.dev/ward/sync/source"
 	"ward.dev/ward/sync/syncer"
 )
@@ -118,5 +119,44 @@ func TestOCISourceArtifactSignature(t *testing.T) {
 	signtest.SignLegacy(t, unsigned, key)
 	if err := s.Sync(t.Context(), "prod"); err != nil || !e.allowed(t, "v2") {
 		t.Fatalf("signed v2: err = %v", err)
+	}
+}
+
+// The artifact holds only what clients read today: a promoted bundle (the
+// same bytes another environment lists) and a rollback (a new version
+// listing an old bundle) still sync from it.
+func TestOCIArtifactPromotionAndRollback(t *testing.T) {
+	host := signtest.Registry(t, false)
+	oci := &source.OCI{URL: "oci://" + host + "/policies/tuf:latest", Insecure: true}
+	e := newEnvWith(t, tuftest.Options{Envs: []string{"staging", "prod"}})
+	push := func() {
+		t.Helper()
+		if _, err := source.PushOCI(t.Context(), e.repo.Dir, oci); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := e.newSyncer(t, e.stateDir, syncer.Spec{Source: oci})
+	sync := func(want string) {
+		t.Helper()
+		push()
+		if err := s.Sync(t.Context(), "prod"); err != nil {
+			t.Fatal(err)
+		}
+		if !e.allowed(t, want) {
+			t.Fatalf("%s not enforced: %+v", want, status(t, s))
+		}
+	}
+	sync("v1")
+	e.repo.Publish(t, "staging", allowing("reg.example.com/v2/**"))
+	if _, err := e.repo.Promote("staging", "prod", e.repo.Signers); err != nil {
+		t.Fatal(err)
+	}
+	sync("v2")
+	if _, err := e.repo.Rollback("prod", 1, e.repo.Signers); err != nil {
+		t.Fatal(err)
+	}
+	sync("v1")
+	if e.allowed(t, "v2") {
+		t.Fatal("v2 still enforced after the rollback")
 	}
 }
