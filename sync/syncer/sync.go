@@ -218,15 +218,15 @@ func (s *Syncer) apply(sp Spec, trust uint64, requested string, st *admission.St
 		log.Error(err, "failed to persist the applied bundle")
 	}
 	if swapped {
-		if s.onSwap != nil {
-			s.onSwap()
-		}
 		log.Info("policies swapped in", "state", StateEnforcing, "version", a.Version, "digest", a.Digest, "commit", a.Commit, "policies", a.Policies, "remoteTrustRoots", a.TrustRoots)
 		for _, r := range st.Set.ClusterReferences() {
 			log.Info("a policy reads from the cluster, outside the bundle's signatures", "version", a.Version, "file", r.File, "policy", r.Policy, "authority", r.Authority, "field", r.Field, "reads", r.What)
 		}
 	}
 	s.metrics.sync(sp.Name, "", s.now().Sub(start), swapped)
+	if swapped && s.onSwap != nil { // last: the swap is recorded everywhere first
+		s.onSwap()
+	}
 }
 
 // failed records a refused sync. Expired metadata, or a source that cannot
