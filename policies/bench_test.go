@@ -91,3 +91,32 @@ func liveHeap() int64 {
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapAlloc)
 }
+
+// BenchmarkCompileNextVersion compiles a new version of a bundle of n
+// ImagePolicies in which one document changed, with the ParseCache of the
+// last compile: the common swap.
+func BenchmarkCompileNextVersion(b *testing.B) {
+	key := testKeyPEM(b)
+	for _, n := range []int{1000, 10000} {
+		docs := make([]bundle.Document, n)
+		for i := range n {
+			docs[i] = bundle.Document{Path: fmt.Sprintf("policies/p%d.yaml", i),
+				Data: []byte(imagePolicy(fmt.Sprintf("p%d", i), fmt.Sprintf("registry.example.com/team-%d/**", i), key))}
+		}
+		b.Run(fmt.Sprintf("policies=%d", n), func(b *testing.B) {
+			var cache ParseCache
+			if _, err := Compile(docs, WithParseCache(&cache)); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			v := 0
+			for b.Loop() {
+				v++
+				docs[0].Data = []byte(imagePolicy("p0", fmt.Sprintf("registry.example.com/v%d/**", v), key))
+				if _, err := Compile(docs, WithParseCache(&cache)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

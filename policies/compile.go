@@ -40,6 +40,45 @@ type compileOptions struct {
 	costLimit uint64
 	remotes   *sigstoretuf.Remotes
 	ctx       context.Context
+	parsed    *ParseCache
+}
+
+// WithParseCache reuses the ImagePolicy documents c holds from the last
+// compile that used it, where the same bytes come again, and leaves in c
+// those of this compile for the next. Give each source its own cache, used
+// by one compile at a time.
+func WithParseCache(c *ParseCache) Option { return func(o *compileOptions) { o.parsed = c } }
+
+// ParseCache remembers the ImagePolicy documents one compile decoded, by
+// their bytes: a new version of a bundle mostly repeats the documents of
+// the last, and decoding YAML is most of compiling. A decoded document is
+// never changed by compiling, so one can serve many compiles. The zero
+// value is ready to use.
+type ParseCache struct {
+	mu   sync.Mutex
+	docs map[string]*ImagePolicyDoc
+}
+
+// take returns the documents of the last compile and starts empty.
+func (c *ParseCache) take() map[string]*ImagePolicyDoc {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	docs := c.docs
+	c.docs = nil
+	return docs
+}
+
+// keep stores this compile's documents for the next.
+func (c *ParseCache) keep(docs map[string]*ImagePolicyDoc) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.docs = docs
 }
 
 // WithRemoteTrustRoots reads TrustRoots of kind "remote" (a TUF mirror)
@@ -69,7 +108,18 @@ func Compile(docs []bundle.Document, opts ...Option) (*Set, error) {
 	}
 	c := &compiler{envs: envs, set: &Set{index: newPatternIndex(), settings: defaultSettings()}, remotes: o.remotes, ctx: o.ctx, pemKeys: map[string]pemKey{}}
 	names := map[string]string{} // kind/name → file
-	for _, p := range parseAll(c.split(docs)) {
+	raws := c.split(docs)
+	parsedDocs := parseAll(raws, o.parsed.take())
+	if o.parsed != nil {
+		kept := map[string]*ImagePolicyDoc{}
+		for i, p := range parsedDocs {
+			if doc, ok := p.doc.(*ImagePolicyDoc); ok && len(p.errs) == 0 {
+				kept[string(raws[i].raw)] = doc
+			}
+		}
+		o.parsed.keep(kept)
+	}
+	for _, p := range parsedDocs {
 		c.document(p, names)
 	}
 	for _, f := range c.deferred {
@@ -273,8 +323,10 @@ type parsed struct {
 }
 
 // parseAll parses the documents on every core: YAML decoding is most of
-// compiling, and each document decodes alone.
-func parseAll(raws []rawDoc) []*parsed {
+// compiling, and each document decodes alone. A document whose bytes are
+// known (decoded by the last compile without an error) is not decoded
+// again.
+func parseAll(raws []rawDoc, known map[string]*ImagePolicyDoc) []*parsed {
 	out := make([]*parsed, len(raws))
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -283,6 +335,13 @@ func parseAll(raws []rawDoc) []*parsed {
 		go func() {
 			defer wg.Done()
 			for i := int(next.Add(1) - 1); i < len(raws); i = int(next.Add(1) - 1) {
+				if doc, ok := known[string(raws[i].raw)]; ok {
+					p := &parsed{doc: doc}
+					p.readHeader(raws[i].a, headerOf(doc))
+					p.headErrs = len(p.errs)
+					out[i] = p
+					continue
+				}
 				out[i] = parseDocument(raws[i])
 			}
 		}()

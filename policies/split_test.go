@@ -146,3 +146,44 @@ func TestNotYAMLReportedInOrder(t *testing.T) {
 		t.Errorf("files %s, %s, %s", ce.Errs[0].File, ce.Errs[1].File, ce.Errs[2].File)
 	}
 }
+
+// A compile with a ParseCache decodes only the documents it has not seen:
+// the others are the very documents the last compile decoded, and the
+// compiled set is the same as without the cache.
+func TestParseCacheReusesUnchangedDocuments(t *testing.T) {
+	policy := func(name, glob string) string {
+		return "apiVersion: policy.ward.dev/v1\nkind: ImagePolicy\nmetadata: {name: " + name + "}\nspec: {images: [{glob: \"" + glob + "\"}], authorities: [{static: {action: pass}}]}\n"
+	}
+	bundleOf := func(docs ...string) []bundle.Document {
+		return []bundle.Document{{Path: "p.yaml", Data: []byte(strings.Join(docs, "---\n"))}}
+	}
+	var cache ParseCache
+	if _, err := Compile(bundleOf(policy("a", "a.example.com/**"), policy("b", "b.example.com/**")), WithParseCache(&cache)); err != nil {
+		t.Fatal(err)
+	}
+	first := cache.docs
+	if len(first) != 2 {
+		t.Fatalf("cache holds %d documents, want 2", len(first))
+	}
+	// b changes, c is new, and d does not compile.
+	set, err := Compile(bundleOf(policy("a", "a.example.com/**"), policy("b", "b2.example.com/**"), policy("c", "c.example.com/**"), "kind: Nope\n"), WithParseCache(&cache))
+	if err == nil || !strings.Contains(err.Error(), "Nope") {
+		t.Fatalf("err = %v, want the bad document reported", err)
+	}
+	if cache.docs[policy("a", "a.example.com/**")] != first[policy("a", "a.example.com/**")] {
+		t.Error("a was decoded again")
+	}
+	if len(cache.docs) != 3 {
+		t.Errorf("cache holds %d documents, want a, b and c", len(cache.docs))
+	}
+	set, err = Compile(bundleOf(policy("a", "a.example.com/**"), policy("b", "b2.example.com/**")), WithParseCache(&cache))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for img, want := range map[string]string{"a.example.com/x": "a", "b2.example.com/x": "b", "b.example.com/x": ""} {
+		got := set.MatchImage(Image{Repository: img, Name: img + ":v1"}, Subject{})
+		if (want == "") != (len(got) == 0) || want != "" && got[0].Name != want {
+			t.Errorf("%s matched %v, want %q", img, got, want)
+		}
+	}
+}

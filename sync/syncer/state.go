@@ -85,7 +85,10 @@ type sourceState struct {
 	trust uint64
 	// verified is the compiled bundle, nil while pending.
 	verified *admission.State
-	applied  *Applied
+	// parsed holds the policy documents the last compile decoded, for the
+	// next (policies.WithParseCache).
+	parsed  policies.ParseCache
+	applied *Applied
 	// blocked says why the newest spec cannot be used.
 	blocked string
 	// generation is the newest spec generation seen; synced the one the

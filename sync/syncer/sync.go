@@ -150,7 +150,7 @@ func (s *Syncer) verify(ctx context.Context, sp Spec, f tufclient.Fetcher, now f
 	}
 	set := s.compiled(sp.Name, b)
 	if set == nil {
-		if set, err = policies.Compile(b.Policies(), policies.WithRemoteTrustRoots(ctx, s.remotes)); err != nil {
+		if set, err = policies.Compile(b.Policies(), policies.WithRemoteTrustRoots(ctx, s.remotes), policies.WithParseCache(s.parseCache(sp.Name))); err != nil {
 			return nil, nil, &Error{Reason: ReasonPoliciesInvalid, Err: fmt.Errorf("failed to compile the policies of %s v%d: %w", b.Env(), b.Version(), err)}
 		}
 	}
@@ -174,6 +174,17 @@ func (s *Syncer) verify(ctx context.Context, sp Spec, f tufclient.Fetcher, now f
 // finds nothing new then costs verifying metadata, not compiling again.
 func (s *Syncer) compiled(name string, b *bundle.Verified) *policies.Set {
 	return s.compiledFor(name, b.Digest(), b.Version())
+}
+
+// parseCache is the source's cache of decoded policy documents; nil for a
+// source removed meanwhile.
+func (s *Syncer) parseCache(name string) *policies.ParseCache {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if src := s.sources[name]; src != nil {
+		return &src.parsed
+	}
+	return nil
 }
 
 func (s *Syncer) compiledFor(name, digest string, version int64) *policies.Set {
