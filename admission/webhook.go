@@ -99,7 +99,7 @@ func (w *Webhook) handler(name string, respond func(*review.Request, *Decision) 
 		if err != nil {
 			req, resp = &review.Request{}, review.Errored(status, err)
 		} else {
-			dec, resp = w.decideSafely(logr.NewContext(r.Context(), w.log), name, req, respond)
+			dec, resp = w.decideSafely(r.Context(), name, req, respond)
 		}
 		resp.UID = req.UID
 		elapsed := time.Since(start)

@@ -44,35 +44,36 @@ var ErrBadRequest = errors.New("bad AdmissionReview")
 
 // GroupVersionKind names a kind in an API group.
 type GroupVersionKind struct {
-	Group   string `json:"group"`
-	Version string `json:"version"`
-	Kind    string `json:"kind"`
+	Group   string
+	Version string
+	Kind    string
 }
 
 // UserInfo is who made the request.
 type UserInfo struct {
-	Username string   `json:"username"`
-	Groups   []string `json:"groups"`
+	Username string
+	Groups   []string
 }
 
 // Request is an AdmissionReview's request, with the fields a decision
 // reads.
 type Request struct {
-	UID       string           `json:"uid"`
-	Kind      GroupVersionKind `json:"kind"`
-	Name      string           `json:"name"`
-	Namespace string           `json:"namespace"`
-	Operation string           `json:"operation"`
-	UserInfo  UserInfo         `json:"userInfo"`
-	DryRun    bool             `json:"dryRun"`
+	UID       string
+	Kind      GroupVersionKind
+	Name      string
+	Namespace string
+	Operation string
+	UserInfo  UserInfo
+	DryRun    bool
 	// Object and OldObject are the raw JSON of the object as admitted and
 	// before an update, nil when absent or null. They share the body's
 	// memory.
-	Object    []byte `json:"-"`
-	OldObject []byte `json:"-"`
+	Object    []byte
+	OldObject []byte
 	// Fields are Object's fields that a decision reads, decoded in the
-	// same pass; nil when there is no object.
-	Fields *workload.Fields `json:"-"`
+	// same pass; nil when there is no object, or it is not a workload as
+	// ward reads one (a decision reads it again and says why).
+	Fields *workload.Fields
 }
 
 // Read reads an AdmissionReview from an HTTP request: a JSON body of at

@@ -270,7 +270,7 @@ func (s *Scanner) digits() {
 func (s *Scanner) Skip() error {
 	switch c := s.Peek(); c {
 	case '{', '[':
-		return s.skipComposite(c)
+		return s.composite(c, nil, nil)
 	case '"':
 		_, err := s.skipString()
 		return err
@@ -291,28 +291,53 @@ func (s *Scanner) Skip() error {
 	}
 }
 
-// skipComposite reads an object or array, checking it, with no closure
-// per level.
-func (s *Scanner) skipComposite(open byte) error {
+// Object reads an object, calling member with each name (unescaped;
+// valid until member returns) and the Scanner at its value, which member
+// must read.
+func (s *Scanner) Object(member func(name []byte) error) error {
+	return s.composite('{', member, nil)
+}
+
+// Array reads an array, calling elem with the Scanner at each element,
+// which elem must read.
+func (s *Scanner) Array(elem func() error) error {
+	return s.composite('[', nil, elem)
+}
+
+// composite reads an object (open '{') or an array ('['), calling member
+// (objects) with each unescaped name or elem (arrays) with the Scanner at
+// each value, which they must read. With neither, each value is skipped
+// (Skip: no closure per level, no names unescaped).
+func (s *Scanner) composite(open byte, member func(name []byte) error, elem func() error) error {
+	end, what := byte(']'), "array"
+	if open == '{' {
+		end, what = '}', "object"
+	}
+	if s.Peek() != open {
+		return s.errorf("want an %s", what)
+	}
 	if s.depth++; s.depth > MaxDepth {
 		return s.errorf("nested deeper than %d", MaxDepth)
 	}
 	s.i++
-	end := byte(']')
-	if open == '{' {
-		end = '}'
-	}
 	if s.Peek() == end {
 		s.i++
 		s.depth--
 		return nil
 	}
 	for {
+		var name []byte
 		if open == '{' {
 			if s.Peek() != '"' {
 				return s.errorf("want an object name")
 			}
-			if _, err := s.skipString(); err != nil {
+			var err error
+			if member != nil {
+				name, err = s.StringBytes()
+			} else {
+				_, err = s.skipString()
+			}
+			if err != nil {
 				return err
 			}
 			if s.Peek() != ':' {
@@ -320,7 +345,16 @@ func (s *Scanner) skipComposite(open byte) error {
 			}
 			s.i++
 		}
-		if err := s.Skip(); err != nil {
+		var err error
+		switch {
+		case member != nil:
+			err = member(name)
+		case elem != nil:
+			err = elem()
+		default:
+			err = s.Skip()
+		}
+		if err != nil {
 			return err
 		}
 		switch s.Peek() {
@@ -331,83 +365,7 @@ func (s *Scanner) skipComposite(open byte) error {
 			s.depth--
 			return nil
 		default:
-			return s.errorf("want a comma or %q", end)
-		}
-	}
-}
-
-// Object reads an object, calling member with each name (unescaped;
-// valid until member returns) and the Scanner at its value, which member
-// must read.
-func (s *Scanner) Object(member func(name []byte) error) error {
-	if s.Peek() != '{' {
-		return s.errorf("want an object")
-	}
-	if s.depth++; s.depth > MaxDepth {
-		return s.errorf("nested deeper than %d", MaxDepth)
-	}
-	s.i++
-	if s.Peek() == '}' {
-		s.i++
-		s.depth--
-		return nil
-	}
-	for {
-		if s.Peek() != '"' {
-			return s.errorf("want an object name")
-		}
-		name, err := s.StringBytes()
-		if err != nil {
-			return err
-		}
-		if s.Peek() != ':' {
-			return s.errorf("want a colon after an object name")
-		}
-		s.i++
-		if err := member(name); err != nil {
-			return err
-		}
-		switch s.Peek() {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			s.depth--
-			return nil
-		default:
-			return s.errorf("want a comma or the end of the object")
-		}
-	}
-}
-
-// Array reads an array, calling elem with the Scanner at each element,
-// which elem must read.
-func (s *Scanner) Array(elem func() error) error {
-	if s.Peek() != '[' {
-		return s.errorf("want an array")
-	}
-	if s.depth++; s.depth > MaxDepth {
-		return s.errorf("nested deeper than %d", MaxDepth)
-	}
-	s.i++
-	if s.Peek() == ']' {
-		s.i++
-		s.depth--
-		return nil
-	}
-	for {
-		if err := elem(); err != nil {
-			return err
-		}
-		switch s.Peek() {
-		case ',':
-			s.i++
-		case ']':
-			s.i++
-			s.depth--
-			return nil
-		default:
-			return s.errorf("want a comma or the end of the array")
+			return s.errorf("want a comma or the end of the %s", what)
 		}
 	}
 }

@@ -113,9 +113,12 @@ func (s *Server) Serve(ctx context.Context) error {
 		plainMux.HandleFunc(PathPprof+"symbol", pprof.Symbol)
 		plainMux.HandleFunc(PathPprof+"trace", pprof.Trace)
 	}
+	// Requests carry ctx's values (its logger, for what a decision logs
+	// deep down), not its cancellation: shutting down drains them.
+	base := func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
 	servers := []*http.Server{
-		{Handler: secureMux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second},
-		{Handler: plainMux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second},
+		{Handler: secureMux, BaseContext: base, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second},
+		{Handler: plainMux, BaseContext: base, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second},
 	}
 	listeners := []net.Listener{s.secure, s.plain}
 	errc := make(chan error, 2)

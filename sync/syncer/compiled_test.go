@@ -35,7 +35,7 @@ func TestUnchangedBundleIsNotCompiledAgain(t *testing.T) {
 		{"other digest", "sha256:0000", applied.Version, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := s.compiledFor("prod", tc.digest, tc.version)
+			got := s.compiled("prod", tc.digest, tc.version)
 			if (got == set) != tc.wantTheSameSet || (got != nil) != tc.wantTheSameSet {
 				t.Fatalf("compiled set %p, enforced %p; want the same: %v", got, set, tc.wantTheSameSet)
 			}

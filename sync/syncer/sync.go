@@ -148,7 +148,7 @@ func (s *Syncer) verify(ctx context.Context, sp Spec, f tufclient.Fetcher, now f
 	if err != nil {
 		return nil, nil, &Error{Reason: ReasonBundleInvalid, Err: err}
 	}
-	set := s.compiled(sp.Name, b)
+	set := s.compiled(sp.Name, b.Digest(), b.Version())
 	if set == nil {
 		if set, err = policies.Compile(b.Policies(), policies.WithRemoteTrustRoots(ctx, s.remotes), policies.WithParseCache(s.parseCache(sp.Name))); err != nil {
 			return nil, nil, &Error{Reason: ReasonPoliciesInvalid, Err: fmt.Errorf("failed to compile the policies of %s v%d: %w", b.Env(), b.Version(), err)}
@@ -168,14 +168,6 @@ func (s *Syncer) verify(ctx context.Context, sp Spec, f tufclient.Fetcher, now f
 	return admission.NewState(set, prov), a, nil
 }
 
-// compiled is the set compiled before for the same bundle (digest and
-// version), when it can stand for a new compile: none of its trust
-// material comes from a mirror, which may have moved since. A sync that
-// finds nothing new then costs verifying metadata, not compiling again.
-func (s *Syncer) compiled(name string, b *bundle.Verified) *policies.Set {
-	return s.compiledFor(name, b.Digest(), b.Version())
-}
-
 // parseCache is the source's cache of decoded policy documents; nil for a
 // source removed meanwhile.
 func (s *Syncer) parseCache(name string) *policies.ParseCache {
@@ -187,7 +179,11 @@ func (s *Syncer) parseCache(name string) *policies.ParseCache {
 	return nil
 }
 
-func (s *Syncer) compiledFor(name, digest string, version int64) *policies.Set {
+// compiled is the set compiled before for the same bundle (digest and
+// version), when it can stand for a new compile: none of its trust
+// material comes from a mirror, which may have moved since. A sync that
+// finds nothing new then costs verifying metadata, not compiling again.
+func (s *Syncer) compiled(name, digest string, version int64) *policies.Set {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	src := s.sources[name]
