@@ -769,18 +769,20 @@ func (d *Decider) check(ctx context.Context, c *policies.PolicyCheck, matches ma
 // distinctSigners pairs authorities with signers, each signer counted for
 // at most one authority and each authority at most once (a maximum
 // bipartite matching), and returns the matched signers. One signature that
-// satisfies two authorities counts once.
+// satisfies two authorities counts once, and so does one key that signs
+// with both cosign and Notation (signerIdentity).
 func distinctSigners(signersOf [][]string) []string {
-	owner := map[string]int{} // signer → authority it is matched to
+	owner := map[string]int{} // signer's identity → authority it is matched to
 	var try func(a int, seen map[string]bool) bool
 	try = func(a int, seen map[string]bool) bool {
 		for _, s := range signersOf[a] {
-			if seen[s] {
+			id := signerIdentity(s)
+			if seen[id] {
 				continue
 			}
-			seen[s] = true
-			if o, taken := owner[s]; !taken || try(o, seen) {
-				owner[s] = a
+			seen[id] = true
+			if o, taken := owner[id]; !taken || try(o, seen) {
+				owner[id] = a
 				return true
 			}
 		}
@@ -792,13 +794,25 @@ func distinctSigners(signersOf [][]string) []string {
 	out := make([]string, 0, len(owner))
 	for a := range signersOf {
 		for _, s := range signersOf[a] {
-			if o, ok := owner[s]; ok && o == a && !slices.Contains(out, s) {
+			if o, ok := owner[signerIdentity(s)]; ok && o == a && !slices.Contains(out, s) {
 				out = append(out, s)
 				break
 			}
 		}
 	}
 	return out
+}
+
+// signerIdentity is what makes two signers one: the key, for signers
+// named by one ("key sha256:<16 hex>", as key authorities and Notation
+// signers are; the last such token, which a certificate subject cannot
+// follow), else the whole description.
+func signerIdentity(s string) string {
+	const prefix = "key sha256:"
+	if i := strings.LastIndex(s, prefix); i >= 0 && len(s) >= i+len(prefix)+16 {
+		return s[i : i+len(prefix)+16]
+	}
+	return s
 }
 
 func (d *Decider) validations(ctx context.Context, st *State, subj policies.Subject, req Request, dec *Decision) error {

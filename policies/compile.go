@@ -586,6 +586,9 @@ func (c *compiler) imagePolicy(a at, doc *ImagePolicyDoc) {
 			if au.Static != "" {
 				a.fail("spec.threshold", "authority %q is static; a threshold counts signers, so static authorities cannot take part", au.Name)
 			}
+			if au.Notation != nil && au.Notation.Skip() {
+				a.fail("spec.threshold", "authority %q is notation with level skip, which verifies no signer; a threshold counts signers", au.Name)
+			}
 			if other, dup := fps[au.signerID]; dup && au.signerID != "" {
 				a.fail("spec.threshold", "authorities %q and %q are the same signer; a threshold counts distinct signers", other, au.Name)
 			}
@@ -650,13 +653,13 @@ func (c *compiler) authority(a at, field string, au Authority) *CompiledAuthorit
 		au.CTLog = &TLog{URL: tl.URL, PublicKeys: tr.tlogs}
 	}
 	n := 0
-	for _, set := range []bool{au.Key != nil, au.Keyless != nil, au.Static != nil} {
+	for _, set := range []bool{au.Key != nil, au.Keyless != nil, au.Notation != nil, au.Static != nil} {
 		if set {
 			n++
 		}
 	}
 	if n != 1 {
-		a.fail(field, "exactly one of key, keyless and static is required")
+		a.fail(field, "exactly one of key, keyless, notation and static is required")
 		return nil
 	}
 	h := sha256.New()
@@ -679,6 +682,24 @@ func (c *compiler) authority(a at, field string, au Authority) *CompiledAuthorit
 		fmt.Fprintf(h, "keyless\x00%s\x00", kl.id)
 		if au.CTLog == nil && au.RFC3161Timestamp == nil {
 			a.fail(field+".ctlog", "is required for keyless (or rfc3161timestamp): a Fulcio certificate is valid for minutes, so the signing time must come from the transparency log or a timestamp authority")
+		}
+	case au.Notation != nil:
+		nt := c.notation(a, field+".notation", au.Notation)
+		if nt == nil {
+			return nil
+		}
+		out.Notation = nt
+		if !nt.Skip() {
+			out.signerID = "notation:" + nt.StoreID
+		}
+		fmt.Fprintf(h, "notation\x00%s\x00", nt.id)
+		switch {
+		case au.CTLog != nil || au.RFC3161Timestamp != nil:
+			a.fail(field, "a notation authority takes no ctlog or rfc3161timestamp: its timestamp authorities are trustStore.tsa")
+		case len(au.Attestations) > 0:
+			a.fail(field+".attestations", "are cosign's: a notation authority verifies signatures only")
+		case au.Source != nil && (au.Source.OCI != "" || au.Source.TagPrefix != ""):
+			a.fail(field+".source", "Notation signatures are read as referrers of the image itself: only signaturePullSecrets apply")
 		}
 	case au.Static != nil:
 		switch au.Static.Action {

@@ -79,12 +79,13 @@ type refGlob struct {
 	re   *regexp.Regexp
 }
 
-// CompiledAuthority is a compiled authority. Exactly one of Key, Keyless and
-// Static is set.
+// CompiledAuthority is a compiled authority. Exactly one of Key, Keyless,
+// Notation and Static is set.
 type CompiledAuthority struct {
-	Name    string
-	Key     *PublicKey
-	Keyless *Keyless
+	Name     string
+	Key      *PublicKey
+	Keyless  *Keyless
+	Notation *Notation
 	// Static is "pass" or "fail" for a static authority.
 	Static string
 	// StaticMessage says why a static fail fails.

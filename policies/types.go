@@ -98,12 +98,16 @@ type Match struct {
 }
 
 // Authority is one way for an image to be trusted: a key, a keyless
-// identity, or a static verdict. Exactly one of Key, Keyless and Static.
+// identity, a Notary Project trust store, or a static verdict. Exactly one
+// of Key, Keyless, Notation and Static.
 type Authority struct {
 	Name    string      `json:"name,omitempty"`
 	Key     *KeyRef     `json:"key,omitempty"`
 	Keyless *KeylessRef `json:"keyless,omitempty"`
-	Static  *StaticRef  `json:"static,omitempty"`
+	// Notation trusts Notary Project signatures (notation sign,
+	// notation-go) under the Notary Project's trust policy model.
+	Notation *NotationRef `json:"notation,omitempty"`
+	Static   *StaticRef   `json:"static,omitempty"`
 	CTLog   *TLog       `json:"ctlog,omitempty"`
 	// Source says where the authority's signatures are kept when not
 	// beside the image.
@@ -184,6 +188,63 @@ type Identity struct {
 	Subject       string `json:"subject,omitempty"`
 	IssuerRegExp  string `json:"issuerRegExp,omitempty"`
 	SubjectRegExp string `json:"subjectRegExp,omitempty"`
+}
+
+// NotationRef trusts Notary Project signatures the way a Notation trust
+// policy statement does (notation's trustpolicy.json, with the trust
+// stores inline): a signature verifies when its certificate chain holds a
+// certificate of the trust store and its leaf matches a trusted identity,
+// with the checks the verification level enforces.
+type NotationRef struct {
+	// TrustStore holds the trusted certificates by the Notary Project's
+	// store types.
+	TrustStore NotationTrustStore `json:"trustStore"`
+	// TrustedIdentities are "x509.subject: <DN>" entries (the DN must
+	// name at least C, ST and O; the leaf's subject must contain every
+	// attribute given), or "*" for any certificate the trust store
+	// covers.
+	TrustedIdentities []string `json:"trustedIdentities,omitempty"`
+	// SignatureVerification is the verification level and its
+	// overrides; the default is level strict.
+	SignatureVerification *NotationVerification `json:"signatureVerification,omitempty"`
+}
+
+// NotationTrustStore is a Notation trust store, by store type. Each holds
+// PEM certificates.
+type NotationTrustStore struct {
+	// CA holds certificate authorities (notation's "ca" store): a
+	// signature's chain must contain one of them.
+	CA *CertificatesRef `json:"ca,omitempty"`
+	// SigningAuthority holds signing authorities (notation's
+	// "signingAuthority" store).
+	SigningAuthority *CertificatesRef `json:"signingAuthority,omitempty"`
+	// TSA holds the self-signed roots of trusted RFC 3161 timestamp
+	// authorities (notation's "tsa" store). With it, every signature must
+	// carry a timestamp they vouch for, unless verifyTimestamp is
+	// afterCertExpiry.
+	TSA *CertificatesRef `json:"tsa,omitempty"`
+}
+
+// CertificatesRef is PEM certificates, given inline.
+type CertificatesRef struct {
+	Data string `json:"data,omitempty"`
+}
+
+// NotationVerification is a Notation trust policy's
+// signatureVerification.
+type NotationVerification struct {
+	// Level is strict (default), permissive, audit or skip, with the
+	// Notary Project's meaning: strict enforces every check; permissive
+	// only logs expiry, timestamp and revocation failures; audit enforces
+	// only integrity (the signature need not be trusted); skip verifies
+	// nothing and needs no signature.
+	Level string `json:"level,omitempty"`
+	// Override sets the action (enforce, log, or for revocation skip) of
+	// a check: authenticity, authenticTimestamp, expiry, revocation.
+	Override map[string]string `json:"override,omitempty"`
+	// VerifyTimestamp is always (default) or afterCertExpiry: when the
+	// signature's timestamp is verified, given a tsa store.
+	VerifyTimestamp string `json:"verifyTimestamp,omitempty"`
 }
 
 // StaticRef is a fixed verdict: pass or fail, with a message saying why

@@ -53,6 +53,9 @@ type Verifier struct {
 	maxReferrers int
 	kmsOpts      []signature.RPCOption
 
+	// revocation checks Notation signers' certificates.
+	revocation *revocationValidators
+
 	mu  sync.Mutex
 	kms map[string]signature.Verifier
 }
@@ -103,7 +106,13 @@ func New(opts ...Option) *Verifier {
 	} else {
 		rt = newTransport(o.roots, o.maxBytes)
 	}
-	return &Verifier{transport: rt, maxReferrers: o.maxReferrers, kmsOpts: o.kmsOpts, kms: map[string]signature.Verifier{}}
+	out := &Verifier{transport: rt, maxReferrers: o.maxReferrers, kmsOpts: o.kmsOpts, kms: map[string]signature.Verifier{}}
+	// OCSP responders and CRL distribution points are public endpoints:
+	// the system's roots, not the registries', and the same bounds.
+	if rv, err := newRevocationValidators(newTransport(nil, o.maxBytes)); err == nil {
+		out.revocation = &rv
+	}
+	return out
 }
 
 func (v *Verifier) remoteOptions(ctx context.Context, kc authn.Keychain) []remote.Option {
@@ -197,13 +206,18 @@ func sigMatch(s oci.Signature) Match {
 	return m
 }
 
-// Verify checks one authority for one image digest. Static authorities
+// Verify checks one authority for one image digest: cosign signatures for
+// a key or keyless authority, Notary Project signatures for a notation
+// authority. Static authorities
 // are the caller's business (they need no registry). The error wraps one of
 // ErrNoSignatures, ErrNoMatch, ErrAttestation, ErrUnavailable or ErrConfig
 // and is one line.
 func (v *Verifier) Verify(ctx context.Context, img name.Digest, a *policies.CompiledAuthority, kc authn.Keychain) (*Result, error) {
 	if a.Static != "" {
 		return nil, fmt.Errorf("%w: static authority %q needs no verification", ErrConfig, a.Name)
+	}
+	if a.Notation != nil {
+		return v.verifyNotation(ctx, img, a, kc)
 	}
 	opts, err := v.checkOpts(ctx, a, kc)
 	if err != nil {

@@ -1,0 +1,158 @@
+package policies
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/notaryproject/notation-go/verifier/trustpolicy"
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+)
+
+// Notation trust store names: an authority has one store of each type,
+// named "ward" in the trust policy it compiles to.
+const notationStoreName = "ward"
+
+// Notation is a compiled notation authority: a Notation trust policy with
+// one statement for every repository, and its trust store.
+type Notation struct {
+	// Policy is the trust policy document given to notation-go's
+	// verifier: one statement, registry scope "*", naming the stores
+	// below as "<type>:ward".
+	Policy *trustpolicy.Document
+	// Certificates by Notation store type ("ca", "signingAuthority",
+	// "tsa").
+	Stores map[string][]*x509.Certificate
+	// Level is the verification level as written (strict, permissive,
+	// audit, skip); Override its overrides.
+	Level string
+	// StoreID names the trust store in messages: the SHA-256 of its
+	// certificates, shortened.
+	StoreID string
+	// id covers everything that decides a verdict: stores, identities,
+	// level, overrides.
+	id string
+}
+
+// Skip reports whether the authority verifies nothing (level skip).
+func (n *Notation) Skip() bool { return n.Level == trustpolicy.LevelSkip.Name }
+
+// notation checks a notation authority and compiles its trust policy.
+func (c *compiler) notation(a at, field string, n *NotationRef) *Notation {
+	v := NotationVerification{}
+	if n.SignatureVerification != nil {
+		v = *n.SignatureVerification
+	}
+	if v.Level == "" {
+		v.Level = trustpolicy.LevelStrict.Name
+	}
+	out := &Notation{Level: v.Level, Stores: map[string][]*x509.Certificate{}}
+	errs := len(a.c.errs)
+	switch v.Level {
+	case trustpolicy.LevelStrict.Name, trustpolicy.LevelPermissive.Name, trustpolicy.LevelAudit.Name:
+	case trustpolicy.LevelSkip.Name:
+		if n.TrustStore != (NotationTrustStore{}) || len(n.TrustedIdentities) > 0 {
+			a.fail(field, "level skip verifies nothing: give no trustStore and no trustedIdentities")
+			return nil
+		}
+	default:
+		a.fail(field+".signatureVerification.level", "is %q, want strict, permissive, audit or skip", v.Level)
+		return nil
+	}
+	h := sha256.New()
+	var stores []string
+	for _, st := range []struct {
+		typ string
+		ref *CertificatesRef
+	}{{"ca", n.TrustStore.CA}, {"signingAuthority", n.TrustStore.SigningAuthority}, {"tsa", n.TrustStore.TSA}} {
+		if st.ref == nil {
+			continue
+		}
+		f := fmt.Sprintf("%s.trustStore.%s.data", field, st.typ)
+		certs, err := storeCertificates(st.typ, st.ref.Data)
+		if err != nil {
+			a.fail(f, "%s", err)
+			continue
+		}
+		out.Stores[st.typ] = certs
+		stores = append(stores, st.typ+":"+notationStoreName)
+		for _, cert := range certs {
+			fmt.Fprintf(h, "%s\x00%x\x00", st.typ, sha256.Sum256(cert.Raw))
+		}
+	}
+	out.StoreID = "sha256:" + hex.EncodeToString(h.Sum(nil))[:16]
+	if !out.Skip() {
+		if n.TrustStore.CA == nil && n.TrustStore.SigningAuthority == nil {
+			a.fail(field+".trustStore", "a ca or signingAuthority store is required: the certificates a signature's chain must contain")
+		}
+		if len(n.TrustedIdentities) == 0 {
+			a.fail(field+".trustedIdentities", `at least one is required: "x509.subject: C=…, ST=…, O=…, CN=…", or "*" for any certificate the trust store covers`)
+		}
+	}
+	override := map[trustpolicy.ValidationType]trustpolicy.ValidationAction{}
+	for _, k := range slices.Sorted(maps.Keys(v.Override)) {
+		override[trustpolicy.ValidationType(k)] = trustpolicy.ValidationAction(v.Override[k])
+	}
+	if len(override) == 0 {
+		override = nil
+	}
+	out.Policy = &trustpolicy.Document{
+		Version: "1.0",
+		TrustPolicies: []trustpolicy.TrustPolicy{{
+			Name:           "ward",
+			RegistryScopes: []string{"*"},
+			SignatureVerification: trustpolicy.SignatureVerification{
+				VerificationLevel: v.Level,
+				Override:          override,
+				VerifyTimestamp:   trustpolicy.TimestampOption(v.VerifyTimestamp),
+			},
+			TrustStores:       stores,
+			TrustedIdentities: slices.Clone(n.TrustedIdentities),
+		}},
+	}
+	if len(a.c.errs) > errs {
+		return nil
+	}
+	if err := out.Policy.Validate(); err != nil {
+		// notation-go's messages name its trust policy file and statement;
+		// the field is what the author wrote.
+		msg := strings.ReplaceAll(err.Error(), `trust policy statement "ward"`, "the authority")
+		a.fail(field, "%s", oneLine(msg))
+		return nil
+	}
+	fmt.Fprintf(h, "level\x00%s\x00ts\x00%s\x00", v.Level, v.VerifyTimestamp)
+	for _, k := range slices.Sorted(maps.Keys(v.Override)) {
+		fmt.Fprintf(h, "override\x00%s\x00%s\x00", k, v.Override[k])
+	}
+	for _, id := range n.TrustedIdentities {
+		fmt.Fprintf(h, "identity\x00%s\x00", id)
+	}
+	out.id = hex.EncodeToString(h.Sum(nil))
+	return out
+}
+
+// storeCertificates parses a trust store's PEM certificates and checks
+// them as notation's own file-based trust store does: every certificate
+// of a ca or signingAuthority store is a CA or self-signed; every
+// certificate of a tsa store is a self-signed root.
+func storeCertificates(typ, data string) ([]*x509.Certificate, error) {
+	certs, err := cryptoutils.UnmarshalCertificatesFromPEM([]byte(data))
+	if err != nil || len(certs) == 0 {
+		return nil, fmt.Errorf("no PEM certificates")
+	}
+	for i, cert := range certs {
+		selfSigned := bytes.Equal(cert.RawIssuer, cert.RawSubject) && cert.CheckSignatureFrom(cert) == nil
+		switch {
+		case typ == "tsa" && !selfSigned:
+			return nil, fmt.Errorf("certificate %d (%s) is not a self-signed root: a tsa store holds the roots of timestamp authorities", i+1, cert.Subject)
+		case !cert.IsCA && !selfSigned:
+			return nil, fmt.Errorf("certificate %d (%s) is neither a CA nor self-signed", i+1, cert.Subject)
+		}
+	}
+	return certs, nil
+}
