@@ -185,3 +185,72 @@ spec:
 		{"attestation fails its CUE policy", attestedBad.String(), false},
 	})
 }
+
+// Notation signatures made by notation-go and pushed with its registry
+// code (oras) to the real registry, which has no referrers API: oras
+// writes the referrers tag schema, ward reads it, through the webhook,
+// with the Pod's pull secret.
+func TestNotationRealRegistry(t *testing.T) {
+	reg := registrytest.Start(t)
+	opts := []remote.Option{remote.WithAuth(&authn.Basic{Username: reg.Username, Password: reg.Password}), remote.WithTransport(reg.Transport())}
+	push := signtest.NotationRegistry{Transport: reg.Transport(), Username: reg.Username, Password: reg.Password}
+	key, release, intern := signtest.NewKey(t), signtest.NotationChain(t, "release"), signtest.NotationChain(t, "intern")
+	jws := signtest.PushImage(t, reg.Host+"/team/jws:v1", opts...)
+	signtest.SignNotation(t, jws, release, push, signtest.NotationOptions{}, opts...)
+	both := signtest.PushImage(t, reg.Host+"/team/both:v1", opts...)
+	signtest.SignNotation(t, both, release, push, signtest.NotationOptions{MediaType: signtest.COSE}, opts...)
+	signtest.SignBundle(t, both, key, opts...)
+	untrusted := signtest.PushImage(t, reg.Host+"/team/intern:v1", opts...)
+	signtest.SignNotation(t, untrusted, intern, push, signtest.NotationOptions{}, opts...)
+	unsigned := signtest.PushImage(t, reg.Host+"/team/unsigned:v1", opts...)
+
+	dockerConfig, _ := json.Marshal(map[string]any{"auths": map[string]any{reg.Host: map[string]string{"username": reg.Username, "password": reg.Password}}})
+	client := fake.NewSimpleClientset(
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: "apps"}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "regcred", Namespace: "apps"}, Type: corev1.SecretTypeDockerConfigJson, Data: map[string][]byte{corev1.DockerConfigJsonKey: dockerConfig}},
+	)
+	policy := fmt.Sprintf(`apiVersion: policy.ward.dev/v1
+kind: ImagePolicy
+metadata: {name: team}
+spec:
+  images: [{glob: "%s/team/**"}]
+  authorities:
+  - name: notation-release
+    notation:
+      trustStore:
+        ca: {data: %q}
+      trustedIdentities: ["x509.subject: C=US, ST=WA, O=ward test, CN=release"]
+  - name: cosign-release
+    key: {data: %q}
+`, reg.Host, release.RootPEM(), key.PEM)
+	p := &admission.Policies{}
+	p.Store(admission.NewState(compile(t, policy), admission.Provenance{Version: 1}))
+	mux := http.NewServeMux()
+	admission.NewWebhook(admission.NewDecider(imageverify.New(imageverify.WithRootCAs(reg.CAPool)), admission.WithKeychain(admission.PullSecretKeychain(client))), p).Register(mux)
+	srv := httptest.NewTLSServer(mux)
+	t.Cleanup(srv.Close)
+	f := &fixture{srv: srv}
+	withSecret := map[string]any{"imagePullSecrets": []any{map[string]any{"name": "regcred"}}}
+	for _, tc := range []struct {
+		name    string
+		image   name.Digest
+		allowed bool
+		reason  string
+	}{
+		{"notation JWS", jws, true, ""},
+		{"notation COSE and cosign", both, true, ""},
+		{"notation by an untrusted identity", untrusted, false, "no Notation signature by a trusted identity of trust store sha256:"},
+		{"unsigned", unsigned, false, "no Notation signature for"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := f.post(t, admission.PathValidate, review(t, "Pod", object("Pod", []string{tc.image.String()}, nil, nil, withSecret)))
+			if r.Allowed != tc.allowed {
+				t.Fatalf("allowed = %t, want %t: %v", r.Allowed, tc.allowed, r.Result)
+			}
+			t.Log(r.Result.Message)
+			if tc.reason != "" && !strings.Contains(r.Result.Message, tc.reason) {
+				t.Errorf("message %q lacks %q", r.Result.Message, tc.reason)
+			}
+		})
+	}
+}

@@ -118,7 +118,7 @@ func TestCompileErrorsNameFileDocumentAndField(t *testing.T) {
 		{"glob with tag", imagePolicy("a", "reg.io/y:1.0", key), "a tag is not part of the match"},
 		{"bad mode", strings.Replace(imagePolicy("a", "x/**", key), "spec:\n", "spec:\n  mode: block\n", 1), `spec.mode: is "block"`},
 		{"threshold too high", strings.Replace(imagePolicy("a", "x/**", key), "spec:\n", "spec:\n  threshold: 2\n", 1), "spec.threshold: is 2, want 1 to 1"},
-		{"two authority kinds", strings.Replace(imagePolicy("a", "x/**", key), "  - name: k\n", "  - name: k\n    static: {action: pass}\n", 1), "exactly one of key, keyless and static"},
+		{"two authority kinds", strings.Replace(imagePolicy("a", "x/**", key), "  - name: k\n", "  - name: k\n    static: {action: pass}\n", 1), "exactly one of key, keyless, notation and static"},
 		{"bad kind in match", strings.Replace(imagePolicy("a", "x/**", key), "spec:\n", "spec:\n  match: {kinds: [Service]}\n", 1), `spec.match.kinds[0]: is "Service"`},
 		{"bad CEL", "apiVersion: policy.ward.dev/v1\nkind: ValidationPolicy\nmetadata: {name: v}\nspec:\n  validations:\n  - expression: 'object.('\n", "spec.validations[0].expression: CEL: "},
 		{"CEL not bool", "apiVersion: policy.ward.dev/v1\nkind: ValidationPolicy\nmetadata: {name: v}\nspec:\n  validations:\n  - expression: '1 + 2'\n", "returns int, want bool"},

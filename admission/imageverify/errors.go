@@ -27,3 +27,15 @@ type unavailable string
 
 func (e unavailable) Error() string        { return string(e) }
 func (e unavailable) Is(target error) bool { return target == ErrUnavailable }
+
+// noSignatures and noMatch are inner ErrNoSignatures and ErrNoMatch
+// whose messages say it in their own words.
+type (
+	noSignatures string
+	noMatch      string
+)
+
+func (e noSignatures) Error() string        { return string(e) }
+func (e noSignatures) Is(target error) bool { return target == ErrNoSignatures }
+func (e noMatch) Error() string             { return string(e) }
+func (e noMatch) Is(target error) bool      { return target == ErrNoMatch }

@@ -150,10 +150,10 @@ func (v *Verifier) verifyNotation(ctx context.Context, img name.Digest, a *polic
 		return res, nil
 	}
 	if found == 0 {
-		return nil, fmt.Errorf("%w: no Notation signature for %s (no referrer of type %s)", ErrNoSignatures, img.DigestStr(), NotationArtifactType)
+		return nil, noSignatures(fmt.Sprintf("no Notation signature for %s (no referrer of type %s)", img.DigestStr(), NotationArtifactType))
 	}
-	return nil, fmt.Errorf("%w: no Notation signature by a trusted identity of trust store %s (level %s): %s",
-		ErrNoMatch, n.StoreID, n.Level, strings.Join(dedupe(reasons), "; "))
+	return nil, noMatch(fmt.Sprintf("no Notation signature by a trusted identity of trust store %s (level %s): %s",
+		n.StoreID, n.Level, strings.Join(dedupe(reasons), "; ")))
 }
 
 // notationEnvelope reads a Notation signature manifest and its one

@@ -58,6 +58,13 @@ func NewKey(t testing.TB) *Key {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return KeyFrom(t, priv)
+}
+
+// KeyFrom makes a cosign-style key of an existing ECDSA key (a Notation
+// leaf's, to sign with one key in both formats).
+func KeyFrom(t testing.TB, priv *ecdsa.PrivateKey) *Key {
+	t.Helper()
 	sv, err := signature.LoadECDSASignerVerifier(priv, crypto.SHA256)
 	if err != nil {
 		t.Fatal(err)
