@@ -108,7 +108,7 @@ type Authority struct {
 	// notation-go) under the Notary Project's trust policy model.
 	Notation *NotationRef `json:"notation,omitempty"`
 	Static   *StaticRef   `json:"static,omitempty"`
-	CTLog   *TLog       `json:"ctlog,omitempty"`
+	CTLog    *TLog        `json:"ctlog,omitempty"`
 	// Source says where the authority's signatures are kept when not
 	// beside the image.
 	Source *SignatureSource `json:"source,omitempty"`
