@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,12 +10,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"ward.dev/ward/bundle/keys"
 	"ward.dev/ward/bundle/tuflayout"
 	"ward.dev/ward/bundle/tufrepo"
+	"ward.dev/ward/internal/notarycerts"
 	"ward.dev/ward/internal/policyrepo"
 )
 
@@ -24,6 +27,7 @@ type initOptions struct {
 	thresholds []string
 	policies   string
 	tuf        string
+	notation   bool
 }
 
 // examplePolicy is written with the public key of keys/cosign.key, the
@@ -44,6 +48,23 @@ spec:
       key:
         data: |
 %s
+`
+
+// exampleNotationAuthority is added to the example policy by --notation:
+// images signed by the Notation test chain init makes pass too.
+const exampleNotationAuthority = `    # Or a Notary Project signature by the test chain in keys/notation.crt
+    # (sign with: notation sign --key ward-example IMAGE; see docs/policies.md).
+    # For production, put your CA's root certificate in trustStore.ca.
+    - name: team-notation
+      notation:
+        trustStore:
+          ca:
+            data: |
+%s
+        trustedIdentities:
+          - "x509.subject: %s"
+        signatureVerification:
+          level: strict      # strict | permissive | audit | skip
 `
 
 // exampleTest is a PolicyTest that needs no registry: an image no policy
@@ -85,10 +106,16 @@ func newInitCommand() *cobra.Command {
                 and targets keys offline, keep snapshot and timestamp in CI;
                 cosign.key signs images (cosign sign --key keys/cosign.key)
 
+With --notation, keys/ also gets a Notary Project test chain for notation
+sign (notation.key, and notation.crt: the leaf then its root CA, valid for a
+year) and the example policy trusts it too: a cosign key OR a Notation
+identity.
+
 Each role gets one key and threshold 1, except root: 3 keys, threshold 2.
 Set WARD_KEY_PASSWORD to encrypt the new keys (cosign's format).`,
 		Example: `  ward init my-policies
-  ward init --envs dev,prod --keys prod=3 --threshold prod=2 my-policies`,
+  ward init --envs dev,prod --keys prod=3 --threshold prod=2 my-policies
+  ward init --notation my-policies`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := "."
@@ -103,6 +130,7 @@ Set WARD_KEY_PASSWORD to encrypt the new keys (cosign's format).`,
 	cmd.Flags().StringArrayVar(&o.thresholds, "threshold", nil, "how many of a role's keys must sign, ROLE=N (repeatable)")
 	cmd.Flags().StringVar(&o.policies, "policies", "policies", "policy folder, relative to DIR")
 	cmd.Flags().StringVar(&o.tuf, "tuf", "tuf", "TUF repository folder, relative to DIR")
+	cmd.Flags().BoolVar(&o.notation, "notation", false, "also make a Notary Project test certificate chain (keys/notation.key, keys/notation.crt) and trust it in the example policy")
 	return cmd
 }
 
@@ -219,8 +247,15 @@ func (o *initOptions) run(cmd *cobra.Command, dir string) error {
 		return err
 	}
 	example := filepath.Join(repo.PoliciesDir(), "example-image-policy.yaml")
-	indented := "          " + strings.ReplaceAll(strings.TrimSpace(string(pub)), "\n", "\n          ")
-	if err := writeIfAbsent(example, fmt.Sprintf(examplePolicy, indented)); err != nil {
+	policy := fmt.Sprintf(examplePolicy, indentLines(string(pub), 10))
+	if o.notation {
+		chain, err := writeNotationChain(filepath.Join(dir, "keys"))
+		if err != nil {
+			return fmt.Errorf("failed to make the Notation test chain: %w", err)
+		}
+		policy += fmt.Sprintf(exampleNotationAuthority, indentLines(string(chain.RootPEM()), 14), notationSubject(chain.Leaf))
+	}
+	if err := writeIfAbsent(example, policy); err != nil {
 		return err
 	}
 	if err := writeIfAbsent(filepath.Join(repo.TestsDir(), "example-test.yaml"), exampleTest); err != nil {
@@ -239,6 +274,9 @@ func (o *initOptions) run(cmd *cobra.Command, dir string) error {
 	p.line("  %-36s an example ImagePolicy", filepath.ToSlash(filepath.Join(o.policies, "example-image-policy.yaml")))
 	p.line("  %-36s a policy test case (ward test)", "tests/example-test.yaml")
 	p.line("  %-36s image-signing key (cosign format); the example policy trusts it", "keys/cosign.key")
+	if o.notation {
+		p.line("  %-36s Notation signing key and test chain; the example policy trusts the chain", "keys/notation.{key,crt}")
+	}
 	p.line("  %-36s TUF repository for %s; pin %s/metadata/1.root.json in the controller", o.tuf+"/", strings.Join(o.envs, ", "), o.tuf)
 	for _, role := range roles {
 		p.line("  %-36s %s: %d key(s), threshold %d", "keys/"+role+"*.key", role, counts[role], thresholds[role])
@@ -247,6 +285,66 @@ func (o *initOptions) run(cmd *cobra.Command, dir string) error {
 	p.line("")
 	p.line("Next: edit the policy, commit, then `ward publish --env %s %s`.", o.envs[0], dir)
 	return nil
+}
+
+// indentLines indents every line of s by n spaces, without a final
+// newline.
+func indentLines(s string, n int) string {
+	pad := strings.Repeat(" ", n)
+	return pad + strings.ReplaceAll(strings.TrimSpace(s), "\n", "\n"+pad)
+}
+
+// notationChainLifetime is how long init's Notation test chain is valid.
+const notationChainLifetime = 365 * 24 * time.Hour
+
+// writeNotationChain makes a Notary Project test chain into dir:
+// notation.key (the leaf's key, PKCS #8, 0600) and notation.crt (leaf
+// then root), the files notation's signingkeys.json names.
+func writeNotationChain(dir string) (*notarycerts.Chain, error) {
+	now := time.Now()
+	chain, err := notarycerts.NewChain(notarycerts.Subject("release", "example"), now.Add(-time.Hour), now.Add(notationChainLifetime))
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := chain.KeyPEM()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	for _, f := range []struct {
+		name string
+		data []byte
+		mode os.FileMode
+	}{{"notation.key", keyPEM, 0o600}, {"notation.crt", chain.ChainPEM(), 0o644}} {
+		path := filepath.Join(dir, f.name)
+		if _, err := os.Stat(path); err == nil {
+			return nil, fmt.Errorf("%s exists; ward init does not overwrite keys", path)
+		}
+		if err := os.WriteFile(path, f.data, f.mode); err != nil {
+			return nil, err
+		}
+	}
+	return chain, nil
+}
+
+// notationSubject writes a certificate's subject as notation's trusted
+// identities name one: "C=US, ST=WA, O=example, CN=release".
+func notationSubject(c *x509.Certificate) string {
+	var parts []string
+	add := func(attr string, values []string) {
+		for _, v := range values {
+			parts = append(parts, attr+"="+v)
+		}
+	}
+	add("C", c.Subject.Country)
+	add("ST", c.Subject.Province)
+	add("O", c.Subject.Organization)
+	if c.Subject.CommonName != "" {
+		parts = append(parts, "CN="+c.Subject.CommonName)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // writeIfAbsent writes a new file, keeping one that exists.

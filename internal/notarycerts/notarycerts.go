@@ -196,3 +196,39 @@ func (t *TSA) Respond(query []byte) ([]byte, error) {
 	}
 	return ts.CreateResponseWithOpts(t.Leaf, t.key, crypto.SHA256)
 }
+
+// Load reads a chain from a PKCS #8 (or SEC 1) ECDSA key and its
+// certificate chain file (leaf first, ending in the root), as init writes
+// them.
+func Load(keyPEM, chainPEM []byte) (*Chain, error) {
+	block, _ := pem.Decode(keyPEM)
+	if block == nil {
+		return nil, fmt.Errorf("no PEM private key")
+	}
+	var key *ecdsa.PrivateKey
+	if k, err := x509.ParsePKCS8PrivateKey(block.Bytes); err == nil {
+		ek, ok := k.(*ecdsa.PrivateKey)
+		if !ok {
+			return nil, fmt.Errorf("the key is %T, want ECDSA", k)
+		}
+		key = ek
+	} else if key, err = x509.ParseECPrivateKey(block.Bytes); err != nil {
+		return nil, fmt.Errorf("not a PKCS #8 or EC private key: %w", err)
+	}
+	var certs []*x509.Certificate
+	for rest := chainPEM; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) != 2 {
+		return nil, fmt.Errorf("the chain has %d certificates, want the leaf and its root", len(certs))
+	}
+	return &Chain{Leaf: certs[0], Root: certs[1], Key: key}, nil
+}
