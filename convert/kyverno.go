@@ -280,6 +280,9 @@ type converter struct {
 	res  *Result
 	from string
 	ok   bool
+	// notary is set for a verifyImages entry of type Notary: its
+	// certificates attestors become notation authorities.
+	notary bool
 }
 
 func (c *converter) skip(format string, args ...any) {
@@ -316,8 +319,17 @@ func convertRule(res *Result, file string, p *kyvernoPolicy, rule kyvernoRule) {
 func (c *converter) verifyImage(p *kyvernoPolicy, rule kyvernoRule, vi kyvernoVerifyImage, index int) []Output {
 	switch vi.Type {
 	case "", "Cosign":
+	case "Notary":
+		// Kyverno verifies Notary signatures with notation-go: the
+		// attestor's cert and certChain make one "ca" trust store, any
+		// identity it covers, level strict.
+		c.notary = true
+		if len(vi.Attestations) > 0 {
+			c.skip("attestations of type Notary are not converted: ward's attestations are cosign's (in-toto statements)")
+			return nil
+		}
 	default:
-		c.skip("type %s: ward verifies cosign signatures (Notary signatures are issue 12)", vi.Type)
+		c.skip("type %s: ward verifies cosign and Notary signatures", vi.Type)
 		return nil
 	}
 	if vi.Key != "" || vi.Subject != "" || vi.Roots != "" {
@@ -588,6 +600,10 @@ func (c *converter) attestorSet(set kyvernoAttestorSet, repository string, pullS
 			c.skip("entries[%d].annotations %v the signature must carry are not converted", i, e.Annotations)
 		case e.Attestor != nil:
 			c.skip("entries[%d].attestor (a nested attestor set) is not converted", i)
+		case c.notary:
+			if a, ok := c.notaryCertificates(i, e, src); ok {
+				auths = append(auths, a)
+			}
 		case e.Keys != nil:
 			auths = append(auths, c.keys(i, e.Keys, src)...)
 		case e.Keyless != nil:
@@ -611,6 +627,43 @@ func (c *converter) attestorSet(set kyvernoAttestorSet, repository string, pullS
 		c.skip("count %d is more than the %d converted entries", threshold, len(auths))
 	}
 	return auths, threshold
+}
+
+// notaryCertificates converts a Notary attestor: its certificates, which
+// Kyverno puts in one "ca" trust store and trusts for any identity at
+// level strict. A trust store of notation's holds CAs and self-signed
+// certificates only; a pinned leaf that is neither is not converted.
+func (c *converter) notaryCertificates(i int, e kyvernoAttestor, src *policies.SignatureSource) (policies.Authority, bool) {
+	if e.Certificates == nil || (e.Certificates.Cert == "" && e.Certificates.CertChain == "") {
+		c.skip("entries[%d]: a Notary attestor takes certificates (cert, certChain); keys and keyless are cosign's", i)
+		return policies.Authority{}, false
+	}
+	pemData := strings.TrimSpace(e.Certificates.Cert) + "\n" + strings.TrimSpace(e.Certificates.CertChain)
+	certs, err := cryptoutils.UnmarshalCertificatesFromPEM([]byte(strings.TrimSpace(pemData)))
+	if err != nil || len(certs) == 0 {
+		c.skip("entries[%d].certificates holds no PEM certificates", i)
+		return policies.Authority{}, false
+	}
+	for _, cert := range certs {
+		if !cert.IsCA && (!bytes.Equal(cert.RawIssuer, cert.RawSubject) || cert.CheckSignatureFrom(cert) != nil) {
+			c.skip("entries[%d].certificates: %s is neither a CA nor self-signed; a Notation trust store holds the CA (or a self-signed signing certificate), so put the CA that issued it in certChain", i, cert.Subject)
+			return policies.Authority{}, false
+		}
+	}
+	if src != nil && src.OCI != "" {
+		c.skip("entries[%d]: repository %s: Notation signatures are read as referrers of the image itself", i, src.OCI)
+		return policies.Authority{}, false
+	}
+	if e.Certificates.Rekor != nil || e.Certificates.CTLog != nil {
+		c.stricter("entries[%d].certificates rekor and ctlog do not apply to Notary signatures: not converted", i)
+	}
+	return policies.Authority{
+		Notation: &policies.NotationRef{
+			TrustStore:        policies.NotationTrustStore{CA: &policies.CertificatesRef{Data: strings.TrimSpace(pemData) + "\n"}},
+			TrustedIdentities: []string{"*"},
+		},
+		Source: src,
+	}, true
 }
 
 func (c *converter) keys(i int, k *kyvernoKeys, src *policies.SignatureSource) []policies.Authority {

@@ -3,9 +3,12 @@ package convert
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"sigs.k8s.io/yaml"
 
+	"ward.dev/ward/bundle"
+	"ward.dev/ward/internal/notarycerts"
 	"ward.dev/ward/policies"
 )
 
@@ -119,7 +122,7 @@ spec:
 			[]string{"requires: in.yaml: check-image-keyless/check-image-keyless: TrustRoot sigstore-public-good"}, false},
 		{"attestation conditions", attest, []string{"predicateType: https://slsa.dev/provenance/v0.2", `predicate.builder.id.matches(`, `predicate.invocation.configSource.entryPoint in [".github/workflows/release.yml", ".github/workflows/build.yml"]`}, nil, false},
 		{"tag-specific", strings.Replace(keyPolicy, `"ghcr.io/kyverno/test-verify-image*"`, `"ghcr.io/kyverno/app:v1.2"`, 1), nil, []string{`names tag "v1.2"`}, true},
-		{"notary", strings.Replace(keyPolicy, "      - imageReferences:", "      - type: Notary\n        imageReferences:", 1), nil, []string{"type Notary"}, true},
+		{"notary with keys", strings.Replace(keyPolicy, "      - imageReferences:", "      - type: Notary\n        imageReferences:", 1), nil, []string{"a Notary attestor takes certificates"}, true},
 		{"JMESPath function", strings.Replace(attest, `"{{ builder.id }}"`, `"{{ length(materials) }}"`, 1), nil, []string{"is not a plain path"}, true},
 		{"mutateDigest false", strings.Replace(keyPolicy, "mutateDigest: true", "mutateDigest: false", 1), []string{"mode: enforce"}, []string{"converted, stricter: in.yaml: check-image/check-image: mutateDigest: false"}, false},
 		{"private Rekor without key", strings.Replace(keyPolicy, "ignoreTlog: true", "url: https://rekor.internal", 1), nil, []string{"rekor.url https://rekor.internal without rekor.pubkey"}, true},
@@ -201,5 +204,58 @@ items:
 	}
 	if len(res.Outputs) != 1 || res.Skipped() || res.Outputs[0].Name != "a-r" {
 		t.Fatalf("outputs %d, notes %v", len(res.Outputs), res.Notes)
+	}
+}
+
+// Kyverno's Notary verifyImages (its documentation's sample: the signing
+// CA's certificate as the attestor) converts to a notation authority with
+// Kyverno's trust policy: the certificates as a ca store, any identity,
+// level strict; the result compiles.
+func TestKyvernoNotary(t *testing.T) {
+	now := time.Now()
+	chain, err := notarycerts.NewChain(notarycerts.Subject("release", "acme"), now.Add(-time.Hour), now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := `apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: check-image-notary}
+spec:
+  validationFailureAction: Enforce
+  rules:
+  - name: verify-signature-notary
+    match:
+      any:
+      - resources: {kinds: [Pod]}
+    verifyImages:
+    - type: Notary
+      imageReferences: ["ghcr.io/kyverno/test-verify-image*"]
+      attestors:
+      - count: 1
+        entries:
+        - certificates:
+            cert: |-
+` + indented(strings.TrimSpace(string(chain.RootPEM())), 14) + "\n"
+	res, err := Kyverno("in.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Skipped() || len(res.Outputs) != 1 {
+		t.Fatalf("skipped=%t outputs=%d notes=%v", res.Skipped(), len(res.Outputs), res.Notes)
+	}
+	out := string(res.Outputs[0].Data)
+	for _, want := range []string{"notation:", "trustStore:", "BEGIN CERTIFICATE", "trustedIdentities:", "- '*'"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := policies.Compile([]bundle.Document{{Path: "p.yaml", Data: res.Outputs[0].Data}}); err != nil {
+		t.Fatalf("converted policy does not compile: %v\n%s", err, out)
+	}
+	// A pinned leaf that is neither a CA nor self-signed has no place in a
+	// Notation trust store.
+	leaf := strings.Replace(doc, indented(strings.TrimSpace(string(chain.RootPEM())), 14), indented(strings.TrimSpace(string(notarycerts.CertPEM(chain.Leaf))), 14), 1)
+	if res, err := Kyverno("in.yaml", []byte(leaf)); err != nil || !res.Skipped() {
+		t.Fatalf("a pinned leaf converted: %v %v", err, res.Notes)
 	}
 }
