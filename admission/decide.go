@@ -548,6 +548,9 @@ func (d *Decider) image(ctx context.Context, st *State, r *imageRequest, img str
 	}
 	res.Digest = digest.DigestStr()
 	allOK := true
+	// The image's referrers are listed once for all its authorities,
+	// cosign's and Notation's.
+	ctx = imageverify.WithDiscovery(ctx)
 	for _, p := range matched {
 		signers, authority, reason := d.policy(ctx, p, digest, kc, r)
 		if reason != "" {
@@ -641,6 +644,8 @@ func (d *Decider) policy(ctx context.Context, p *policies.ImagePolicy, digest na
 				if kc, err = d.keychain(ctx, r.namespace, NoServiceAccount, a.Source.PullSecrets); err != nil {
 					return nil, fmt.Errorf("%w: failed to get the signature pull secrets: %s", imageverify.ErrUnavailable, oneLine(err))
 				}
+				// Other credentials may list other referrers.
+				ctx = imageverify.WithDiscovery(ctx)
 			}
 			start := time.Now()
 			res, err := d.verifier.Verify(ctx, digest, a, kc)

@@ -2,10 +2,16 @@ package admission_test
 
 import (
 	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
 
 	"ward.dev/ward/admission"
 	"ward.dev/ward/admission/imageverify"
@@ -103,5 +109,38 @@ func TestNotationAndCosignThreshold(t *testing.T) {
 				t.Fatalf("message %q", dec.Message())
 			}
 		})
+	}
+}
+
+// The image's referrers are listed once per decision, however many
+// authorities read them: cosign's bundles and Notation's signatures are
+// found in one pass.
+func TestReferrersListedOncePerDecision(t *testing.T) {
+	var listings atomic.Int32
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithReferrersSupport(true))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/referrers/") {
+			listings.Add(1)
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	key, chain := signtest.NewKey(t), signtest.NotationChain(t, "release")
+	img := signtest.PushImage(t, host+"/app:v1")
+	signtest.SignNotation(t, img, chain, plainRegistry, signtest.NotationOptions{})
+	// The cosign authority comes first and finds no bundle; the notation
+	// authority then verifies from the same listing.
+	st := admission.NewState(compile(t, cosignOrNotation(host, key, chain.RootPEM(), 0)), admission.Provenance{Version: 1})
+	listings.Store(0)
+	dec, err := admission.NewDecider(imageverify.New()).Decide(t.Context(), st, podRequest(img.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !dec.Allowed {
+		t.Fatalf("denied: %s", dec.Message())
+	}
+	if n := listings.Load(); n != 1 {
+		t.Fatalf("referrers listed %d times in one decision, want 1", n)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 	"github.com/notaryproject/notation-core-go/revocation"
 	"github.com/notaryproject/notation-core-go/revocation/crl"
 	"github.com/notaryproject/notation-core-go/revocation/purpose"
@@ -103,13 +104,11 @@ func (v *Verifier) verifyNotation(ctx context.Context, img name.Digest, a *polic
 		return nil, fmt.Errorf("%w: authority %q: %s", ErrConfig, a.Name, brief(err))
 	}
 	opts := v.remoteOptions(ctx, kc)
-	referrers, err := remote.Referrers(img, opts...)
+	index, err := referrers(ctx, img, func() (*v1.IndexManifest, error) {
+		return ociremote.Referrers(img, "", ociremote.WithRemoteOptions(opts...))
+	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: failed to list referrers of %s: %s", ErrUnavailable, img.DigestStr(), brief(err))
-	}
-	index, err := referrers.IndexManifest()
-	if err != nil {
-		return nil, fmt.Errorf("%w: failed to read the referrers of %s: %s", ErrUnavailable, img.DigestStr(), brief(err))
 	}
 	res := &Result{}
 	var reasons []string

@@ -462,7 +462,7 @@ func (v *Verifier) verifySignatures(ctx context.Context, img name.Digest, sets [
 		reasons = append(reasons, FormatSigTag+": "+brief(err))
 	}
 	isSignature := func(st statement) bool { return st.PredicateType == types.CosignSignPredicateType }
-	bundles, err := v.fetchBundles(sets[0].sigs, sets[0].co.RegistryClientOpts, isSignature)
+	bundles, err := v.fetchBundles(ctx, sets[0].sigs, sets[0].co.RegistryClientOpts, isSignature)
 	if err != nil {
 		unavailable = true
 		reasons = append(reasons, FormatBundle+": "+brief(err))
@@ -622,10 +622,12 @@ func isBundleCandidate(desc v1.Descriptor) bool {
 }
 
 // fetchBundles reads the referrers of img (the image's digest where its
-// signatures are kept; the API, else the tag-schema fallback) and returns the Sigstore bundles whose unverified statement
-// want accepts. Selection is repeated on the verified statement.
-func (v *Verifier) fetchBundles(img name.Digest, opts []ociremote.Option, want func(statement) bool) ([]fetchedBundle, error) {
-	index, err := ociremote.Referrers(img, "", opts...)
+// signatures are kept; the API, else the tag-schema fallback; listed once
+// per decision, see WithDiscovery) and returns the Sigstore bundles whose
+// unverified statement want accepts. Selection is repeated on the
+// verified statement.
+func (v *Verifier) fetchBundles(ctx context.Context, img name.Digest, opts []ociremote.Option, want func(statement) bool) ([]fetchedBundle, error) {
+	index, err := referrers(ctx, img, func() (*v1.IndexManifest, error) { return ociremote.Referrers(img, "", opts...) })
 	if err != nil {
 		return nil, unavailable("failed to list referrers: " + brief(err))
 	}
@@ -772,7 +774,7 @@ func (v *Verifier) verifyAttestations(ctx context.Context, img name.Digest, a *p
 	isAttestation := func(st statement) bool {
 		return st.PredicateType != "" && st.PredicateType != types.CosignSignPredicateType
 	}
-	bundles, err := v.fetchBundles(sets[0].sigs, sets[0].co.RegistryClientOpts, isAttestation)
+	bundles, err := v.fetchBundles(ctx, sets[0].sigs, sets[0].co.RegistryClientOpts, isAttestation)
 	if err != nil {
 		unavailableErr = true
 		reasons = append(reasons, FormatBundle+": "+brief(err))
