@@ -42,6 +42,9 @@ func (s *Set) ClusterReferences() []ClusterReference {
 				if a.Keyless != nil {
 					ref.Field, ref.What = "keyless.ca-cert.secretRef", "Secret "+name+" of the controller's namespace (the CA certificates)"
 				}
+				if n := a.Notation; n != nil {
+					ref.Field, ref.What = "notation.trustStore."+n.SecretStore+".secretRef", "Secret "+name+" of the controller's namespace (the "+n.SecretStore+" trust store)"
+				}
 				out = append(out, ref)
 			}
 			if a.Source != nil && len(a.Source.PullSecrets) > 0 {
@@ -54,14 +57,17 @@ func (s *Set) ClusterReferences() []ClusterReference {
 	return out
 }
 
-// SecretRef is the name of the Secret the authority's key or CA
-// certificates are read from at admission time; "" for none.
+// SecretRef is the name of the Secret the authority's key, CA
+// certificates or Notation trust store is read from at admission time; ""
+// for none.
 func (a *CompiledAuthority) SecretRef() string {
 	switch {
 	case a.Key != nil:
 		return a.Key.SecretRef
 	case a.Keyless != nil:
 		return a.Keyless.CASecretRef
+	case a.Notation != nil:
+		return a.Notation.SecretRef
 	}
 	return ""
 }
@@ -94,6 +100,14 @@ func (a *CompiledAuthority) WithSecret(data map[string][]byte) (*CompiledAuthori
 	out := *a
 	sum := sha256.Sum256(value)
 	out.Fingerprint = fmt.Sprintf("%s+secret:%x", a.Fingerprint, sum[:8])
+	if a.Notation != nil {
+		n, err := a.Notation.withSecret(value)
+		if err != nil {
+			return nil, err
+		}
+		out.Notation = n
+		return &out, nil
+	}
 	if a.Key != nil {
 		pk, err := cryptoutils.UnmarshalPEMToPublicKey(value)
 		if err != nil {

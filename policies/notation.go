@@ -34,6 +34,10 @@ type Notation struct {
 	// StoreID names the trust store in messages: the SHA-256 of its
 	// certificates, shortened.
 	StoreID string
+	// SecretRef names the Secret (in the controller's namespace) the
+	// store of type SecretStore is read from at admission time; see
+	// CompiledAuthority.WithSecret.
+	SecretRef, SecretStore string
 	// id covers everything that decides a verdict: stores, identities,
 	// level, overrides.
 	id string
@@ -73,19 +77,30 @@ func (c *compiler) notation(a at, field string, n *NotationRef) *Notation {
 		if st.ref == nil {
 			continue
 		}
-		f := fmt.Sprintf("%s.trustStore.%s.data", field, st.typ)
+		f := fmt.Sprintf("%s.trustStore.%s", field, st.typ)
+		if ref := st.ref.SecretRef; ref != nil {
+			switch {
+			case st.ref.Data != "":
+				a.fail(f, "data and secretRef are exclusive")
+			case out.SecretRef != "":
+				a.fail(f+".secretRef", "the %s store is already read from a Secret; an authority reads at most one store from a Secret", out.SecretStore)
+			case secretName(a, f+".secretRef.name", ref.Name):
+				out.SecretRef, out.SecretStore = ref.Name, st.typ
+				fmt.Fprintf(h, "secret\x00%s\x00%s\x00", st.typ, ref.Name)
+			}
+			stores = append(stores, st.typ+":"+notationStoreName)
+			continue
+		}
 		certs, err := storeCertificates(st.typ, st.ref.Data)
 		if err != nil {
-			a.fail(f, "%s", err)
+			a.fail(f+".data", "%s", err)
 			continue
 		}
 		out.Stores[st.typ] = certs
 		stores = append(stores, st.typ+":"+notationStoreName)
-		for _, cert := range certs {
-			fmt.Fprintf(h, "%s\x00%x\x00", st.typ, sha256.Sum256(cert.Raw))
-		}
 	}
-	out.StoreID = "sha256:" + hex.EncodeToString(h.Sum(nil))[:16]
+	out.StoreID = storeID(out.Stores)
+	fmt.Fprintf(h, "stores\x00%s\x00", out.StoreID)
 	if !out.Skip() {
 		if n.TrustStore.CA == nil && n.TrustStore.SigningAuthority == nil {
 			a.fail(field+".trustStore", "a ca or signingAuthority store is required: the certificates a signature's chain must contain")
@@ -134,6 +149,33 @@ func (c *compiler) notation(a at, field string, n *NotationRef) *Notation {
 	}
 	out.id = hex.EncodeToString(h.Sum(nil))
 	return out
+}
+
+// storeID names a trust store by its certificates: the SHA-256 of their
+// types and hashes, shortened.
+func storeID(stores map[string][]*x509.Certificate) string {
+	h := sha256.New()
+	for _, typ := range slices.Sorted(maps.Keys(stores)) {
+		for _, cert := range stores[typ] {
+			fmt.Fprintf(h, "%s\x00%x\x00", typ, sha256.Sum256(cert.Raw))
+		}
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// withSecret is a copy of n with the store it reads from a Secret filled
+// from value.
+func (n *Notation) withSecret(value []byte) (*Notation, error) {
+	certs, err := storeCertificates(n.SecretStore, string(value))
+	if err != nil {
+		return nil, fmt.Errorf("Secret %s (the %s trust store): %w", n.SecretRef, n.SecretStore, err)
+	}
+	out := *n
+	out.Stores = maps.Clone(n.Stores)
+	out.Stores[n.SecretStore] = certs
+	out.SecretRef, out.SecretStore = "", ""
+	out.StoreID = storeID(out.Stores)
+	return &out, nil
 }
 
 // storeCertificates parses a trust store's PEM certificates and checks

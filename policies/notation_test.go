@@ -56,6 +56,8 @@ func TestCompileNotation(t *testing.T) {
 		{"tsa not a root", store + "  tsa:\n    data: |\n" + indent(leaf, 6) + "\n" + id, "not a self-signed root"},
 		{"integrity overridden", store + id + "signatureVerification: {override: {integrity: log}}\n", "integrity"},
 		{"bad verifyTimestamp", store + id + "signatureVerification: {verifyTimestamp: never}\n", "verifyTimestamp"},
+		{"data and secretRef", "trustStore: {ca: {data: x, secretRef: {name: ca}}}\n" + id, "data and secretRef are exclusive"},
+		{"two stores from Secrets", "trustStore: {ca: {secretRef: {name: ca}}, tsa: {secretRef: {name: tsa}}}\n" + id, "reads at most one store from a Secret"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := compileOne(t, notationPolicy(tc.body))
@@ -87,5 +89,29 @@ func TestCompileNotationRefusesCosignFields(t *testing.T) {
 	skip := strings.Replace(notationPolicy("signatureVerification: {level: skip}\n"), "  authorities:\n", "  threshold: 2\n  authorities:\n  - name: k\n    key:\n      data: |\n"+indent(testKeyPEM(t), 8)+"\n", 1)
 	if _, err := compileOne(t, skip); err == nil || !strings.Contains(err.Error(), "level skip, which verifies no signer") {
 		t.Fatalf("threshold with skip: %v", err)
+	}
+}
+
+// A store read from a Secret is filled at admission time; the copy's
+// fingerprint and store name cover the Secret's certificates.
+func TestNotationStoreFromSecret(t *testing.T) {
+	ca, leaf := notationStore(t)
+	set, err := compileOne(t, notationPolicy("trustStore: {ca: {secretRef: {name: release-ca}}}\ntrustedIdentities: [\"*\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := set.ImagePolicies()[0].Authorities[0]
+	if a.SecretRef() != "release-ca" || len(set.ClusterReferences()) != 1 {
+		t.Fatalf("secretRef %q, references %v", a.SecretRef(), set.ClusterReferences())
+	}
+	filled, err := a.WithSecret(map[string][]byte{"ca.pem": []byte(ca)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(filled.Notation.Stores["ca"]) != 1 || filled.Fingerprint == a.Fingerprint || filled.Notation.StoreID == a.Notation.StoreID || filled.SecretRef() != "" {
+		t.Fatalf("filled %+v", filled.Notation)
+	}
+	if _, err := a.WithSecret(map[string][]byte{"ca.pem": []byte(leaf)}); err == nil || !strings.Contains(err.Error(), "neither a CA nor self-signed") {
+		t.Fatalf("a leaf in the Secret: %v", err)
 	}
 }

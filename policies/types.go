@@ -225,9 +225,15 @@ type NotationTrustStore struct {
 	TSA *CertificatesRef `json:"tsa,omitempty"`
 }
 
-// CertificatesRef is PEM certificates, given inline.
+// CertificatesRef is PEM certificates, given inline or read from a
+// Secret. Exactly one of Data and SecretRef.
 type CertificatesRef struct {
 	Data string `json:"data,omitempty"`
+	// SecretRef names a Secret in the controller's namespace whose one
+	// data entry is the PEM certificates. It is read from the cluster at
+	// admission time, outside the bundle's signatures. An authority may
+	// read one of its stores from a Secret.
+	SecretRef *LocalObjectReference `json:"secretRef,omitempty"`
 }
 
 // NotationVerification is a Notation trust policy's

@@ -63,3 +63,44 @@ spec:
 		t.Fatalf("second init: exit %d: %s", code, errOut)
 	}
 }
+
+// A notation trust store read from a Secret (by reference): ward check
+// takes the Secret with -f, says the policy reads from the cluster, and
+// verifies with its certificates; a Secret holding another CA denies.
+func TestCheckNotationTrustStoreFromSecret(t *testing.T) {
+	host := signtest.Registry(t, true)
+	chain, other := signtest.NotationChain(t, "release"), signtest.NotationChain(t, "release")
+	signed := signtest.PushImage(t, host+"/team/app:v1")
+	signtest.SignNotation(t, signed, chain, signtest.NotationRegistry{PlainHTTP: true}, signtest.NotationOptions{})
+	tmp := t.TempDir()
+	folder := filepath.Join(tmp, "policies")
+	writeFile(t, filepath.Join(folder, "notation.yaml"), `apiVersion: policy.ward.dev/v1
+kind: ImagePolicy
+metadata: {name: notation-from-secret}
+spec:
+  images: [{glob: "**"}]
+  authorities:
+  - name: release
+    notation:
+      trustStore:
+        ca: {secretRef: {name: release-ca}}
+      trustedIdentities: ["*"]
+`)
+	app := writeFile(t, filepath.Join(tmp, "app.yaml"), deployment("web", signed.String()))
+	secret := func(ca []byte) string {
+		return writeFile(t, filepath.Join(t.TempDir(), "secret.yaml"), `apiVersion: v1
+kind: Secret
+metadata: {name: release-ca, namespace: ward-system}
+stringData:
+  ca.pem: |
+    `+strings.ReplaceAll(strings.TrimSpace(string(ca)), "\n", "\n    ")+"\n")
+	}
+	code, out, errOut := ward(t, "check", "-f", app, "-f", secret(chain.RootPEM()), "--policies", folder)
+	if code != 0 || !strings.Contains(out, "notation.trustStore.ca.secretRef reads Secret release-ca") {
+		t.Fatalf("with the Secret: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = ward(t, "check", "-f", app, "-f", secret(other.RootPEM()), "--policies", folder)
+	if code != 1 || !strings.Contains(out, "no Notation signature by a trusted identity") {
+		t.Fatalf("with another CA: exit %d\n%s%s", code, out, errOut)
+	}
+}
