@@ -14,7 +14,7 @@ func notationPolicy(body string) string {
 	return "apiVersion: policy.ward.dev/v1\nkind: ImagePolicy\nmetadata: {name: release-images}\nspec:\n  images: [{glob: '**'}]\n  authorities:\n  - name: release\n    notation:\n" + indent(body, 6) + "\n"
 }
 
-func notationStore(t *testing.T) (caPEM, leafPEM string) {
+func notationStore(t testing.TB) (caPEM, leafPEM string) {
 	t.Helper()
 	now := time.Now()
 	c, err := notarycerts.NewChain(notarycerts.Subject("release", "acme"), now.Add(-time.Hour), now.Add(time.Hour))

@@ -313,6 +313,8 @@ func FuzzCompile(f *testing.F) {
 	f.Add([]byte("apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata: {name: c}\nspec:\n  images: [{glob: '**demo**'}, {glob: '*/*'}]\n  match: [{resource: pods, version: '*', selector: {matchLabels: {a: b}}}]\n  authorities: [{static: {action: fail, message: m}}]\n"))
 	f.Add([]byte("apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata: {name: c}\nspec:\n  images: [{glob: '**'}]\n  authorities:\n  - key: {secretRef: {name: k}}\n    source: [{oci: r.example.com/s, signaturePullSecrets: [{name: p}]}]\n    attestations: [{name: a, predicateType: custom, policy: {type: cue, data: 'predicate: Data: \"x\"'}}]\n  policy: {type: rego, data: \"package sigstore\\nisCompliant = true\", includeSpec: true}\n"))
 	f.Add([]byte("apiVersion: policy.sigstore.dev/v1alpha1\nkind: TrustRoot\nmetadata: {name: t}\nspec: {repository: {root: e30=, mirrorFS: H4sIAAAAAAAA/wMAAAAAAAAAAAA=}}\n"))
+	ca, _ := notationStore(f)
+	f.Add([]byte(notationPolicy("trustStore:\n  ca:\n    data: |\n" + indent(ca, 6) + "\n  tsa: {secretRef: {name: t}}\ntrustedIdentities: [\"x509.subject: C=US, ST=WA, O=acme\"]\nsignatureVerification: {level: permissive, override: {revocation: skip}, verifyTimestamp: afterCertExpiry}\n")))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		set, err := Compile([]bundle.Document{{Path: "f.yaml", Data: data}})
 		if err != nil {
