@@ -417,6 +417,10 @@ type imageRequest struct {
 	// object is the admitted object's top-level fields (decoded once, if a
 	// ClusterImagePolicy's spec.policy includes them).
 	object func() map[string]json.RawMessage
+	// discovery lists each image's referrers once for all the
+	// authorities verified with the workload's credentials, cosign's and
+	// Notation's.
+	discovery imageverify.Discovery
 }
 
 // imageOutcome is what deciding one image gives.
@@ -548,9 +552,6 @@ func (d *Decider) image(ctx context.Context, st *State, r *imageRequest, img str
 	}
 	res.Digest = digest.DigestStr()
 	allOK := true
-	// The image's referrers are listed once for all its authorities,
-	// cosign's and Notation's.
-	ctx = imageverify.WithDiscovery(ctx)
 	for _, p := range matched {
 		signers, authority, reason := d.policy(ctx, p, digest, kc, r)
 		if reason != "" {
@@ -637,6 +638,7 @@ func (d *Decider) policy(ctx context.Context, p *policies.ImagePolicy, digest na
 		res, err := d.cache.verify(ctx, digest.String(), fp, func(ctx context.Context) (*imageverify.Result, error) {
 			missed.Store(true)
 			kc := kc
+			ctx = imageverify.WithDiscovery(ctx, &r.discovery)
 			if pullSecrets {
 				// policy-controller's signaturePullSecrets: these Secrets of
 				// the workload's namespace, instead of its credentials.
@@ -645,7 +647,7 @@ func (d *Decider) policy(ctx context.Context, p *policies.ImagePolicy, digest na
 					return nil, fmt.Errorf("%w: failed to get the signature pull secrets: %s", imageverify.ErrUnavailable, oneLine(err))
 				}
 				// Other credentials may list other referrers.
-				ctx = imageverify.WithDiscovery(ctx)
+				ctx = imageverify.WithDiscovery(ctx, &imageverify.Discovery{})
 			}
 			start := time.Now()
 			res, err := d.verifier.Verify(ctx, digest, a, kc)

@@ -8,13 +8,15 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// discoveryKey keys the referrers memo in a context.
+// discoveryKey keys a *Discovery in a context.
 type discoveryKey struct{}
 
-// discovery remembers the referrers listed for each image during one
-// decision, so that cosign's bundles and Notation's signatures of an image
-// are found in one listing, whichever authorities ask.
-type discovery struct {
+// Discovery remembers the referrers listed for each image, so that
+// cosign's bundles and Notation's signatures of an image are found in one
+// listing, whichever authorities ask. Give each admission request (one
+// set of registry credentials) its own: a listing made with other
+// credentials may differ. The zero value is ready to use.
+type Discovery struct {
 	mu      sync.Mutex
 	listing map[string]*referrersListing
 }
@@ -25,24 +27,25 @@ type referrersListing struct {
 	err   error
 }
 
-// WithDiscovery returns a context in which the referrers of an image are
-// listed once for every authority verified with it. Give each decision
-// (one image, one set of registry credentials) its own: a listing made
-// with other credentials may differ.
-func WithDiscovery(ctx context.Context) context.Context {
-	return context.WithValue(ctx, discoveryKey{}, &discovery{listing: map[string]*referrersListing{}})
+// WithDiscovery returns a context in which verifications list each
+// image's referrers once, through d.
+func WithDiscovery(ctx context.Context, d *Discovery) context.Context {
+	return context.WithValue(ctx, discoveryKey{}, d)
 }
 
 // referrers lists the referrers of img with list, once per img in ctx's
-// discovery (every time without one).
+// Discovery (every time without one).
 func referrers(ctx context.Context, img name.Digest, list func() (*v1.IndexManifest, error)) (*v1.IndexManifest, error) {
-	d, ok := ctx.Value(discoveryKey{}).(*discovery)
-	if !ok {
+	d, ok := ctx.Value(discoveryKey{}).(*Discovery)
+	if !ok || d == nil {
 		return list()
 	}
 	d.mu.Lock()
 	l, ok := d.listing[img.String()]
 	if !ok {
+		if d.listing == nil {
+			d.listing = map[string]*referrersListing{}
+		}
 		l = &referrersListing{}
 		d.listing[img.String()] = l
 	}
