@@ -40,20 +40,9 @@ func Subject(cn, org string) pkix.Name {
 // NewChain makes a root CA valid from notBefore to notAfter and a leaf for
 // subject with the same validity.
 func NewChain(subject pkix.Name, notBefore, notAfter time.Time) (*Chain, error) {
-	rootKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
 	rootSubject := subject
 	rootSubject.CommonName = subject.CommonName + " root CA"
-	root, err := issue(&x509.Certificate{
-		Subject: rootSubject, NotBefore: notBefore, NotAfter: notAfter,
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}, nil, &rootKey.PublicKey, rootKey)
-	if err != nil {
-		return nil, err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	root, rootKey, key, err := newRoot(rootSubject, notBefore, notAfter)
 	if err != nil {
 		return nil, err
 	}
@@ -66,6 +55,25 @@ func NewChain(subject pkix.Name, notBefore, notAfter time.Time) (*Chain, error) 
 		return nil, err
 	}
 	return &Chain{Root: root, Leaf: leaf, Key: key}, nil
+}
+
+// newRoot makes a self-signed root CA, and a key for the leaf it will
+// issue.
+func newRoot(subject pkix.Name, notBefore, notAfter time.Time) (root *x509.Certificate, rootKey, leafKey *ecdsa.PrivateKey, err error) {
+	if rootKey, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+		return nil, nil, nil, err
+	}
+	root, err = issue(&x509.Certificate{
+		Subject: subject, NotBefore: notBefore, NotAfter: notAfter,
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}, nil, &rootKey.PublicKey, rootKey)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if leafKey, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+		return nil, nil, nil, err
+	}
+	return root, rootKey, leafKey, nil
 }
 
 // Certificates is the chain leaf first, as a signer gives it.
@@ -92,8 +100,8 @@ func CertPEM(c *x509.Certificate) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
 }
 
-// issue signs template with signer's key (parent nil: self-signed). Key
-// usage is marked critical, as the Notary Project requires.
+// issue signs template with signer's key (parent nil: self-signed). Go
+// marks key usage critical, as the Notary Project requires.
 func issue(template, parent *x509.Certificate, pub crypto.PublicKey, signer crypto.Signer) (*x509.Certificate, error) {
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
 	if err != nil {
@@ -126,18 +134,7 @@ var oidTimeStamping = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 8}
 
 // NewTSA makes a timestamp authority valid from notBefore to notAfter.
 func NewTSA(notBefore, notAfter time.Time) (*TSA, error) {
-	rootKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	root, err := issue(&x509.Certificate{
-		Subject: Subject("ward test TSA root", "ward test"), NotBefore: notBefore, NotAfter: notAfter,
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}, nil, &rootKey.PublicKey, rootKey)
-	if err != nil {
-		return nil, err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	root, rootKey, key, err := newRoot(Subject("ward test TSA root", "ward test"), notBefore, notAfter)
 	if err != nil {
 		return nil, err
 	}
