@@ -175,6 +175,10 @@ type ImageResult struct {
 	Policies []string `json:"policies,omitempty"`
 	// Signers are the signers that satisfied the policies.
 	Signers []string `json:"signers,omitempty"`
+	// Notes are checks that failed but that the passing authorities'
+	// levels only report (a Notation signature's expired certificate at
+	// level permissive); they are admission warnings.
+	Notes []string `json:"notes,omitempty"`
 	Allowed bool     `json:"allowed"`
 	// Mode is the strictest mode of the policies that matched ("" when
 	// none did).
@@ -265,8 +269,9 @@ func capBytes(s string, n int) string {
 	return s[:cut] + mark
 }
 
-// Warnings are the warn-mode failures, one per admission warning (at most
-// MaxListedFailures, the rest counted in one more).
+// Warnings are the warn-mode failures and the admitted images' notes, one
+// per admission warning (at most MaxListedFailures, the rest counted in
+// one more).
 func (d *Decision) Warnings() []string {
 	var out []string
 	n := 0
@@ -274,6 +279,14 @@ func (d *Decision) Warnings() []string {
 		if f.Mode == policies.ModeWarn {
 			if n < MaxListedFailures {
 				out = append(out, capBytes("ward (warn): "+f.String(), 512))
+			}
+			n++
+		}
+	}
+	for _, img := range d.Images {
+		for _, note := range img.Notes {
+			if n < MaxListedFailures {
+				out = append(out, capBytes("ward (note): image "+img.Image+": "+note, 512))
 			}
 			n++
 		}
@@ -553,7 +566,7 @@ func (d *Decider) image(ctx context.Context, st *State, r *imageRequest, img str
 	res.Digest = digest.DigestStr()
 	allOK := true
 	for _, p := range matched {
-		signers, authority, reason := d.policy(ctx, p, digest, kc, r)
+		signers, notes, authority, reason := d.policy(ctx, p, digest, kc, r)
 		if reason != "" {
 			allOK = false
 			fail(p.Mode, p.Name, authority, reason)
@@ -563,6 +576,11 @@ func (d *Decider) image(ctx context.Context, st *State, r *imageRequest, img str
 		for _, s := range signers {
 			if !slices.Contains(res.Signers, s) {
 				res.Signers = append(res.Signers, s)
+			}
+		}
+		for _, n := range notes {
+			if !slices.Contains(res.Notes, n) {
+				res.Notes = append(res.Notes, n)
 			}
 		}
 	}
@@ -591,9 +609,10 @@ func (d *Decider) resolve(ctx context.Context, ref name.Reference, kc authn.Keyc
 }
 
 // policy checks one ImagePolicy: at least Threshold distinct signers must
-// each satisfy a different authority. It returns the signers, or the
-// failing authority and why.
-func (d *Decider) policy(ctx context.Context, p *policies.ImagePolicy, digest name.Digest, kc authn.Keychain, r *imageRequest) ([]string, string, string) {
+// each satisfy a different authority. It returns the signers and the
+// notes of the authorities that passed (checks their level only reports),
+// or the failing authority and why.
+func (d *Decider) policy(ctx context.Context, p *policies.ImagePolicy, digest name.Digest, kc authn.Keychain, r *imageRequest) (signers, notes []string, authority, reason string) {
 	var reasons, names []string
 	// signersOf[i] are the signers that satisfied authority i.
 	signersOf := make([][]string, 0, len(p.Authorities))
@@ -604,6 +623,15 @@ func (d *Decider) policy(ctx context.Context, p *policies.ImagePolicy, digest na
 		matches = map[string]authorityMatch{}
 	}
 	for _, a := range p.Authorities {
+		if a.Notation != nil && a.Notation.Skip() {
+			// Notation's level skip: no signature is read, like a static
+			// pass (no registry, no cache).
+			signersOf = append(signersOf, []string{"notation level skip (" + a.Name + ")"})
+			if matches != nil {
+				matches[a.Name] = authorityMatch{Static: true}
+			}
+			continue
+		}
 		if a.Static != "" {
 			if a.Static == "pass" {
 				signersOf = append(signersOf, []string{"static pass (" + a.Name + ")"})
@@ -661,6 +689,7 @@ func (d *Decider) policy(ctx context.Context, p *policies.ImagePolicy, digest na
 			continue
 		}
 		signersOf = append(signersOf, res.Signers)
+		notes = append(notes, res.Notes...)
 		if matches != nil {
 			matches[a.Name] = matchesOf(a, res)
 			continue
@@ -669,16 +698,16 @@ func (d *Decider) policy(ctx context.Context, p *policies.ImagePolicy, digest na
 			break // any one authority suffices
 		}
 	}
-	signers := distinctSigners(signersOf)
+	signers = distinctSigners(signersOf)
 	if len(signers) >= p.Threshold {
 		if p.Check != nil {
 			if reason := d.check(ctx, p.Check, matches, digest, kc, r); reason != "" {
-				return nil, "", reason
+				return nil, nil, "", reason
 			}
 		}
-		return signers, "", ""
+		return signers, notes, "", ""
 	}
-	reason := strings.Join(reasons, "; ")
+	reason = strings.Join(reasons, "; ")
 	if p.Threshold > 1 {
 		reason = fmt.Sprintf("%d of %d required distinct signers verified", len(signers), p.Threshold)
 		if len(reasons) > 0 {
@@ -688,9 +717,9 @@ func (d *Decider) policy(ctx context.Context, p *policies.ImagePolicy, digest na
 	if len(names) == 1 {
 		// The authority is named in the failure itself.
 		reason = strings.Replace(reason, names[0]+": ", "", 1)
-		return nil, names[0], reason
+		return nil, nil, names[0], reason
 	}
-	return nil, strings.Join(names, ","), reason
+	return nil, nil, strings.Join(names, ","), reason
 }
 
 // authorityMatch is what passed for one authority, as policy-controller's

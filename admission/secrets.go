@@ -62,15 +62,16 @@ func SecretReader(client kubernetes.Interface, namespace string) SecretFunc {
 	}
 }
 
-// withSecret returns the authority with the key or CA certificates of
-// the Secret it names; a is returned as is when it names none.
+// withSecret returns the authority with the key, CA certificates or
+// Notation trust store of the Secret it names; a is returned as is when it
+// names none.
 func (d *Decider) withSecret(ctx context.Context, a *policies.CompiledAuthority) (*policies.CompiledAuthority, error) {
 	name := a.SecretRef()
 	if name == "" {
 		return a, nil
 	}
 	if d.secrets == nil {
-		return nil, fmt.Errorf("the key is in Secret %s, and nothing here reads Secrets (ward check reads those given with -f)", name)
+		return nil, fmt.Errorf("the key, CA certificates or trust store are in Secret %s, and nothing here reads Secrets (ward check reads those given with -f)", name)
 	}
 	data, err := d.secrets(ctx, name)
 	if err != nil {

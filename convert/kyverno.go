@@ -645,8 +645,8 @@ func (c *converter) notaryCertificates(i int, e kyvernoAttestor, src *policies.S
 		return policies.Authority{}, false
 	}
 	for _, cert := range certs {
-		if !cert.IsCA && (!bytes.Equal(cert.RawIssuer, cert.RawSubject) || cert.CheckSignatureFrom(cert) != nil) {
-			c.skip("entries[%d].certificates: %s is neither a CA nor self-signed; a Notation trust store holds the CA (or a self-signed signing certificate), so put the CA that issued it in certChain", i, cert.Subject)
+		if err := policies.NotationStoreCertificate("ca", cert); err != nil {
+			c.skip("entries[%d].certificates: %s; a Notation trust store holds the CA (or a self-signed signing certificate), so put the CA that issued it in certChain", i, err)
 			return policies.Authority{}, false
 		}
 	}

@@ -586,8 +586,8 @@ func (c *compiler) imagePolicy(a at, doc *ImagePolicyDoc) {
 			if au.Static != "" {
 				a.fail("spec.threshold", "authority %q is static; a threshold counts signers, so static authorities cannot take part", au.Name)
 			}
-			if au.Notation != nil && au.Notation.Skip() {
-				a.fail("spec.threshold", "authority %q is notation with level skip, which verifies no signer; a threshold counts signers", au.Name)
+			if au.Notation != nil && !au.Notation.CountsSigners() {
+				a.fail("spec.threshold", "authority %q is notation at level %s, which does not authenticate signers; a threshold counts trusted signers", au.Name, au.Notation.Level)
 			}
 			if other, dup := fps[au.signerID]; dup && au.signerID != "" {
 				a.fail("spec.threshold", "authorities %q and %q are the same signer; a threshold counts distinct signers", other, au.Name)
@@ -689,8 +689,8 @@ func (c *compiler) authority(a at, field string, au Authority) *CompiledAuthorit
 			return nil
 		}
 		out.Notation = nt
-		if !nt.Skip() {
-			out.signerID = "notation:" + nt.StoreID
+		if nt.CountsSigners() {
+			out.signerID = "notation:" + nt.id
 		}
 		fmt.Fprintf(h, "notation\x00%s\x00", nt.id)
 		switch {

@@ -38,6 +38,10 @@ type Notation struct {
 	// store of type SecretStore is read from at admission time; see
 	// CompiledAuthority.WithSecret.
 	SecretRef, SecretStore string
+	// AuthenticityEnforced is false when the level (audit) or an override
+	// only logs authenticity: any intact signature is accepted, whoever
+	// made it, so the authority cannot count signers.
+	AuthenticityEnforced bool
 	// id covers everything that decides a verdict: stores, identities,
 	// level, overrides.
 	id string
@@ -45,6 +49,11 @@ type Notation struct {
 
 // Skip reports whether the authority verifies nothing (level skip).
 func (n *Notation) Skip() bool { return n.Level == trustpolicy.LevelSkip.Name }
+
+// CountsSigners reports whether the authority's verified signers are
+// trusted ones, so that a threshold may count them: not at level skip, nor
+// where authenticity is only logged.
+func (n *Notation) CountsSigners() bool { return !n.Skip() && n.AuthenticityEnforced }
 
 // notation checks a notation authority and compiles its trust policy.
 func (c *compiler) notation(a at, field string, n *NotationRef) *Notation {
@@ -130,6 +139,11 @@ func (c *compiler) notation(a at, field string, n *NotationRef) *Notation {
 			TrustedIdentities: slices.Clone(n.TrustedIdentities),
 		}},
 	}
+	for i, id := range n.TrustedIdentities {
+		if id != "*" && !strings.HasPrefix(id, "x509.subject:") {
+			a.fail(fmt.Sprintf("%s.trustedIdentities[%d]", field, i), `%q: want "x509.subject: <DN>" or "*" (notation verifies no other kind)`, id)
+		}
+	}
 	if len(a.c.errs) > errs {
 		return nil
 	}
@@ -139,6 +153,24 @@ func (c *compiler) notation(a at, field string, n *NotationRef) *Notation {
 		msg := strings.ReplaceAll(err.Error(), `trust policy statement "ward"`, "the authority")
 		a.fail(field, "%s", oneLine(msg))
 		return nil
+	}
+	level, err := out.Policy.TrustPolicies[0].SignatureVerification.GetVerificationLevel()
+	if err != nil {
+		a.fail(field+".signatureVerification", "%s", oneLine(err.Error()))
+		return nil
+	}
+	out.AuthenticityEnforced = level.Enforcement[trustpolicy.TypeAuthenticity] == trustpolicy.ActionEnforce
+	if !out.AuthenticityEnforced && !out.Skip() && level.Enforcement[trustpolicy.TypeRevocation] != trustpolicy.ActionSkip {
+		// Where authenticity is only logged, the certificates are anyone's:
+		// their OCSP and CRL addresses would make the webhook send
+		// requests wherever a signer likes, for a check that is only
+		// logged too. Skip it.
+		sv := &out.Policy.TrustPolicies[0].SignatureVerification
+		sv.Override = maps.Clone(sv.Override)
+		if sv.Override == nil {
+			sv.Override = map[trustpolicy.ValidationType]trustpolicy.ValidationAction{}
+		}
+		sv.Override[trustpolicy.TypeRevocation] = trustpolicy.ActionSkip
 	}
 	fmt.Fprintf(h, "level\x00%s\x00ts\x00%s\x00", v.Level, v.VerifyTimestamp)
 	for _, k := range slices.Sorted(maps.Keys(v.Override)) {
@@ -179,22 +211,32 @@ func (n *Notation) withSecret(value []byte) (*Notation, error) {
 }
 
 // storeCertificates parses a trust store's PEM certificates and checks
-// them as notation's own file-based trust store does: every certificate
-// of a ca or signingAuthority store is a CA or self-signed; every
-// certificate of a tsa store is a self-signed root.
+// them with NotationStoreCertificate.
 func storeCertificates(typ, data string) ([]*x509.Certificate, error) {
 	certs, err := cryptoutils.UnmarshalCertificatesFromPEM([]byte(data))
 	if err != nil || len(certs) == 0 {
 		return nil, fmt.Errorf("no PEM certificates")
 	}
 	for i, cert := range certs {
-		selfSigned := bytes.Equal(cert.RawIssuer, cert.RawSubject) && cert.CheckSignatureFrom(cert) == nil
-		switch {
-		case typ == "tsa" && !selfSigned:
-			return nil, fmt.Errorf("certificate %d (%s) is not a self-signed root: a tsa store holds the roots of timestamp authorities", i+1, cert.Subject)
-		case !cert.IsCA && !selfSigned:
-			return nil, fmt.Errorf("certificate %d (%s) is neither a CA nor self-signed", i+1, cert.Subject)
+		if err := NotationStoreCertificate(typ, cert); err != nil {
+			return nil, fmt.Errorf("certificate %d: %w", i+1, err)
 		}
 	}
 	return certs, nil
+}
+
+// NotationStoreCertificate checks a certificate for a Notation trust store
+// of the given type as notation's own file-based trust store does: in a
+// ca or signingAuthority store, a CA or a self-signed certificate (such
+// as `notation cert generate-test` makes); in a tsa store, a self-signed
+// root CA.
+func NotationStoreCertificate(typ string, cert *x509.Certificate) error {
+	selfSigned := cert.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature) == nil
+	switch {
+	case typ == "tsa" && (!cert.IsCA || !bytes.Equal(cert.RawIssuer, cert.RawSubject) || cert.CheckSignatureFrom(cert) != nil):
+		return fmt.Errorf("%s is not a self-signed root CA: a tsa store holds the roots of timestamp authorities", cert.Subject)
+	case !cert.IsCA && !selfSigned:
+		return fmt.Errorf("%s is neither a CA nor self-signed", cert.Subject)
+	}
+	return nil
 }

@@ -1,6 +1,12 @@
 package policies
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"fmt"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -54,6 +60,7 @@ func TestCompileNotation(t *testing.T) {
 		{"not PEM", "trustStore: {ca: {data: nope}}\n" + id, "no PEM certificates"},
 		{"a leaf in a ca store", "trustStore:\n  ca:\n    data: |\n" + indent(leaf, 6) + "\n" + id, "neither a CA nor self-signed"},
 		{"tsa not a root", store + "  tsa:\n    data: |\n" + indent(leaf, 6) + "\n" + id, "not a self-signed root"},
+		{"an identity notation does not verify", store + "trustedIdentities: [\"x509.san: release\"]\n", `want "x509.subject: <DN>" or "*"`},
 		{"integrity overridden", store + id + "signatureVerification: {override: {integrity: log}}\n", "integrity"},
 		{"bad verifyTimestamp", store + id + "signatureVerification: {verifyTimestamp: never}\n", "verifyTimestamp"},
 		{"data and secretRef", "trustStore: {ca: {data: x, secretRef: {name: ca}}}\n" + id, "data and secretRef are exclusive"},
@@ -87,7 +94,7 @@ func TestCompileNotationRefusesCosignFields(t *testing.T) {
 		})
 	}
 	skip := strings.Replace(notationPolicy("signatureVerification: {level: skip}\n"), "  authorities:\n", "  threshold: 2\n  authorities:\n  - name: k\n    key:\n      data: |\n"+indent(testKeyPEM(t), 8)+"\n", 1)
-	if _, err := compileOne(t, skip); err == nil || !strings.Contains(err.Error(), "level skip, which verifies no signer") {
+	if _, err := compileOne(t, skip); err == nil || !strings.Contains(err.Error(), "notation at level skip, which does not authenticate signers") {
 		t.Fatalf("threshold with skip: %v", err)
 	}
 }
@@ -113,5 +120,53 @@ func TestNotationStoreFromSecret(t *testing.T) {
 	}
 	if _, err := a.WithSecret(map[string][]byte{"ca.pem": []byte(leaf)}); err == nil || !strings.Contains(err.Error(), "neither a CA nor self-signed") {
 		t.Fatalf("a leaf in the Secret: %v", err)
+	}
+}
+
+// A threshold counts trusted signers: authorities at level audit, or with
+// authenticity only logged, accept anyone's signature and cannot take
+// part; two identities under one CA are two signers.
+func TestNotationThreshold(t *testing.T) {
+	ca, _ := notationStore(t)
+	authority := func(name, id, level string) string {
+		return "  - name: " + name + "\n    notation:\n      trustStore: {ca: {data: " + fmt.Sprintf("%q", ca) + "}}\n      trustedIdentities: [\"" + id + "\"]\n      signatureVerification: " + level + "\n"
+	}
+	policy := func(a, b string) string {
+		return "apiVersion: policy.ward.dev/v1\nkind: ImagePolicy\nmetadata: {name: two}\nspec:\n  images: [{glob: '**'}]\n  threshold: 2\n  authorities:\n" + a + b
+	}
+	release, security := "x509.subject: C=US, ST=WA, O=acme, CN=release", "x509.subject: C=US, ST=WA, O=acme, CN=security"
+	if _, err := compileOne(t, policy(authority("release", release, "{level: strict}"), authority("security", security, "{level: strict}"))); err != nil {
+		t.Fatalf("two identities under one CA: %v", err)
+	}
+	for _, level := range []string{"{level: audit}", "{level: strict, override: {authenticity: log}}"} {
+		_, err := compileOne(t, policy(authority("release", release, "{level: strict}"), authority("anyone", security, level)))
+		if err == nil || !strings.Contains(err.Error(), "does not authenticate signers") {
+			t.Errorf("%s under a threshold: %v", level, err)
+		}
+	}
+	if _, err := compileOne(t, policy(authority("release", release, "{level: strict}"), authority("again", release, "{level: strict}"))); err == nil || !strings.Contains(err.Error(), "are the same signer") {
+		t.Errorf("the same identity twice: %v", err)
+	}
+}
+
+// notation cert generate-test makes a self-signed certificate that is not
+// a CA; notation's trust store takes it, and so does ward's.
+func TestNotationSelfSignedLeafInStore(t *testing.T) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: notarycerts.Subject("test", "acme"), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	if err := NotationStoreCertificate("ca", cert); err != nil {
+		t.Fatalf("ca: %v", err)
+	}
+	if err := NotationStoreCertificate("tsa", cert); err == nil {
+		t.Fatal("a self-signed leaf accepted as a TSA root")
 	}
 }

@@ -50,6 +50,7 @@ const DefaultMaxReferrers = 32
 // use. The zero value is not usable; call New.
 type Verifier struct {
 	transport    http.RoundTripper
+	maxBytes     int64
 	maxReferrers int
 	kmsOpts      []signature.RPCOption
 
@@ -106,10 +107,10 @@ func New(opts ...Option) *Verifier {
 	} else {
 		rt = newTransport(o.roots, o.maxBytes)
 	}
-	out := &Verifier{transport: rt, maxReferrers: o.maxReferrers, kmsOpts: o.kmsOpts, kms: map[string]signature.Verifier{}}
+	out := &Verifier{transport: rt, maxBytes: o.maxBytes, maxReferrers: o.maxReferrers, kmsOpts: o.kmsOpts, kms: map[string]signature.Verifier{}}
 	// OCSP responders and CRL distribution points are public endpoints:
-	// the system's roots, not the registries', and the same bounds.
-	if rv, err := newRevocationValidators(newTransport(nil, o.maxBytes)); err == nil {
+	// the system's roots, not the registries', and CRL-sized bounds.
+	if rv, err := newRevocationValidators(newTransport(nil, maxCRLBytes)); err == nil {
 		out.revocation = &rv
 	}
 	return out
@@ -152,6 +153,10 @@ type Result struct {
 	// Configs are an image's config files by platform, when that is what
 	// was asked (ConfigFiles), not a verification.
 	Configs map[string]json.RawMessage
+	// Notes are checks that failed but, at the authority's level, were
+	// only to be reported (a Notation permissive level's expired
+	// certificate): the image passed, and the decision says so.
+	Notes []string
 }
 
 // Match is one verified signature or attestation, with the fields

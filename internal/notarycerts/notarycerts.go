@@ -28,7 +28,18 @@ import (
 // CA.
 type Chain struct {
 	Root, Leaf *x509.Certificate
-	Key        *ecdsa.PrivateKey
+	// Key is the leaf's key; RootKey the root's (to answer OCSP requests
+	// in tests).
+	Key, RootKey *ecdsa.PrivateKey
+}
+
+// LeafOption changes the leaf's template.
+type LeafOption func(*x509.Certificate)
+
+// WithOCSP names an OCSP responder in the leaf, so that verifiers check
+// its revocation there.
+func WithOCSP(url string) LeafOption {
+	return func(c *x509.Certificate) { c.OCSPServer = []string{url} }
 }
 
 // Subject is a distinguished name as notation's trusted identities need
@@ -39,22 +50,26 @@ func Subject(cn, org string) pkix.Name {
 
 // NewChain makes a root CA valid from notBefore to notAfter and a leaf for
 // subject with the same validity.
-func NewChain(subject pkix.Name, notBefore, notAfter time.Time) (*Chain, error) {
+func NewChain(subject pkix.Name, notBefore, notAfter time.Time, opts ...LeafOption) (*Chain, error) {
 	rootSubject := subject
 	rootSubject.CommonName = subject.CommonName + " root CA"
 	root, rootKey, key, err := newRoot(rootSubject, notBefore, notAfter)
 	if err != nil {
 		return nil, err
 	}
-	leaf, err := issue(&x509.Certificate{
+	template := &x509.Certificate{
 		Subject: subject, NotBefore: notBefore, NotAfter: notAfter,
 		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
-	}, root, &key.PublicKey, rootKey)
+	}
+	for _, o := range opts {
+		o(template)
+	}
+	leaf, err := issue(template, root, &key.PublicKey, rootKey)
 	if err != nil {
 		return nil, err
 	}
-	return &Chain{Root: root, Leaf: leaf, Key: key}, nil
+	return &Chain{Root: root, Leaf: leaf, Key: key, RootKey: rootKey}, nil
 }
 
 // newRoot makes a self-signed root CA, and a key for the leaf it will
@@ -76,8 +91,14 @@ func newRoot(subject pkix.Name, notBefore, notAfter time.Time) (root *x509.Certi
 	return root, rootKey, leafKey, nil
 }
 
-// Certificates is the chain leaf first, as a signer gives it.
-func (c *Chain) Certificates() []*x509.Certificate { return []*x509.Certificate{c.Leaf, c.Root} }
+// Certificates is the chain leaf first, as a signer gives it (the leaf
+// alone when it is self-signed: Root nil).
+func (c *Chain) Certificates() []*x509.Certificate {
+	if c.Root == nil {
+		return []*x509.Certificate{c.Leaf}
+	}
+	return []*x509.Certificate{c.Leaf, c.Root}
+}
 
 // RootPEM is the root certificate in PEM: what a trust store holds.
 func (c *Chain) RootPEM() []byte { return CertPEM(c.Root) }

@@ -1,10 +1,15 @@
 package signtest
 
 import (
+	"crypto"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +21,7 @@ import (
 	"github.com/notaryproject/notation-go/signer"
 	"github.com/notaryproject/tspclient-go"
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/crypto/ocsp"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	orasremote "oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
@@ -71,6 +77,14 @@ type NotationOptions struct {
 	// SigningTime, when set, signs at that time with notation-core-go
 	// (notation-go signs at the present): a chain that has expired since.
 	SigningTime time.Time
+	// Expiry, with SigningTime, is the signature's own expiry.
+	Expiry time.Time
+	// Claimed, when set, is the image the signed payload names, while
+	// the signature is still pushed as d's referrer: a signature copied
+	// from another image. It needs SigningTime.
+	Claimed *name.Digest
+	// Tamper flips a byte of the envelope before pushing it.
+	Tamper bool
 }
 
 // SignNotation signs d with the chain's leaf using notation-go's own code
@@ -120,9 +134,15 @@ func SignNotation(t testing.TB, d name.Digest, chain *notarycerts.Chain, reg Not
 	}
 	// notation-go signs at the present: sign with notation-core-go at the
 	// given time, then push as notation-go does.
+	signed := subject
+	if o.Claimed != nil {
+		h, err := remote.Head(*o.Claimed, remoteOpts...)
+		check(t, err)
+		signed = ocispec.Descriptor{MediaType: string(h.MediaType), Digest: digest.Digest(h.Digest.String()), Size: h.Size}
+	}
 	payload, err := json.Marshal(struct {
 		TargetArtifact ocispec.Descriptor `json:"targetArtifact"`
-	}{subject})
+	}{signed})
 	check(t, err)
 	ls, err := signature.NewLocalSigner(chain.Certificates(), chain.Key)
 	check(t, err)
@@ -132,12 +152,69 @@ func SignNotation(t testing.TB, d name.Digest, chain *notarycerts.Chain, reg Not
 		Payload:       signature.Payload{ContentType: "application/vnd.cncf.notary.payload.v1+json", Content: payload},
 		Signer:        ls,
 		SigningTime:   o.SigningTime,
+		Expiry:        o.Expiry,
 		SigningScheme: signature.SigningSchemeX509,
 		SigningAgent:  "ward-test",
 		Timestamper:   ts,
 		TSARootCAs:    roots,
 	})
 	check(t, err)
+	if o.Tamper {
+		blob[len(blob)/2] ^= 1
+	}
 	_, _, err = target.PushSignature(ctx, o.MediaType, blob, subject, nil)
 	check(t, err)
+}
+
+// OCSPResponder answers OCSP requests about certificates its issuer
+// issued: good, or revoked when revoked says so. Close stops it (an
+// unreachable responder).
+type OCSPResponder struct {
+	srv     *httptest.Server
+	Issuer  *x509.Certificate
+	Key     crypto.Signer
+	Revoked bool
+}
+
+// NewOCSPResponder starts a responder; set Issuer and Key before the first
+// request. URL is what the leaf names.
+func NewOCSPResponder(t testing.TB) *OCSPResponder {
+	t.Helper()
+	r := &OCSPResponder{}
+	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+// URL is the responder's address.
+func (r *OCSPResponder) URL() string { return r.srv.URL }
+
+// Close stops the responder.
+func (r *OCSPResponder) Close() { r.srv.Close() }
+
+func (r *OCSPResponder) serve(w http.ResponseWriter, req *http.Request) {
+	var raw []byte
+	if req.Method == http.MethodPost {
+		raw, _ = io.ReadAll(io.LimitReader(req.Body, 64<<10))
+	} else {
+		b64, _ := url.PathUnescape(strings.TrimPrefix(req.URL.Path, "/"))
+		raw, _ = base64.StdEncoding.DecodeString(b64)
+	}
+	q, err := ocsp.ParseRequest(raw)
+	if err != nil {
+		http.Error(w, "not an OCSP request", http.StatusBadRequest)
+		return
+	}
+	now := time.Now()
+	tmpl := ocsp.Response{Status: ocsp.Good, SerialNumber: q.SerialNumber, ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour)}
+	if r.Revoked {
+		tmpl.Status, tmpl.RevokedAt, tmpl.RevocationReason = ocsp.Revoked, now.Add(-time.Minute), ocsp.KeyCompromise
+	}
+	resp, err := ocsp.CreateResponse(r.Issuer, r.Issuer, tmpl, r.Key)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/ocsp-response")
+	_, _ = w.Write(resp)
 }
