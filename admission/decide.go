@@ -178,7 +178,7 @@ type ImageResult struct {
 	// Notes are checks that failed but that the passing authorities'
 	// levels only report (a Notation signature's expired certificate at
 	// level permissive); they are admission warnings.
-	Notes []string `json:"notes,omitempty"`
+	Notes   []string `json:"notes,omitempty"`
 	Allowed bool     `json:"allowed"`
 	// Mode is the strictest mode of the policies that matched ("" when
 	// none did).

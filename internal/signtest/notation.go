@@ -21,8 +21,8 @@ import (
 	"github.com/notaryproject/notation-go/signer"
 	"github.com/notaryproject/tspclient-go"
 	"github.com/opencontainers/go-digest"
-	"golang.org/x/crypto/ocsp"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/crypto/ocsp"
 	orasremote "oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
 
