@@ -9,12 +9,14 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 
 	"ward.dev/ward/admission"
 	"ward.dev/ward/admission/imageverify"
+	"ward.dev/ward/internal/notarycerts"
 	"ward.dev/ward/internal/signtest"
 )
 
@@ -142,5 +144,39 @@ func TestReferrersListedOncePerDecision(t *testing.T) {
 	}
 	if n := listings.Load(); n != 1 {
 		t.Fatalf("referrers listed %d times in one decision, want 1", n)
+	}
+}
+
+// What a Notation level only reports reaches the user: an expired
+// certificate at level permissive admits with an admission warning.
+func TestNotationPermissiveWarns(t *testing.T) {
+	host := signtest.Registry(t, false)
+	now := time.Now()
+	expired, err := notarycerts.NewChain(notarycerts.Subject("release", "ward test"), now.Add(-3*time.Hour), now.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := signtest.PushImage(t, host+"/app:v1")
+	signtest.SignNotation(t, img, expired, plainRegistry, signtest.NotationOptions{SigningTime: now.Add(-2 * time.Hour)})
+	policy := fmt.Sprintf(`apiVersion: policy.ward.dev/v1
+kind: ImagePolicy
+metadata: {name: permissive}
+spec:
+  images: [{glob: "%s/**"}]
+  authorities:
+  - name: release
+    notation:
+      trustStore: {ca: {data: %q}}
+      trustedIdentities: ["*"]
+      signatureVerification: {level: permissive}
+`, host, expired.RootPEM())
+	st := admission.NewState(compile(t, policy), admission.Provenance{Version: 1})
+	dec, err := admission.NewDecider(imageverify.New()).Decide(t.Context(), st, podRequest(img.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := dec.Warnings()
+	if !dec.Allowed || len(w) != 1 || !strings.Contains(w[0], "ward (note): image "+img.String()+": Notation authenticTimestamp check failed, admitted at level permissive") {
+		t.Fatalf("allowed=%t warnings=%q", dec.Allowed, w)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -19,6 +20,7 @@ import (
 
 	"ward.dev/ward/admission"
 	"ward.dev/ward/admission/imageverify"
+	"ward.dev/ward/internal/notarycerts"
 	"ward.dev/ward/internal/registrytest"
 	"ward.dev/ward/internal/signtest"
 )
@@ -203,6 +205,22 @@ func TestNotationRealRegistry(t *testing.T) {
 	untrusted := signtest.PushImage(t, reg.Host+"/team/intern:v1", opts...)
 	signtest.SignNotation(t, untrusted, intern, push, signtest.NotationOptions{}, opts...)
 	unsigned := signtest.PushImage(t, reg.Host+"/team/unsigned:v1", opts...)
+	otherCA := signtest.PushImage(t, reg.Host+"/team/otherca:v1", opts...)
+	signtest.SignNotation(t, otherCA, signtest.NotationChain(t, "release"), push, signtest.NotationOptions{}, opts...)
+	// A chain that expired an hour ago, used two hours ago: with a
+	// timestamp from the TSA (its clock set back) it verifies under the
+	// "timestamped" policy, without one it is refused.
+	now := time.Now()
+	expired, err := notarycerts.NewChain(notarycerts.Subject("release", "ward test"), now.Add(-3*time.Hour), now.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tsa, tsaURL := signtest.NotationTSA(t)
+	tsa.Now = func() time.Time { return now.Add(-2 * time.Hour) }
+	stamped := signtest.PushImage(t, reg.Host+"/stamped/app:v1", opts...)
+	signtest.SignNotation(t, stamped, expired, push, signtest.NotationOptions{MediaType: signtest.COSE, SigningTime: now.Add(-2 * time.Hour), TSAURL: tsaURL, TSARoot: tsa.Root}, opts...)
+	lapsed := signtest.PushImage(t, reg.Host+"/stamped/lapsed:v1", opts...)
+	signtest.SignNotation(t, lapsed, expired, push, signtest.NotationOptions{SigningTime: now.Add(-2 * time.Hour)}, opts...)
 
 	dockerConfig, _ := json.Marshal(map[string]any{"auths": map[string]any{reg.Host: map[string]string{"username": reg.Username, "password": reg.Password}}})
 	client := fake.NewSimpleClientset(
@@ -222,7 +240,20 @@ spec:
       trustedIdentities: ["x509.subject: C=US, ST=WA, O=ward test, CN=release"]
   - name: cosign-release
     key: {data: %q}
-`, reg.Host, release.RootPEM(), key.PEM)
+---
+apiVersion: policy.ward.dev/v1
+kind: ImagePolicy
+metadata: {name: timestamped}
+spec:
+  images: [{glob: "%s/stamped/**"}]
+  authorities:
+  - name: notation-timestamped
+    notation:
+      trustStore:
+        ca: {data: %q}
+        tsa: {data: %q}
+      trustedIdentities: ["x509.subject: C=US, ST=WA, O=ward test, CN=release"]
+`, reg.Host, release.RootPEM(), key.PEM, reg.Host, expired.RootPEM(), notarycerts.CertPEM(tsa.Root))
 	p := &admission.Policies{}
 	p.Store(admission.NewState(compile(t, policy), admission.Provenance{Version: 1}))
 	mux := http.NewServeMux()
@@ -240,7 +271,10 @@ spec:
 		{"notation JWS", jws, true, ""},
 		{"notation COSE and cosign", both, true, ""},
 		{"notation by an untrusted identity", untrusted, false, "no Notation signature by a trusted identity of trust store sha256:"},
+		{"notation by another CA", otherCA, false, "does not contain any trusted certificate"},
 		{"unsigned", unsigned, false, "no Notation signature for"},
+		{"an expired certificate, timestamped while valid", stamped, true, ""},
+		{"an expired certificate without a timestamp", lapsed, false, "no timestamp countersignature"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := f.post(t, admission.PathValidate, review(t, "Pod", object("Pod", []string{tc.image.String()}, nil, nil, withSecret)))

@@ -34,7 +34,9 @@ func WithDiscovery(ctx context.Context, d *Discovery) context.Context {
 }
 
 // referrers lists the referrers of img with list, once per img in ctx's
-// Discovery (every time without one).
+// Discovery (every time without one). Every list function must list all
+// of img's referrers (no artifact type filter) with the Discovery's
+// credentials: the listing is shared by image alone.
 func referrers(ctx context.Context, img name.Digest, list func() (*v1.IndexManifest, error)) (*v1.IndexManifest, error) {
 	d, ok := ctx.Value(discoveryKey{}).(*Discovery)
 	if !ok || d == nil {

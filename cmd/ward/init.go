@@ -109,7 +109,7 @@ func newInitCommand() *cobra.Command {
 With --notation, keys/ also gets a Notary Project test chain for notation
 sign (notation.key, and notation.crt: the leaf then its root CA, valid for a
 year) and the example policy trusts it too: a cosign key OR a Notation
-identity.
+identity. notation.key is never encrypted: notation reads plain keys.
 
 Each role gets one key and threshold 1, except root: 3 keys, threshold 2.
 Set WARD_KEY_PASSWORD to encrypt the new keys (cosign's format).`,
