@@ -26,19 +26,20 @@ image: build ## Build ward's container image and push it, no Docker needed: make
 	@test -n "$(IMAGE)" || { echo "make image: set IMAGE=registry.example.com/ward:TAG"; exit 2; }
 	$(GO) run ./hack/image --binary $(BIN) --image $(IMAGE)
 
-setup: ## Install what tests need when missing: git, docker-registry and openssh-server (apt), kube-apiserver, etcd, kubectl, helm, kustomize, local-kms and vault (built into ~/.cache/ward)
+setup: ## Install what tests need when missing: git, docker-registry and openssh-server (apt), kube-apiserver, etcd, kubectl, helm, kustomize, local-kms, vault and notation (built into ~/.cache/ward)
 	@./hack/setup.sh
 	@./hack/kube-assets.sh >/dev/null
 	@./hack/helm.sh >/dev/null
 	@./hack/kustomize.sh >/dev/null
 	@./hack/local-kms.sh >/dev/null
 	@./hack/vault.sh >/dev/null
+	@./hack/notation.sh >/dev/null
 
 test: setup vet unit fuzz ## Everything CI runs: vet, unit and integration tests with -race, a short fuzz run of each target
 	@echo "make test: all passed"
 
 # The servers and tools the tests run, from the cache (make setup builds them).
-TEST_ENV = KUBEBUILDER_ASSETS=$$(./hack/kube-assets.sh) WARD_HELM=$$(./hack/helm.sh) WARD_KUSTOMIZE=$$(./hack/kustomize.sh) WARD_LOCAL_KMS=$$(./hack/local-kms.sh) WARD_VAULT=$$(./hack/vault.sh)
+TEST_ENV = KUBEBUILDER_ASSETS=$$(./hack/kube-assets.sh) WARD_HELM=$$(./hack/helm.sh) WARD_KUSTOMIZE=$$(./hack/kustomize.sh) WARD_LOCAL_KMS=$$(./hack/local-kms.sh) WARD_VAULT=$$(./hack/vault.sh) WARD_NOTATION=$$(./hack/notation.sh)
 
 unit: ## Unit and integration tests with -race (a real kube-apiserver, registry, Git server and KMS emulators included)
 	$(TEST_ENV) $(GO) test -race -count=1 -timeout 30m ./...

@@ -1,12 +1,19 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"ward.dev/ward/internal/notarycerts"
+	"ward.dev/ward/internal/registrytest"
 	"ward.dev/ward/internal/signtest"
 )
 
@@ -102,5 +109,90 @@ stringData:
 	code, out, errOut = ward(t, "check", "-f", app, "-f", secret(other.RootPEM()), "--policies", folder)
 	if code != 1 || !strings.Contains(out, "no Notation signature by a trusted identity") {
 		t.Fatalf("with another CA: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// The notation CLI against ward, on the real registry (TLS, htpasswd, no
+// referrers API): images signed with `notation sign` from the key and
+// chain `ward init --notation` made, in both envelope formats, get from
+// `ward check` the verdict `notation verify` gives under the equivalent
+// trust policy; so do an unsigned image and one signed by another CA.
+func TestNotationCLIVerdicts(t *testing.T) {
+	notationBin := toolPath(t, "WARD_NOTATION", "hack/notation.sh")
+	dir := initRepo(t, "--notation")
+	reg := registrytest.Start(t)
+	opts := []remote.Option{remote.WithAuth(&authn.Basic{Username: reg.Username, Password: reg.Password}), remote.WithTransport(reg.Transport())}
+
+	// notation's configuration: the init chain's key, another CA's key,
+	// and a trust policy equivalent to the example policy's authority.
+	config := t.TempDir()
+	other := signtest.NotationChain(t, "release")
+	otherKey, err := other.KeyPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(config, "other.key"), string(otherKey))
+	writeFile(t, filepath.Join(config, "other.crt"), string(other.ChainPEM()))
+	keys, _ := json.Marshal(map[string]any{"default": "ward-example", "keys": []map[string]string{
+		{"name": "ward-example", "keyPath": filepath.Join(dir, "keys", "notation.key"), "certPath": filepath.Join(dir, "keys", "notation.crt")},
+		{"name": "other", "keyPath": filepath.Join(config, "other.key"), "certPath": filepath.Join(config, "other.crt")},
+	}})
+	writeFile(t, filepath.Join(config, "notation", "signingkeys.json"), string(keys))
+	chainPEM, err := os.ReadFile(filepath.Join(dir, "keys", "notation.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := chainPEM[strings.Index(string(chainPEM), "-----END CERTIFICATE-----")+len("-----END CERTIFICATE-----\n"):]
+	writeFile(t, filepath.Join(config, "notation", "truststore", "x509", "ca", "ward", "root.pem"), string(root))
+	writeFile(t, filepath.Join(config, "notation", "trustpolicy.json"), `{"version": "1.0", "trustPolicies": [{"name": "ward", "registryScopes": ["*"],
+  "signatureVerification": {"level": "strict"}, "trustStores": ["ca:ward"],
+  "trustedIdentities": ["x509.subject: C=US, ST=WA, O=example, CN=release"]}]}`)
+	notation := func(args ...string) (string, error) {
+		cmd := exec.CommandContext(t.Context(), notationBin, args...)
+		cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+config, "SSL_CERT_FILE="+reg.CAFile,
+			"NOTATION_USERNAME="+reg.Username, "NOTATION_PASSWORD="+reg.Password)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+
+	images := map[string]name.Digest{}
+	for _, tc := range []struct{ name, key, format string }{
+		{"jws", "ward-example", "jws"}, {"cose", "ward-example", "cose"}, {"otherca", "other", "jws"}, {"unsigned", "", ""},
+	} {
+		d := signtest.PushImage(t, reg.Host+"/team/"+tc.name+":v1", opts...)
+		images[tc.name] = d
+		if tc.key == "" {
+			continue
+		}
+		if out, err := notation("sign", "--key", tc.key, "--signature-format", tc.format, d.String()); err != nil {
+			t.Fatalf("notation sign %s: %v\n%s", tc.name, err, out)
+		}
+	}
+
+	policy := filepath.Join(dir, "policies", "example-image-policy.yaml")
+	data, err := os.ReadFile(policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, policy, strings.Replace(string(data), "registry.example.com/team/**", reg.Host+"/team/**", 1))
+	docker := t.TempDir()
+	auth, _ := json.Marshal(map[string]any{"auths": map[string]any{reg.Host: map[string]string{"username": reg.Username, "password": reg.Password}}})
+	writeFile(t, filepath.Join(docker, "config.json"), string(auth))
+	t.Setenv("DOCKER_CONFIG", docker)
+
+	for _, name := range []string{"jws", "cose", "otherca", "unsigned"} {
+		t.Run(name, func(t *testing.T) {
+			d := images[name]
+			out, err := notation("verify", d.String())
+			notationOK := err == nil
+			app := writeFile(t, filepath.Join(t.TempDir(), "app.yaml"), deployment("web", d.String()))
+			code, wout, werr := ward(t, "check", "-f", app, "--policies", filepath.Join(dir, "policies"), "--registry-ca", reg.CAFile, "--cloud-registry-credentials", "none")
+			if (code == 0) != notationOK || code > 1 {
+				t.Fatalf("notation verify ok=%t:\n%s\nward check exit %d:\n%s%s", notationOK, out, code, wout, werr)
+			}
+			if want := name == "jws" || name == "cose"; notationOK != want {
+				t.Fatalf("notation verify ok=%t, want %t:\n%s", notationOK, want, out)
+			}
+		})
 	}
 }
