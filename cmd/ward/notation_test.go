@@ -2,19 +2,24 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"ward.dev/ward/admission/imageverify"
+	"ward.dev/ward/bundle"
 	"ward.dev/ward/internal/notarycerts"
 	"ward.dev/ward/internal/registrytest"
 	"ward.dev/ward/internal/signtest"
+	"ward.dev/ward/policies"
 )
 
 // ward init --notation makes a Notation test chain and an example policy
@@ -196,3 +201,114 @@ func TestNotationCLIVerdicts(t *testing.T) {
 		})
 	}
 }
+
+// notationCase is one signature and trust policy on which ward's verdict
+// must be `notation verify`'s.
+type notationCase struct {
+	name string
+	// sign signs d (nil: unsigned).
+	sign func(d name.Digest)
+	// ca and tsa are the trust stores' certificates (tsa nil: no tsa
+	// store); identity the trusted identity; verification the
+	// signatureVerification object, as JSON (YAML takes it as it is).
+	ca, tsa      []byte
+	identity     string
+	verification string
+	want         bool
+}
+
+// TestNotationVerdictsMatchTheCLI checks, case by case, that ward's
+// verdict on a Notation signature is the notation CLI's under the same
+// trust policy: levels, expired certificates, timestamps and
+// verifyTimestamp, identities, signature expiry, a tampered envelope.
+// Signatures are made with notation-go and notation-core-go (to sign at a
+// time in the past), pushed to the real registry.
+func TestNotationVerdictsMatchTheCLI(t *testing.T) {
+	notationBin := toolPath(t, "WARD_NOTATION", "hack/notation.sh")
+	reg := registrytest.Start(t)
+	opts := []remote.Option{remote.WithAuth(&authn.Basic{Username: reg.Username, Password: reg.Password}), remote.WithTransport(reg.Transport())}
+	push := signtest.NotationRegistry{Transport: reg.Transport(), Username: reg.Username, Password: reg.Password}
+	now := time.Now()
+	valid := signtest.NotationChain(t, "release")
+	expired, err := notarycerts.NewChain(notarycerts.Subject("release", "ward test"), now.Add(-3*time.Hour), now.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tsa, tsaURL := signtest.NotationTSA(t)
+	tsa.Now = func() time.Time { return now.Add(-2 * time.Hour) }
+	tsaRoot := notarycerts.CertPEM(tsa.Root)
+	signedAt := now.Add(-2 * time.Hour)
+	sign := func(c *notarycerts.Chain, o signtest.NotationOptions) func(name.Digest) {
+		return func(d name.Digest) { signtest.SignNotation(t, d, c, push, o, opts...) }
+	}
+	const release, security = "x509.subject: C=US, ST=WA, O=ward test, CN=release", "x509.subject: C=US, ST=WA, O=ward test, CN=security"
+	strict, permissive, audit := `{"level": "strict"}`, `{"level": "permissive"}`, `{"level": "audit"}`
+	cases := []notationCase{
+		{"valid chain", sign(valid, signtest.NotationOptions{}), valid.RootPEM(), nil, release, strict, true},
+		{"COSE", sign(valid, signtest.NotationOptions{MediaType: signtest.COSE}), valid.RootPEM(), nil, release, strict, true},
+		{"unsigned", nil, valid.RootPEM(), nil, release, strict, false},
+		{"another identity", sign(valid, signtest.NotationOptions{}), valid.RootPEM(), nil, security, strict, false},
+		{"another CA", sign(valid, signtest.NotationOptions{}), expired.RootPEM(), nil, release, strict, false},
+		{"another CA at audit", sign(valid, signtest.NotationOptions{}), expired.RootPEM(), nil, release, audit, true},
+		{"expired, strict", sign(expired, signtest.NotationOptions{SigningTime: signedAt}), expired.RootPEM(), nil, release, strict, false},
+		{"expired, permissive", sign(expired, signtest.NotationOptions{SigningTime: signedAt}), expired.RootPEM(), nil, release, permissive, true},
+		{"expired, authenticTimestamp logged", sign(expired, signtest.NotationOptions{SigningTime: signedAt}), expired.RootPEM(), nil, release, `{"level": "strict", "override": {"authenticTimestamp": "log"}}`, true},
+		{"expired, timestamped", sign(expired, signtest.NotationOptions{SigningTime: signedAt, TSAURL: tsaURL, TSARoot: tsa.Root}), expired.RootPEM(), tsaRoot, release, strict, true},
+		{"expired, timestamped, no tsa store", sign(expired, signtest.NotationOptions{SigningTime: signedAt, TSAURL: tsaURL, TSARoot: tsa.Root}), expired.RootPEM(), nil, release, strict, false},
+		{"valid, tsa store, no timestamp", sign(valid, signtest.NotationOptions{}), valid.RootPEM(), tsaRoot, release, strict, false},
+		{"valid, no timestamp, afterCertExpiry", sign(valid, signtest.NotationOptions{}), valid.RootPEM(), tsaRoot, release, `{"level": "strict", "verifyTimestamp": "afterCertExpiry"}`, true},
+		{"expired, no timestamp, afterCertExpiry", sign(expired, signtest.NotationOptions{SigningTime: signedAt}), expired.RootPEM(), tsaRoot, release, `{"level": "strict", "verifyTimestamp": "afterCertExpiry"}`, false},
+		{"signature expired", sign(valid, signtest.NotationOptions{SigningTime: now.Add(-10 * time.Minute), Expiry: now.Add(-5 * time.Minute)}), valid.RootPEM(), nil, release, strict, false},
+		{"signature expired, expiry logged", sign(valid, signtest.NotationOptions{SigningTime: now.Add(-10 * time.Minute), Expiry: now.Add(-5 * time.Minute)}), valid.RootPEM(), nil, release, `{"level": "strict", "override": {"expiry": "log"}}`, true},
+		{"tampered", sign(valid, signtest.NotationOptions{SigningTime: now.Add(-time.Minute), Tamper: true}), valid.RootPEM(), nil, release, audit, false},
+	}
+	v := imageverify.New(imageverify.WithRootCAs(reg.CAPool))
+	kc := staticKeychain{&authn.Basic{Username: reg.Username, Password: reg.Password}}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := signtest.PushImage(t, fmt.Sprintf("%s/cases/case%d:v1", reg.Host, i), opts...)
+			if tc.sign != nil {
+				tc.sign(d)
+			}
+			// ward: the authority as a policy author writes it.
+			stores := fmt.Sprintf("{ca: {data: %q}", tc.ca)
+			if tc.tsa != nil {
+				stores += fmt.Sprintf(", tsa: {data: %q}", tc.tsa)
+			}
+			doc := fmt.Sprintf("apiVersion: policy.ward.dev/v1\nkind: ImagePolicy\nmetadata: {name: case}\nspec:\n  images: [{glob: '**'}]\n  authorities:\n  - name: notation\n    notation:\n      trustStore: %s}\n      trustedIdentities: [%q]\n      signatureVerification: %s\n", stores, tc.identity, tc.verification)
+			set, err := policies.Compile([]bundle.Document{{Path: "case.yaml", Data: []byte(doc)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, werr := v.Verify(t.Context(), d, set.ImagePolicies()[0].Authorities[0], kc)
+
+			// notation verify: the same trust policy in notation's files.
+			config := t.TempDir()
+			trustStores := []string{"ca:ward"}
+			writeFile(t, filepath.Join(config, "notation", "truststore", "x509", "ca", "ward", "ca.pem"), string(tc.ca))
+			if tc.tsa != nil {
+				trustStores = append(trustStores, "tsa:ward")
+				writeFile(t, filepath.Join(config, "notation", "truststore", "x509", "tsa", "ward", "tsa.pem"), string(tc.tsa))
+			}
+			policy, _ := json.Marshal(map[string]any{"version": "1.0", "trustPolicies": []map[string]any{{
+				"name": "ward", "registryScopes": []string{"*"}, "signatureVerification": json.RawMessage(tc.verification),
+				"trustStores": trustStores, "trustedIdentities": []string{tc.identity},
+			}}})
+			writeFile(t, filepath.Join(config, "notation", "trustpolicy.json"), string(policy))
+			cmd := exec.CommandContext(t.Context(), notationBin, "verify", d.String())
+			cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+config, "SSL_CERT_FILE="+reg.CAFile,
+				"NOTATION_USERNAME="+reg.Username, "NOTATION_PASSWORD="+reg.Password)
+			out, nerr := cmd.CombinedOutput()
+
+			if (werr == nil) != (nerr == nil) || (werr == nil) != tc.want {
+				t.Fatalf("want admitted=%t; ward: %v; notation verify: %v\n%s", tc.want, werr, nerr, out)
+			}
+		})
+	}
+}
+
+// staticKeychain answers every registry with one credential.
+type staticKeychain struct{ auth authn.Authenticator }
+
+// Resolve returns the credential.
+func (k staticKeychain) Resolve(authn.Resource) (authn.Authenticator, error) { return k.auth, nil }
