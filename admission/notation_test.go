@@ -9,14 +9,12 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 
 	"ward.dev/ward/admission"
 	"ward.dev/ward/admission/imageverify"
-	"ward.dev/ward/internal/notarycerts"
 	"ward.dev/ward/internal/signtest"
 )
 
@@ -151,13 +149,9 @@ func TestReferrersListedOncePerDecision(t *testing.T) {
 // certificate at level permissive admits with an admission warning.
 func TestNotationPermissiveWarns(t *testing.T) {
 	host := signtest.Registry(t, false)
-	now := time.Now()
-	expired, err := notarycerts.NewChain(notarycerts.Subject("release", "ward test"), now.Add(-3*time.Hour), now.Add(-time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
+	expired, signedAt := signtest.NotationExpiredChain(t, "release")
 	img := signtest.PushImage(t, host+"/app:v1")
-	signtest.SignNotation(t, img, expired, plainRegistry, signtest.NotationOptions{SigningTime: now.Add(-2 * time.Hour)})
+	signtest.SignNotation(t, img, expired, plainRegistry, signtest.NotationOptions{SigningTime: signedAt})
 	policy := fmt.Sprintf(`apiVersion: policy.ward.dev/v1
 kind: ImagePolicy
 metadata: {name: permissive}

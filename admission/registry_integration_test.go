@@ -210,17 +210,13 @@ func TestNotationRealRegistry(t *testing.T) {
 	// A chain that expired an hour ago, used two hours ago: with a
 	// timestamp from the TSA (its clock set back) it verifies under the
 	// "timestamped" policy, without one it is refused.
-	now := time.Now()
-	expired, err := notarycerts.NewChain(notarycerts.Subject("release", "ward test"), now.Add(-3*time.Hour), now.Add(-time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
+	expired, signedAt := signtest.NotationExpiredChain(t, "release")
 	tsa, tsaURL := signtest.NotationTSA(t)
-	tsa.Now = func() time.Time { return now.Add(-2 * time.Hour) }
+	tsa.Now = func() time.Time { return signedAt }
 	stamped := signtest.PushImage(t, reg.Host+"/stamped/app:v1", opts...)
-	signtest.SignNotation(t, stamped, expired, push, signtest.NotationOptions{MediaType: signtest.COSE, SigningTime: now.Add(-2 * time.Hour), TSAURL: tsaURL, TSARoot: tsa.Root}, opts...)
+	signtest.SignNotation(t, stamped, expired, push, signtest.NotationOptions{MediaType: signtest.COSE, SigningTime: signedAt, TSAURL: tsaURL, TSARoot: tsa.Root}, opts...)
 	lapsed := signtest.PushImage(t, reg.Host+"/stamped/lapsed:v1", opts...)
-	signtest.SignNotation(t, lapsed, expired, push, signtest.NotationOptions{SigningTime: now.Add(-2 * time.Hour)}, opts...)
+	signtest.SignNotation(t, lapsed, expired, push, signtest.NotationOptions{SigningTime: signedAt}, opts...)
 
 	dockerConfig, _ := json.Marshal(map[string]any{"auths": map[string]any{reg.Host: map[string]string{"username": reg.Username, "password": reg.Password}}})
 	client := fake.NewSimpleClientset(

@@ -116,19 +116,8 @@ func TestAttackNotationUntrustedCA(t *testing.T) {
 	}
 }
 
-// expiredChain is valid from 3 hours ago to 1 hour ago; signatures made
-// with it are dated 2 hours ago.
-func expiredChain(t *testing.T) (*notarycerts.Chain, time.Time) {
-	now := time.Now()
-	c, err := notarycerts.NewChain(notarycerts.Subject("release", "ward test"), now.Add(-3*time.Hour), now.Add(-time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, now.Add(-2 * time.Hour)
-}
-
 func TestNotationExpiredCertificate(t *testing.T) {
-	chain, signedAt := expiredChain(t)
+	chain, signedAt := signtest.NotationExpiredChain(t, "release")
 	sign := func(d name.Digest) {
 		signtest.SignNotation(t, d, chain, plain, signtest.NotationOptions{SigningTime: signedAt})
 	}
@@ -161,7 +150,7 @@ func TestNotationExpiredCertificate(t *testing.T) {
 
 func TestNotationTimestamp(t *testing.T) {
 	tsa, url := signtest.NotationTSA(t)
-	chain, signedAt := expiredChain(t)
+	chain, signedAt := signtest.NotationExpiredChain(t, "release")
 	tsa.Now = func() time.Time { return signedAt }
 	tsaStore := "        tsa:\n          data: |\n" + pemBlock(notarycerts.CertPEM(tsa.Root), 12)
 	withTSA := func(identities, extra string) *policies.CompiledAuthority {

@@ -230,14 +230,10 @@ func TestNotationVerdictsMatchTheCLI(t *testing.T) {
 	push := signtest.NotationRegistry{Transport: reg.Transport(), Username: reg.Username, Password: reg.Password}
 	now := time.Now()
 	valid := signtest.NotationChain(t, "release")
-	expired, err := notarycerts.NewChain(notarycerts.Subject("release", "ward test"), now.Add(-3*time.Hour), now.Add(-time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
+	expired, signedAt := signtest.NotationExpiredChain(t, "release")
 	tsa, tsaURL := signtest.NotationTSA(t)
-	tsa.Now = func() time.Time { return now.Add(-2 * time.Hour) }
+	tsa.Now = func() time.Time { return signedAt }
 	tsaRoot := notarycerts.CertPEM(tsa.Root)
-	signedAt := now.Add(-2 * time.Hour)
 	sign := func(c *notarycerts.Chain, o signtest.NotationOptions) func(name.Digest) {
 		return func(d name.Digest) { signtest.SignNotation(t, d, c, push, o, opts...) }
 	}

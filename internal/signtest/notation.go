@@ -218,3 +218,14 @@ func (r *OCSPResponder) serve(w http.ResponseWriter, req *http.Request) {
 	w.Header().Set("Content-Type", "application/ocsp-response")
 	_, _ = w.Write(resp)
 }
+
+// NotationExpiredChain makes a chain for subject that was valid from three
+// hours ago until an hour ago, and the time in its validity to sign at
+// (two hours ago; set a test TSA's clock to it to timestamp there).
+func NotationExpiredChain(t testing.TB, subject string) (*notarycerts.Chain, time.Time) {
+	t.Helper()
+	now := time.Now()
+	c, err := notarycerts.NewChain(notarycerts.Subject(subject, "ward test"), now.Add(-3*time.Hour), now.Add(-time.Hour))
+	check(t, err)
+	return c, now.Add(-2 * time.Hour)
+}
