@@ -1,6 +1,7 @@
 package source
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/tls"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -61,7 +63,19 @@ type OCI struct {
 	// VerifyKey, when set, must have signed the artifact (cosign, either
 	// format) before anything is read from it.
 	VerifyKey crypto.PublicKey
+
+	// last is the snapshot the previous Open read, with the small files
+	// read from it: while the artifact's digest stays the same, its files
+	// are the same bytes, and a sync that finds it unchanged reads them
+	// from here.
+	mu   sync.Mutex
+	last *ociSnapshot
 }
+
+// maxCachedFile bounds the files a snapshot keeps for the next sync of
+// the same artifact: metadata (timestamp.json is the one an idle sync
+// reads), not bundles.
+const maxCachedFile = 64 << 10
 
 func (o *OCI) String() string { return "oci " + strings.TrimPrefix(o.URL, "oci://") }
 
@@ -107,7 +121,12 @@ func (o *OCI) remoteOptions(ctx context.Context) ([]remote.Option, error) {
 	}, nil
 }
 
-// Open reads the artifact's manifest; files are read on demand.
+// Open reads the artifact's manifest; files are read on demand. When the
+// artifact is the one the previous Open read (its URL names that digest,
+// or a HEAD of its tag answers it), nothing more is read: the previous
+// snapshot, and the files read from it, stand. The TUF client still
+// verifies them, against the clock, at every sync: an unchanged artifact
+// is one whose timestamp goes on ageing.
 func (o *OCI) Open(ctx context.Context) (Snapshot, error) {
 	ref, err := o.ref()
 	if err != nil {
@@ -116,6 +135,27 @@ func (o *OCI) Open(ctx context.Context) (Snapshot, error) {
 	opts, err := o.remoteOptions(ctx)
 	if err != nil {
 		return nil, err
+	}
+	// One client for the whole sync: one API check and one token, not
+	// one per request.
+	puller, err := remote.NewPuller(opts...)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, remote.Reuse(puller))
+	o.mu.Lock()
+	last := o.last
+	o.mu.Unlock()
+	if last != nil {
+		current := ""
+		if d, ok := ref.(name.Digest); ok {
+			current = d.DigestStr()
+		} else if head, err := remote.Head(ref, opts...); err == nil {
+			current = head.Digest.String()
+		} // else: read the manifest, which says why
+		if current == last.revision {
+			return last.with(opts), nil
+		}
 	}
 	desc, err := remote.Get(ref, opts...)
 	if err != nil {
@@ -144,7 +184,11 @@ func (o *OCI) Open(ctx context.Context) (Snapshot, error) {
 	if len(files) == 0 {
 		return nil, fmt.Errorf("%s holds no files titled by path (not a TUF repository pushed by ward)", ref)
 	}
-	return &ociSnapshot{repo: ref.Context(), files: files, opts: opts, revision: desc.Digest.String()}, nil
+	snap := &ociSnapshot{repo: ref.Context(), files: files, opts: opts, revision: desc.Digest.String(), read: &readFiles{data: map[string][]byte{}}}
+	o.mu.Lock()
+	o.last = snap
+	o.mu.Unlock()
+	return snap, nil
 }
 
 // verifyArtifact checks the artifact's cosign signature with VerifyKey.
@@ -175,6 +219,24 @@ type ociSnapshot struct {
 	files    map[string]v1.Descriptor
 	opts     []remote.Option
 	revision string
+	// read keeps the small files read, for later snapshots of the same
+	// artifact.
+	read *readFiles
+}
+
+// readFiles are files read from one artifact, by path; each was checked
+// against its layer digest when read.
+type readFiles struct {
+	mu   sync.Mutex
+	data map[string][]byte
+}
+
+// with is the snapshot for another sync of the same artifact, reading
+// with that sync's options.
+func (s *ociSnapshot) with(opts []remote.Option) *ociSnapshot {
+	out := *s
+	out.opts = opts
+	return &out
 }
 
 func (s *ociSnapshot) Revision() string { return s.revision }
@@ -189,6 +251,23 @@ func (s *ociSnapshot) Fetch(ctx context.Context, path string, maxLength int64) (
 	if maxLength > 0 && d.Size > maxLength {
 		return nil, fmt.Errorf("%w: %s is %d bytes, over %d", tufclient.ErrTooLarge, path, d.Size, maxLength)
 	}
+	s.read.mu.Lock()
+	data, ok := s.read.data[path]
+	s.read.mu.Unlock()
+	if ok {
+		return bytes.Clone(data), nil
+	}
+	data, err := s.fetch(ctx, path, d, maxLength)
+	if err == nil && len(data) <= maxCachedFile {
+		s.read.mu.Lock()
+		s.read.data[path] = bytes.Clone(data)
+		s.read.mu.Unlock()
+	}
+	return data, err
+}
+
+// fetch reads one file from the registry.
+func (s *ociSnapshot) fetch(ctx context.Context, path string, d v1.Descriptor, maxLength int64) ([]byte, error) {
 	l, err := remote.Layer(s.repo.Digest(d.Digest.String()), append(s.opts, remote.WithContext(ctx))...)
 	if err != nil {
 		return nil, err

@@ -155,7 +155,9 @@ func TestFleet(t *testing.T) {
 	fleet := make([]cluster, n)
 	for i := range fleet {
 		fleet[i].policies = &admission.Policies{}
-		s, err := syncer.New([]syncer.Spec{{Name: "prod", Env: "prod", Root: e.root, Source: oci}}, t.TempDir(), fleet[i].policies, syncer.WithClock(e.clock.Now))
+		// Each cluster has its own source, and what it remembers.
+		src := &source.OCI{URL: oci.URL, Insecure: true}
+		s, err := syncer.New([]syncer.Spec{{Name: "prod", Env: "prod", Root: e.root, Source: src}}, t.TempDir(), fleet[i].policies, syncer.WithClock(e.clock.Now))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -235,15 +237,33 @@ func TestFleet(t *testing.T) {
 	if got := enforcing("v102"); got != n {
 		t.Fatalf("%d of %d clusters enforce v102", got, n)
 	}
-	// The artifact holds what a client reads today, not the history:
-	// what an idle sync costs does not grow with the versions published.
-	if before, after := rounds[1].bytes["manifest"], rounds[5].bytes["manifest"]; after > before+before/10 {
+	if _, err := e.repo.RefreshTimestamp(e.repo.Signers); err != nil {
+		t.Fatal(err)
+	}
+	push()
+	syncAll("timestamp re-signed, 102 versions")
+	// The artifact holds what a client reads today, not the history: the
+	// manifest a sync reads when the timestamp moves does not grow with
+	// the versions published.
+	if before, after := rounds[2].bytes["manifest"], rounds[6].bytes["manifest"]; before == 0 || after > before+before/10 {
 		t.Errorf("the manifest grew from %d to %d bytes a sync over 100 versions", before/int64(n), after/int64(n))
 	}
 
-	for _, r := range []round{rounds[1], rounds[2], rounds[5]} {
+	// Nothing changed: a HEAD of the tag, and nothing read.
+	for _, r := range []round{rounds[1], rounds[5]} {
 		for kind := range r.reqs {
-			if kind != "API check" && kind != "manifest" && kind != "timestamp.json" {
+			if kind != "API check" && kind != "manifest (HEAD)" {
+				t.Errorf("%s: the fleet asked for %d %s", r.name, r.reqs[kind], kind)
+			}
+		}
+		if r.reqs["manifest (HEAD)"] != n {
+			t.Errorf("%s: %d HEADs for %d clusters", r.name, r.reqs["manifest (HEAD)"], n)
+		}
+	}
+	// Only the timestamp moved: the manifest and timestamp.json.
+	for _, r := range []round{rounds[2], rounds[6]} {
+		for kind := range r.reqs {
+			if kind != "API check" && kind != "manifest" && kind != "manifest (HEAD)" && kind != "timestamp.json" {
 				t.Errorf("%s: the fleet asked for %d %s", r.name, r.reqs[kind], kind)
 			}
 		}

@@ -3,11 +3,16 @@ package syncer_test
 import (
 	"encoding/json"
 	"errors"
+	"io"
+	"log"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
 
 	"ward.dev/ward/internal/registrytest"
 	"ward.dev/ward/internal/signtest"
@@ -158,5 +163,39 @@ func TestOCIArtifactPromotionAndRollback(t *testing.T) {
 	sync("v1")
 	if e.allowed(t, "v2") {
 		t.Fatal("v2 still enforced after the rollback")
+	}
+}
+
+// An artifact that does not change is not read again (a HEAD of its tag
+// says so), but its timestamp goes on ageing: a repository frozen by the
+// registry, or by whoever controls it, expires as it would if read.
+func TestAttackOCIFreezeUnchangedArtifactExpires(t *testing.T) {
+	reg := &countingRegistry{next: registry.New(registry.Logger(log.New(io.Discard, "", 0))), titles: map[string]string{}}
+	reg.reset()
+	srv := httptest.NewServer(reg)
+	t.Cleanup(srv.Close)
+	e := newEnv(t)
+	oci := &source.OCI{URL: "oci://" + strings.TrimPrefix(srv.URL, "http://") + "/policies/tuf:prod", Insecure: true}
+	reg.learn(t, e.repo.Dir)
+	if _, err := source.PushOCI(t.Context(), e.repo.Dir, oci); err != nil {
+		t.Fatal(err)
+	}
+	s := e.newSyncer(t, e.stateDir, syncer.Spec{Source: &source.OCI{URL: oci.URL, Insecure: true}})
+	if err := s.Sync(t.Context(), "prod"); err != nil {
+		t.Fatal(err)
+	}
+	reg.reset()
+	e.clock.T = e.clock.T.Add(time.Hour) // still fresh
+	if err := s.Sync(t.Context(), "prod"); err != nil {
+		t.Fatal(err)
+	}
+	if reg.reqs["manifest"] != 0 || reg.reqs["timestamp.json"] != 0 || reg.reqs["manifest (HEAD)"] != 1 {
+		t.Fatalf("an unchanged artifact was read again: %v", reg.reqs)
+	}
+	e.clock.T = e.clock.T.Add(48 * time.Hour) // the timestamp (24 h) has expired
+	err := s.Sync(t.Context(), "prod")
+	var se *syncer.Error
+	if !errors.As(err, &se) || se.Reason != syncer.ReasonMetadataExpired {
+		t.Fatalf("err = %v, want MetadataExpired", err)
 	}
 }
