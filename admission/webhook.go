@@ -113,6 +113,10 @@ func (w *Webhook) handler(name string, respond func(*review.Request, *Decision) 
 		if err := review.Write(rw, apiVersion, resp); err != nil {
 			w.log.Info("response not written as decided", "uid", req.UID, "error", err.Error())
 		}
+		// The decision has ended (it waits for every image it verifies;
+		// a verification that goes on for the cache reads no object), so
+		// nothing reads the body any more.
+		req.Release()
 	})
 }
 

@@ -377,6 +377,35 @@ func TestWebhookSwapUnderLoad(t *testing.T) {
 	wg.Wait()
 }
 
+// Bodies are pooled: concurrent reviews of different objects each get
+// their own verdict, never another's (run with -race).
+func TestWebhookPooledBodiesDoNotCrossTalk(t *testing.T) {
+	f := newFixture(t)
+	// The ValidationPolicy reads the object from the body after the
+	// review was decoded: a body reused too early would change its
+	// verdict.
+	validation := "apiVersion: policy.ward.dev/v1\nkind: ValidationPolicy\nmetadata: {name: v}\nspec:\n  validations:\n  - expression: \"object.spec.containers[0].image.startsWith('reg.example.com/allowed/')\"\n"
+	f.policies.Store(admission.NewState(compile(t, staticPolicy("allowed", "reg.example.com/**", "pass")+"---\n"+validation), admission.Provenance{Version: 1}))
+	bodies := [2][]byte{
+		review(t, "Pod", object("Pod", []string{"reg.example.com/allowed/app@sha256:" + strings.Repeat("1", 64)}, nil, nil, nil)),
+		review(t, "Pod", object("Pod", []string{"reg.example.com/denied/app@sha256:" + strings.Repeat("2", 64)}, nil, nil, nil)),
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 100 {
+				which := (g + i) % 2
+				r := f.post(t, admission.PathValidate, bodies[which])
+				if r.Allowed != (which == 0) {
+					t.Errorf("review of %s: allowed = %t: %v", []string{"allowed", "denied"}[which], r.Allowed, r.Result)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
 func testKey(t testing.TB) string { return signtest.NewKey(t).PEM }
 
 // Outcomes are counted from the response sent: a tag refused for not being

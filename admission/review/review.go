@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 
 	"ward.dev/ward/admission/workload"
 	"ward.dev/ward/internal/jsonscan"
@@ -67,13 +68,36 @@ type Request struct {
 	DryRun    bool
 	// Object and OldObject are the raw JSON of the object as admitted and
 	// before an update, nil when absent or null. They share the body's
-	// memory.
+	// memory, which Release gives back.
 	Object    []byte
 	OldObject []byte
 	// Fields are Object's fields that a decision reads, decoded in the
 	// same pass; nil when there is no object, or it is not a workload as
 	// ward reads one (a decision reads it again and says why).
 	Fields *workload.Fields
+
+	// body is the pooled buffer Object and OldObject share; see Release.
+	body *[]byte
+}
+
+// bodies are buffers for request bodies of at most preallocated bytes:
+// the API server's reviews, a few KiB each, are a third of what a review
+// allocates.
+var bodies = sync.Pool{New: func() any { return new([]byte) }}
+
+// Release gives the request's body back for another request: Object and
+// OldObject must not be used after it (every other field is a copy). The
+// buffer is zeroed first, so that a use after Release reads nothing of
+// another request. Release of a nil request, or twice, does nothing.
+func (r *Request) Release() {
+	if r == nil || r.body == nil {
+		return
+	}
+	b := r.body
+	r.body, r.Object, r.OldObject = nil, nil, nil
+	clear((*b)[:cap(*b)])
+	*b = (*b)[:0]
+	bodies.Put(b)
 }
 
 // Read reads an AdmissionReview from an HTTP request: a JSON body of at
@@ -90,17 +114,26 @@ func Read(r *http.Request) (apiVersion string, req *Request, status int, err err
 	if r.ContentLength > MaxBody {
 		return V1, nil, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: the request body is over the limit of %d bytes", ErrBadRequest, MaxBody)
 	}
-	body, err := readBody(r)
+	body, pooled, err := readBody(r)
+	release := func() {
+		if pooled != nil {
+			(&Request{body: pooled}).Release()
+		}
+	}
 	if err != nil {
+		release()
 		return V1, nil, http.StatusBadRequest, fmt.Errorf("failed to read the request body: %w", err)
 	}
 	if len(body) > MaxBody {
+		release()
 		return V1, nil, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: the request body is over the limit of %d bytes", ErrBadRequest, MaxBody)
 	}
 	apiVersion, req, err = Decode(body)
 	if err != nil {
+		release()
 		return apiVersion, nil, http.StatusBadRequest, err
 	}
+	req.body = pooled
 	return apiVersion, req, http.StatusOK, nil
 }
 
@@ -111,19 +144,26 @@ const preallocated = 64 << 10
 // readBody reads at most MaxBody+1 bytes of r's body, in one allocation
 // when the request says a length of at most 64 KiB (the API server says
 // it; its reviews are a few KiB).
-func readBody(r *http.Request) ([]byte, error) {
+func readBody(r *http.Request) (body []byte, pooled *[]byte, err error) {
 	if r.ContentLength < 0 || r.ContentLength > preallocated {
-		return io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
+		body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
+		return body, nil, err
 	}
-	body := make([]byte, r.ContentLength+1) // one more byte, to see a body longer than it said
+	pooled = bodies.Get().(*[]byte)
+	need := int(r.ContentLength) + 1 // one more byte, to see a body longer than it said
+	if cap(*pooled) < need {
+		*pooled = make([]byte, need, max(need, 16<<10))
+	}
+	body = (*pooled)[:need]
 	n, err := io.ReadFull(r.Body, body)
 	switch {
 	case err == io.ErrUnexpectedEOF && int64(n) == r.ContentLength:
-		return body[:n], nil
+		return body[:n], pooled, nil
 	case err == nil:
-		return nil, errors.New("the body is longer than its Content-Length")
+		err = errors.New("the body is longer than its Content-Length")
 	}
-	return nil, err
+	(&Request{body: pooled}).Release()
+	return nil, nil, err
 }
 
 // Decode decodes an AdmissionReview of either API version that carries a

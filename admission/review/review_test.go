@@ -343,3 +343,37 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	}
 }
+
+// Release gives the body back: the request no longer holds it, and the
+// next request reads into a buffer that holds nothing of the last one.
+func TestReleaseForgetsTheBody(t *testing.T) {
+	read := func(b string) *review.Request {
+		r := httptest.NewRequest(http.MethodPost, "/validate", strings.NewReader(b))
+		r.Header.Set("Content-Type", "application/json")
+		_, req, _, err := review.Read(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return req
+	}
+	first := read(body(review.V1, `{"uid":"1","kind":{"kind":"Pod"},"object":`+pod+`}`))
+	obj := first.Object
+	first.Release()
+	if first.Object != nil || first.OldObject != nil {
+		t.Fatal("the request still holds the body after Release")
+	}
+	if bytes.Contains(obj, []byte("reg.example.com")) {
+		t.Fatal("the released body still holds the object")
+	}
+	first.Release() // twice: nothing
+	var nilReq *review.Request
+	nilReq.Release()
+	second := read(body(review.V1, `{"uid":"2","kind":{"kind":"Pod"},"object":{"spec":{"containers":[{"name":"b","image":"b"}]}}}`))
+	defer second.Release()
+	if second.UID != "2" || !bytes.Contains(second.Object, []byte(`"image":"b"`)) || bytes.Contains(second.Object, []byte("reg.example.com")) {
+		t.Fatalf("second request: %q", second.Object)
+	}
+	if first.UID != "1" || first.Kind.Kind != "Pod" {
+		t.Fatalf("fields other than the object changed with the body: %+v", first)
+	}
+}
