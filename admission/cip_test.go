@@ -617,3 +617,36 @@ func verdicts(t *testing.T, d *admission.Decider, st *admission.State, cases []v
 		})
 	}
 }
+
+// Two timestamp authorities trusted at once (a TSA whose certificate was
+// rotated, or two TSAs): a legacy signature timestamped by either is
+// admitted, one timestamped by a third is not. cosign's legacy check pins
+// one TSA certificate; each trusted one is tried.
+func TestTimestampsFromEitherOfTwoTSAs(t *testing.T) {
+	first, second, rogue := signtest.NewSigstore(t), signtest.NewSigstore(t), signtest.NewSigstore(t)
+	host := signtest.Registry(t, true)
+	key := signtest.NewKey(t)
+	images := map[string]string{}
+	for name, tsa := range map[string]*signtest.Sigstore{"first": first, "second": second, "rogue": rogue} {
+		d := signtest.PushImage(t, host+"/tsa2/"+name+":v1")
+		tsa.SignLegacyWithKeyTimestamped(t, d, key)
+		images[name] = d.String()
+	}
+	policy := fmt.Sprintf(`apiVersion: policy.ward.dev/v1
+kind: ImagePolicy
+metadata: {name: two-tsas}
+spec:
+  images: [{glob: "%s/tsa2/**"}]
+  authorities:
+  - name: release
+    key: {data: %q}
+    rfc3161timestamp:
+      certChain: %q
+`, host, key.PEM, first.TSAPEM+second.TSAPEM)
+	st := admission.NewState(compile(t, policy), admission.Provenance{Version: 1})
+	verdicts(t, admission.NewDecider(imageverify.New()), st, []verdict{
+		{"timestamped by the first", images["first"], true},
+		{"timestamped by the second", images["second"], true},
+		{"timestamped by another", images["rogue"], false},
+	})
+}

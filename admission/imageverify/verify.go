@@ -238,6 +238,9 @@ func (v *Verifier) Verify(ctx context.Context, img name.Digest, a *policies.Comp
 	}
 	for i := range opts {
 		opts[i].sigs = sigs
+		if a.TSA != nil {
+			opts[i].tsaLeaves = a.TSA.Leaves
+		}
 	}
 	if len(a.Attestations) > 0 {
 		return v.verifyAttestations(ctx, img, a, opts)
@@ -252,6 +255,9 @@ type checkSet struct {
 	// sigs is where Sigstore bundles are looked for: the image's digest in
 	// the repository that keeps its signatures.
 	sigs name.Digest
+	// tsaLeaves are the trusted TSA certificates: cosign's legacy check
+	// pins one (co.TSACertificate), so each is tried in turn.
+	tsaLeaves []*x509.Certificate
 }
 
 func (v *Verifier) checkOpts(ctx context.Context, a *policies.CompiledAuthority, kc authn.Keychain) ([]checkSet, error) {
@@ -450,7 +456,10 @@ func (v *Verifier) verifySignatures(ctx context.Context, img name.Digest, sets [
 	unavailable, found := false, false
 	co := legacyOpts(sets)
 	co.ClaimVerifier = cosign.SimpleClaimVerifier
-	sigs, _, err := cosign.VerifyImageSignatures(ctx, img, co)
+	sigs, err := withEachTSALeaf(co, sets[0].tsaLeaves, func(co *cosign.CheckOpts) ([]oci.Signature, error) {
+		sigs, _, err := cosign.VerifyImageSignatures(ctx, img, co)
+		return sigs, err
+	})
 	switch {
 	case err == nil:
 		found = true
@@ -518,6 +527,27 @@ func legacyOpts(sets []checkSet) *cosign.CheckOpts {
 		co.Identities = append(co.Identities, cs.co.Identities...)
 	}
 	return &co
+}
+
+// withEachTSALeaf runs a legacy verification with each trusted TSA
+// certificate pinned in turn (cosign's legacy check pins one, and refuses
+// a timestamp by any other), returning the first success; a failure that
+// is not about the signatures (none found, the registry unavailable) is
+// the same for every certificate and returned at once.
+func withEachTSALeaf(co *cosign.CheckOpts, leaves []*x509.Certificate, verify func(*cosign.CheckOpts) ([]oci.Signature, error)) ([]oci.Signature, error) {
+	if len(leaves) <= 1 {
+		return verify(co)
+	}
+	var err error
+	for _, leaf := range leaves {
+		c := *co
+		c.TSACertificate = leaf
+		var sigs []oci.Signature
+		if sigs, err = verify(&c); err == nil || !isNoMatch(err) {
+			return sigs, err
+		}
+	}
+	return nil, err
 }
 
 func prefixed(p string, list []string) []string {
@@ -758,7 +788,10 @@ func (v *Verifier) verifyAttestations(ctx context.Context, img name.Digest, a *p
 	unavailableErr := false
 	co := legacyOpts(sets)
 	co.ClaimVerifier = cosign.IntotoSubjectClaimVerifier
-	atts, _, err := cosign.VerifyImageAttestations(ctx, img, co)
+	atts, err := withEachTSALeaf(co, sets[0].tsaLeaves, func(co *cosign.CheckOpts) ([]oci.Signature, error) {
+		atts, _, err := cosign.VerifyImageAttestations(ctx, img, co)
+		return atts, err
+	})
 	switch {
 	case err == nil:
 		for _, att := range atts {
