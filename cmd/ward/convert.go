@@ -108,7 +108,7 @@ func convertPath(cmd *cobra.Command, path string, res *convert.Result) error {
 		return nil
 	}
 	if path == "-" {
-		data, err := readAllBounded(cmd.InOrStdin())
+		data, err := readAllBounded(cmd.InOrStdin(), "standard input")
 		if err != nil {
 			return err
 		}
@@ -119,7 +119,7 @@ func convertPath(cmd *cobra.Command, path string, res *convert.Result) error {
 		return err
 	}
 	if !st.IsDir() {
-		data, err := os.ReadFile(path)
+		data, err := readFileBounded(path)
 		if err != nil {
 			return err
 		}
@@ -129,7 +129,7 @@ func convertPath(cmd *cobra.Command, path string, res *convert.Result) error {
 		if err != nil || d.IsDir() || !(strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")) {
 			return err
 		}
-		data, err := os.ReadFile(p)
+		data, err := readFileBounded(p)
 		if err != nil {
 			return err
 		}
@@ -190,13 +190,23 @@ func publicGoodStandIn() ([]byte, error) {
 	return yaml.Marshal(doc)
 }
 
-func readAllBounded(r io.Reader) ([]byte, error) {
+// readFileBounded reads a policy file of at most manifests.MaxFileBytes.
+func readFileBounded(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readAllBounded(f, path)
+}
+
+func readAllBounded(r io.Reader, name string) ([]byte, error) {
 	data, err := io.ReadAll(io.LimitReader(r, manifests.MaxFileBytes+1))
 	if err != nil {
 		return nil, err
 	}
 	if len(data) > manifests.MaxFileBytes {
-		return nil, fmt.Errorf("standard input is over %d bytes", manifests.MaxFileBytes)
+		return nil, fmt.Errorf("%s is over %d bytes", name, manifests.MaxFileBytes)
 	}
 	return data, nil
 }
