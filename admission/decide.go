@@ -124,6 +124,9 @@ type Request struct {
 	Name      string
 	// Operation is CREATE, UPDATE, …
 	Operation string
+	// Object and OldObject may share the memory of the AdmissionReview's
+	// body, which the webhook reuses once Decide has returned: nothing may
+	// keep them, or slices of them, past Decide.
 	Object    []byte
 	OldObject []byte
 	// Fields, when set, are Object's fields already decoded (review.Decode

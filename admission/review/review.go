@@ -86,16 +86,18 @@ type Request struct {
 var bodies = sync.Pool{New: func() any { return new([]byte) }}
 
 // Release gives the request's body back for another request: Object and
-// OldObject must not be used after it (every other field is a copy). The
-// buffer is zeroed first, so that a use after Release reads nothing of
-// another request. Release of a nil request, or twice, does nothing.
+// OldObject, and anything sliced from them, must not be used after it
+// (every other field is a copy). The bytes are zeroed, so that a use
+// between Release and the buffer's next request finds no object; after
+// that it would find another request's. Release of a nil request, or
+// twice, does nothing.
 func (r *Request) Release() {
 	if r == nil || r.body == nil {
 		return
 	}
 	b := r.body
 	r.body, r.Object, r.OldObject = nil, nil, nil
-	clear((*b)[:cap(*b)])
+	clear(*b) // the bytes this request used: earlier ones were cleared by their own Release
 	*b = (*b)[:0]
 	bodies.Put(b)
 }
@@ -154,7 +156,8 @@ func readBody(r *http.Request) (body []byte, pooled *[]byte, err error) {
 	if cap(*pooled) < need {
 		*pooled = make([]byte, need, max(need, 16<<10))
 	}
-	body = (*pooled)[:need]
+	*pooled = (*pooled)[:need] // what Release clears
+	body = *pooled
 	n, err := io.ReadFull(r.Body, body)
 	switch {
 	case err == io.ErrUnexpectedEOF && int64(n) == r.ContentLength:

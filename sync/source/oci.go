@@ -13,6 +13,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
@@ -142,7 +144,9 @@ func (o *OCI) Open(ctx context.Context) (Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts, remote.Reuse(puller))
+	// Clipped: appending to the options (Fetch adds its context) must not
+	// write into an array another snapshot shares.
+	opts = slices.Clip(append(opts, remote.Reuse(puller)))
 	o.mu.Lock()
 	last := o.last
 	o.mu.Unlock()
@@ -152,6 +156,10 @@ func (o *OCI) Open(ctx context.Context) (Snapshot, error) {
 			current = d.DigestStr()
 		} else if head, err := remote.Head(ref, opts...); err == nil {
 			current = head.Digest.String()
+		} else if busy(err) {
+			// Rate-limited or down: the GET would be refused too (and
+			// retried), so do not ask twice.
+			return nil, fmt.Errorf("failed to read %s: %w", ref, err)
 		} // else: read the manifest, which says why
 		if current == last.revision {
 			return last.with(opts), nil
@@ -185,10 +193,20 @@ func (o *OCI) Open(ctx context.Context) (Snapshot, error) {
 		return nil, fmt.Errorf("%s holds no files titled by path (not a TUF repository pushed by ward)", ref)
 	}
 	snap := &ociSnapshot{repo: ref.Context(), files: files, opts: opts, revision: desc.Digest.String(), read: &readFiles{data: map[string][]byte{}}}
+	if last != nil && last.revision == snap.revision {
+		snap.read = last.read // the HEAD failed, the artifact had not changed
+	}
 	o.mu.Lock()
-	o.last = snap
+	o.last = snap.with(nil) // kept without this sync's client and credentials
 	o.mu.Unlock()
 	return snap, nil
+}
+
+// busy reports whether a registry error says it is rate-limiting or
+// failing (429, 5xx), not that a HEAD is not understood.
+func busy(err error) bool {
+	var te *transport.Error
+	return errors.As(err, &te) && (te.StatusCode == http.StatusTooManyRequests || te.StatusCode >= 500)
 }
 
 // verifyArtifact checks the artifact's cosign signature with VerifyKey.
@@ -255,6 +273,9 @@ func (s *ociSnapshot) Fetch(ctx context.Context, path string, maxLength int64) (
 	data, ok := s.read.data[path]
 	s.read.mu.Unlock()
 	if ok {
+		if maxLength > 0 && int64(len(data)) > maxLength {
+			return nil, fmt.Errorf("%w: %s is %d bytes, over %d", tufclient.ErrTooLarge, path, len(data), maxLength)
+		}
 		return bytes.Clone(data), nil
 	}
 	data, err := s.fetch(ctx, path, d, maxLength)

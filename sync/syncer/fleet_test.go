@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,6 +31,8 @@ import (
 // (from its digest), the manifest, the API check.
 type countingRegistry struct {
 	next http.Handler
+	// headStatus, when set, answers every HEAD with it.
+	headStatus atomic.Int32
 
 	mu     sync.Mutex
 	titles map[string]string // blob digest → kind of TUF file
@@ -56,7 +59,11 @@ func (c *countingRegistry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		kind += " (" + r.Method + ")"
 	}
 	cw := &countingWriter{ResponseWriter: w}
-	c.next.ServeHTTP(cw, r)
+	if code := int(c.headStatus.Load()); code != 0 && r.Method == http.MethodHead {
+		cw.WriteHeader(code)
+	} else {
+		c.next.ServeHTTP(cw, r)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.reqs[kind]++

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
@@ -197,5 +198,46 @@ func TestAttackOCIFreezeUnchangedArtifactExpires(t *testing.T) {
 	var se *syncer.Error
 	if !errors.As(err, &se) || se.Reason != syncer.ReasonMetadataExpired {
 		t.Fatalf("err = %v, want MetadataExpired", err)
+	}
+}
+
+// What an idle sync asks: with a URL pinned by digest, nothing; with a
+// registry answering HEADs 503 (rate-limited, down), the HEAD and not the
+// manifest as well, and the sync fails with the registry's answer.
+func TestOCIIdleSyncRequests(t *testing.T) {
+	reg := &countingRegistry{next: registry.New(registry.Logger(log.New(io.Discard, "", 0))), titles: map[string]string{}}
+	reg.reset()
+	srv := httptest.NewServer(reg)
+	t.Cleanup(srv.Close)
+	e := newEnv(t)
+	tagged := "oci://" + strings.TrimPrefix(srv.URL, "http://") + "/policies/tuf:prod"
+	d, err := source.PushOCI(t.Context(), e.repo.Dir, &source.OCI{URL: tagged, Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned := strings.TrimSuffix(tagged, ":prod") + "@" + d
+	s := e.newSyncer(t, e.stateDir, syncer.Spec{Source: &source.OCI{URL: pinned, Insecure: true}})
+	if err := s.Sync(t.Context(), "prod"); err != nil {
+		t.Fatal(err)
+	}
+	reg.reset()
+	if err := s.Sync(t.Context(), "prod"); err != nil {
+		t.Fatal(err)
+	}
+	if len(reg.reqs) != 0 {
+		t.Fatalf("an idle sync of a pinned artifact asked %v", reg.reqs)
+	}
+
+	s2 := e.newSyncer(t, t.TempDir(), syncer.Spec{Source: &source.OCI{URL: tagged, Insecure: true}})
+	if err := s2.Sync(t.Context(), "prod"); err != nil {
+		t.Fatal(err)
+	}
+	reg.reset()
+	reg.headStatus.Store(http.StatusServiceUnavailable)
+	if err := s2.Sync(t.Context(), "prod"); err == nil || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("err = %v, want the registry's 503", err)
+	}
+	if reg.reqs["manifest"] != 0 {
+		t.Fatalf("the manifest was read after a HEAD answered 503: %v", reg.reqs)
 	}
 }
