@@ -70,6 +70,17 @@ func (c *countingRegistry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.bytes[kind] += cw.n
 }
 
+// startCountingRegistry starts a counting registry and returns it with
+// the oci:// URL of a repository's artifact in it.
+func startCountingRegistry(t *testing.T) (*countingRegistry, string) {
+	t.Helper()
+	reg := &countingRegistry{next: registry.New(registry.Logger(log.New(io.Discard, "", 0))), titles: map[string]string{}}
+	reg.reset()
+	srv := httptest.NewServer(reg)
+	t.Cleanup(srv.Close)
+	return reg, "oci://" + strings.TrimPrefix(srv.URL, "http://") + "/policies/tuf:prod"
+}
+
 // learn files the repository's files by digest, as PushOCI stores them.
 func (c *countingRegistry) learn(t *testing.T, dir string) {
 	t.Helper()
@@ -140,12 +151,9 @@ func TestFleet(t *testing.T) {
 			t.Fatalf("WARD_FLEET=%q: want a number of clusters", v)
 		}
 	}
-	reg := &countingRegistry{next: registry.New(registry.Logger(log.New(io.Discard, "", 0))), titles: map[string]string{}}
-	reg.reset()
-	srv := httptest.NewServer(reg)
-	t.Cleanup(srv.Close)
+	reg, url := startCountingRegistry(t)
 	e := newEnv(t)
-	oci := &source.OCI{URL: "oci://" + strings.TrimPrefix(srv.URL, "http://") + "/policies/tuf:prod", Insecure: true}
+	oci := &source.OCI{URL: url, Insecure: true}
 	push := func() {
 		t.Helper()
 		reg.learn(t, e.repo.Dir)

@@ -3,17 +3,13 @@ package syncer_test
 import (
 	"encoding/json"
 	"errors"
-	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 
 	"ward.dev/ward/internal/registrytest"
 	"ward.dev/ward/internal/signtest"
@@ -171,12 +167,9 @@ func TestOCIArtifactPromotionAndRollback(t *testing.T) {
 // says so), but its timestamp goes on ageing: a repository frozen by the
 // registry, or by whoever controls it, expires as it would if read.
 func TestAttackOCIFreezeUnchangedArtifactExpires(t *testing.T) {
-	reg := &countingRegistry{next: registry.New(registry.Logger(log.New(io.Discard, "", 0))), titles: map[string]string{}}
-	reg.reset()
-	srv := httptest.NewServer(reg)
-	t.Cleanup(srv.Close)
+	reg, url := startCountingRegistry(t)
 	e := newEnv(t)
-	oci := &source.OCI{URL: "oci://" + strings.TrimPrefix(srv.URL, "http://") + "/policies/tuf:prod", Insecure: true}
+	oci := &source.OCI{URL: url, Insecure: true}
 	reg.learn(t, e.repo.Dir)
 	if _, err := source.PushOCI(t.Context(), e.repo.Dir, oci); err != nil {
 		t.Fatal(err)
@@ -205,12 +198,8 @@ func TestAttackOCIFreezeUnchangedArtifactExpires(t *testing.T) {
 // registry answering HEADs 503 (rate-limited, down), the HEAD and not the
 // manifest as well, and the sync fails with the registry's answer.
 func TestOCIIdleSyncRequests(t *testing.T) {
-	reg := &countingRegistry{next: registry.New(registry.Logger(log.New(io.Discard, "", 0))), titles: map[string]string{}}
-	reg.reset()
-	srv := httptest.NewServer(reg)
-	t.Cleanup(srv.Close)
+	reg, tagged := startCountingRegistry(t)
 	e := newEnv(t)
-	tagged := "oci://" + strings.TrimPrefix(srv.URL, "http://") + "/policies/tuf:prod"
 	d, err := source.PushOCI(t.Context(), e.repo.Dir, &source.OCI{URL: tagged, Insecure: true})
 	if err != nil {
 		t.Fatal(err)
