@@ -378,7 +378,9 @@ func (d *Decider) Decide(ctx context.Context, st *State, req Request) (*Decision
 		}),
 	}
 	pinned := map[string]string{}
-	for _, o := range d.images(ctx, st, r, wl.Images()) {
+	outcomes := d.images(ctx, st, r, wl.Images())
+	dec.Images = make([]ImageResult, 0, len(outcomes))
+	for _, o := range outcomes {
 		dec.Images = append(dec.Images, o.res)
 		dec.Failures = append(dec.Failures, o.failures...)
 		for i, p := range o.res.Policies {
