@@ -174,3 +174,27 @@ spec:
 		t.Fatalf("allowed=%t warnings=%q", dec.Allowed, w)
 	}
 }
+
+// Notation's level skip needs no signature: an unsigned image is admitted,
+// the registry is not asked, and the signer says which authority let it
+// through.
+func TestNotationSkipNeedsNoSignature(t *testing.T) {
+	policy := `apiVersion: policy.ward.dev/v1
+kind: ImagePolicy
+metadata: {name: skip}
+spec:
+  images: [{glob: "reg.example.com/**"}]
+  authorities:
+  - name: unverified
+    notation: {signatureVerification: {level: skip}}
+`
+	st := admission.NewState(compile(t, policy), admission.Provenance{Version: 1})
+	v := &countingVerifier{}
+	dec, err := admission.NewDecider(v).Decide(t.Context(), st, podRequest("reg.example.com/app@sha256:"+strings.Repeat("d", 64)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !dec.Allowed || fmt.Sprint(dec.Images[0].Signers) != "[notation level skip (unverified)]" || v.verifies.Load() != 0 {
+		t.Fatalf("allowed=%t signers=%v verifications=%d", dec.Allowed, dec.Images[0].Signers, v.verifies.Load())
+	}
+}

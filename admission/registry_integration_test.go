@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"ward.dev/ward/admission"
@@ -60,12 +61,7 @@ spec:
 `, name, glob, indentPEM(key.PEM), reg.Host, secret)
 	}
 
-	dockerConfig, _ := json.Marshal(map[string]any{"auths": map[string]any{reg.Host: map[string]string{"username": reg.Username, "password": reg.Password}}})
-	client := fake.NewSimpleClientset(
-		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: "apps"}},
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "regcred", Namespace: "apps"}, Type: corev1.SecretTypeDockerConfigJson, Data: map[string][]byte{corev1.DockerConfigJsonKey: dockerConfig}},
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "sigcred", Namespace: "apps"}, Type: corev1.SecretTypeDockerConfigJson, Data: map[string][]byte{corev1.DockerConfigJsonKey: dockerConfig}},
-	)
+	client := pullSecrets(reg, "regcred", "sigcred")
 	p := &admission.Policies{}
 	p.Store(admission.NewState(compile(t, keyPolicy("team", reg.Host+"/team/**", "enforce", key.PEM),
 		sourced("elsewhere", reg.Host+"/elsewhere/**", "sigcred"), sourced("nosecret", reg.Host+"/nosecret/**", "absent")), admission.Provenance{Version: 1}))
@@ -114,6 +110,18 @@ spec:
 	if !strings.Contains(string(r.Patch), bundled.DigestStr()) {
 		t.Errorf("patch = %s, want the digest %s", r.Patch, bundled.DigestStr())
 	}
+}
+
+// pullSecrets is a cluster with the default service account of namespace
+// apps and, in it, pull Secrets of these names holding the registry's
+// credentials.
+func pullSecrets(reg *registrytest.Registry, names ...string) *fake.Clientset {
+	dockerConfig, _ := json.Marshal(map[string]any{"auths": map[string]any{reg.Host: map[string]string{"username": reg.Username, "password": reg.Password}}})
+	objs := []runtime.Object{&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: "apps"}}}
+	for _, n := range names {
+		objs = append(objs, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: n, Namespace: "apps"}, Type: corev1.SecretTypeDockerConfigJson, Data: map[string][]byte{corev1.DockerConfigJsonKey: dockerConfig}})
+	}
+	return fake.NewSimpleClientset(objs...)
 }
 
 // staticKeychain answers every registry with one credential.
@@ -218,11 +226,7 @@ func TestNotationRealRegistry(t *testing.T) {
 	lapsed := signtest.PushImage(t, reg.Host+"/stamped/lapsed:v1", opts...)
 	signtest.SignNotation(t, lapsed, expired, push, signtest.NotationOptions{SigningTime: signedAt}, opts...)
 
-	dockerConfig, _ := json.Marshal(map[string]any{"auths": map[string]any{reg.Host: map[string]string{"username": reg.Username, "password": reg.Password}}})
-	client := fake.NewSimpleClientset(
-		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: "apps"}},
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "regcred", Namespace: "apps"}, Type: corev1.SecretTypeDockerConfigJson, Data: map[string][]byte{corev1.DockerConfigJsonKey: dockerConfig}},
-	)
+	client := pullSecrets(reg, "regcred")
 	policy := fmt.Sprintf(`apiVersion: policy.ward.dev/v1
 kind: ImagePolicy
 metadata: {name: team}

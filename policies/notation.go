@@ -87,6 +87,7 @@ func (c *compiler) notation(a at, field string, n *NotationRef) *Notation {
 			continue
 		}
 		f := fmt.Sprintf("%s.trustStore.%s", field, st.typ)
+		stores = append(stores, st.typ+":"+notationStoreName)
 		if ref := st.ref.SecretRef; ref != nil {
 			switch {
 			case st.ref.Data != "":
@@ -97,7 +98,6 @@ func (c *compiler) notation(a at, field string, n *NotationRef) *Notation {
 				out.SecretRef, out.SecretStore = ref.Name, st.typ
 				fmt.Fprintf(h, "secret\x00%s\x00%s\x00", st.typ, ref.Name)
 			}
-			stores = append(stores, st.typ+":"+notationStoreName)
 			continue
 		}
 		certs, err := storeCertificates(st.typ, st.ref.Data)
@@ -106,7 +106,6 @@ func (c *compiler) notation(a at, field string, n *NotationRef) *Notation {
 			continue
 		}
 		out.Stores[st.typ] = certs
-		stores = append(stores, st.typ+":"+notationStoreName)
 	}
 	out.StoreID = storeID(out.Stores)
 	fmt.Fprintf(h, "stores\x00%s\x00", out.StoreID)
@@ -119,11 +118,8 @@ func (c *compiler) notation(a at, field string, n *NotationRef) *Notation {
 		}
 	}
 	override := map[trustpolicy.ValidationType]trustpolicy.ValidationAction{}
-	for _, k := range slices.Sorted(maps.Keys(v.Override)) {
-		override[trustpolicy.ValidationType(k)] = trustpolicy.ValidationAction(v.Override[k])
-	}
-	if len(override) == 0 {
-		override = nil
+	for k, action := range v.Override {
+		override[trustpolicy.ValidationType(k)] = trustpolicy.ValidationAction(action)
 	}
 	out.Policy = &trustpolicy.Document{
 		Version: "1.0",
@@ -165,12 +161,7 @@ func (c *compiler) notation(a at, field string, n *NotationRef) *Notation {
 		// their OCSP and CRL addresses would make the webhook send
 		// requests wherever a signer likes, for a check that is only
 		// logged too. Skip it.
-		sv := &out.Policy.TrustPolicies[0].SignatureVerification
-		sv.Override = maps.Clone(sv.Override)
-		if sv.Override == nil {
-			sv.Override = map[trustpolicy.ValidationType]trustpolicy.ValidationAction{}
-		}
-		sv.Override[trustpolicy.TypeRevocation] = trustpolicy.ActionSkip
+		override[trustpolicy.TypeRevocation] = trustpolicy.ActionSkip
 	}
 	fmt.Fprintf(h, "level\x00%s\x00ts\x00%s\x00", v.Level, v.VerifyTimestamp)
 	for _, k := range slices.Sorted(maps.Keys(v.Override)) {

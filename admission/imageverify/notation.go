@@ -103,12 +103,10 @@ const notationReference = "registry.ward.invalid/image@"
 // notation authority: each signature manifest among the image's referrers
 // (at most maxReferrers of them) is read, its envelope verified by
 // notation-go under the authority's trust policy, against the image's
-// descriptor as the registry gives it. Level skip verifies nothing.
+// descriptor as the registry gives it.
 func (v *Verifier) verifyNotation(ctx context.Context, img name.Digest, a *policies.CompiledAuthority, kc authn.Keychain) (*Result, error) {
 	n := a.Notation
 	switch {
-	case n.Skip():
-		return &Result{Signers: []string{"notation level skip (" + a.Name + ")"}}, nil
 	case n.SecretRef != "":
 		return nil, fmt.Errorf("%w: authority %q: its %s trust store is in Secret %s, which was not read", ErrConfig, a.Name, n.SecretStore, n.SecretRef)
 	case v.revocation == nil:

@@ -213,13 +213,13 @@ func sigMatch(s oci.Signature) Match {
 
 // Verify checks one authority for one image digest: cosign signatures for
 // a key or keyless authority, Notary Project signatures for a notation
-// authority. Static authorities
-// are the caller's business (they need no registry). The error wraps one of
+// authority. Static authorities, and notation ones at level skip, are the
+// caller's business (they need no registry). The error wraps one of
 // ErrNoSignatures, ErrNoMatch, ErrAttestation, ErrUnavailable or ErrConfig
 // and is one line.
 func (v *Verifier) Verify(ctx context.Context, img name.Digest, a *policies.CompiledAuthority, kc authn.Keychain) (*Result, error) {
-	if a.Static != "" {
-		return nil, fmt.Errorf("%w: static authority %q needs no verification", ErrConfig, a.Name)
+	if a.Static != "" || (a.Notation != nil && a.Notation.Skip()) {
+		return nil, fmt.Errorf("%w: authority %q is static or at Notation's level skip: it needs no verification", ErrConfig, a.Name)
 	}
 	if a.Notation != nil {
 		return v.verifyNotation(ctx, img, a, kc)
