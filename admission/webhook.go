@@ -90,7 +90,7 @@ func (w *Webhook) Mutator() http.Handler {
 // in the request's API version; requests with nothing to decide are
 // answered directly. A panic while deciding answers 500, not a dropped
 // connection.
-func (w *Webhook) handler(name string, respond func(*review.Request, *Decision) review.Response) http.Handler {
+func (w *Webhook) handler(name string, respond func(*Decision) review.Response) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		apiVersion, req, status, err := review.Read(r)
@@ -122,7 +122,7 @@ func (w *Webhook) handler(name string, respond func(*review.Request, *Decision) 
 
 // decideSafely is decide and respond, with a panic turned into a 500
 // response.
-func (w *Webhook) decideSafely(ctx context.Context, name string, req *review.Request, respond func(*review.Request, *Decision) review.Response) (dec *Decision, resp review.Response) {
+func (w *Webhook) decideSafely(ctx context.Context, name string, req *review.Request, respond func(*Decision) review.Response) (dec *Decision, resp review.Response) {
 	defer func() {
 		if p := recover(); p != nil {
 			w.log.Error(fmt.Errorf("%v", p), "panic while deciding", "webhook", name, "uid", req.UID, "stack", string(debug.Stack()))
@@ -133,7 +133,7 @@ func (w *Webhook) decideSafely(ctx context.Context, name string, req *review.Req
 	if early != nil {
 		return nil, *early
 	}
-	return dec, respond(req, dec)
+	return dec, respond(dec)
 }
 
 // decide runs a decision for an admission request, or returns the
@@ -172,7 +172,7 @@ func toAny(ss []string) []any {
 	return out
 }
 
-func (w *Webhook) validate(_ *review.Request, dec *Decision) review.Response {
+func (w *Webhook) validate(dec *Decision) review.Response {
 	var resp review.Response
 	switch unpinned := w.unpinned(dec); {
 	case !dec.Allowed:
@@ -239,7 +239,7 @@ func (w *Webhook) unpinned(dec *Decision) []string {
 	return out
 }
 
-func (w *Webhook) mutate(_ *review.Request, dec *Decision) review.Response {
+func (w *Webhook) mutate(dec *Decision) review.Response {
 	if !dec.Allowed || len(dec.Patches) == 0 {
 		return review.Allowed()
 	}

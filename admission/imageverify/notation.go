@@ -309,11 +309,7 @@ func notationSigner(n *policies.Notation, o *notation.VerificationOutcome, blob 
 	if leaf == nil {
 		return "notation (no certificate)", matchOf(blob, nil)
 	}
-	key := ""
-	if id, err := logID(leaf.PublicKey); err == nil {
-		key = fmt.Sprintf("%x", id)[:16]
-	}
-	signer := fmt.Sprintf("notation subject %q, key sha256:%s", leaf.Subject.String(), key)
+	signer := fmt.Sprintf("notation subject %q, key %s", leaf.Subject.String(), keyName(leaf.PublicKey, "unknown"))
 	if !n.AuthenticityEnforced {
 		signer += " (authenticity not enforced: level " + n.Level + ")"
 	}

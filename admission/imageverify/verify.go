@@ -412,6 +412,12 @@ func keyFingerprint(sv signature.Verifier, fallback string) string {
 	if err != nil {
 		return fallback
 	}
+	return keyName(pub, fallback)
+}
+
+// keyName is "sha256:<16 hex>" of a public key's DER encoding: how
+// signers are named by key, cosign's and Notation's alike.
+func keyName(pub crypto.PublicKey, fallback string) string {
 	id, err := logID(pub)
 	if err != nil {
 		return fallback

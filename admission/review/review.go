@@ -97,7 +97,15 @@ func (r *Request) Release() {
 	}
 	b := r.body
 	r.body, r.Object, r.OldObject = nil, nil, nil
-	clear(*b) // the bytes this request used: earlier ones were cleared by their own Release
+	releaseBody(b)
+}
+
+// releaseBody zeroes a pooled buffer and puts it back; nil does nothing.
+func releaseBody(b *[]byte) {
+	if b == nil {
+		return
+	}
+	clear(*b) // the bytes this request used: earlier ones were cleared by their own release
 	*b = (*b)[:0]
 	bodies.Put(b)
 }
@@ -116,23 +124,16 @@ func Read(r *http.Request) (apiVersion string, req *Request, status int, err err
 	if r.ContentLength > MaxBody {
 		return V1, nil, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: the request body is over the limit of %d bytes", ErrBadRequest, MaxBody)
 	}
-	body, pooled, err := readBody(r)
-	release := func() {
-		if pooled != nil {
-			(&Request{body: pooled}).Release()
-		}
-	}
+	body, pooled, err := readBody(r) // pooled only on success, and only for bodies far under MaxBody
 	if err != nil {
-		release()
 		return V1, nil, http.StatusBadRequest, fmt.Errorf("failed to read the request body: %w", err)
 	}
 	if len(body) > MaxBody {
-		release()
 		return V1, nil, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: the request body is over the limit of %d bytes", ErrBadRequest, MaxBody)
 	}
 	apiVersion, req, err = Decode(body)
 	if err != nil {
-		release()
+		releaseBody(pooled)
 		return apiVersion, nil, http.StatusBadRequest, err
 	}
 	req.body = pooled
@@ -165,7 +166,7 @@ func readBody(r *http.Request) (body []byte, pooled *[]byte, err error) {
 	case err == nil:
 		err = errors.New("the body is longer than its Content-Length")
 	}
-	(&Request{body: pooled}).Release()
+	releaseBody(pooled)
 	return nil, nil, err
 }
 

@@ -295,15 +295,15 @@ func FuzzDecode(f *testing.F) {
 		if k8sjson.UnmarshalCaseSensitivePreserveInts(in.Object.Raw, &want) != nil || want.Spec == nil {
 			return
 		}
+		if req.Kind.Kind == "CronJob" {
+			return // its Pod template is deeper than this decode reads
+		}
 		containers := want.Spec.Containers
-		if req.Kind.Kind != "Pod" && req.Kind.Kind != "CronJob" {
+		if req.Kind.Kind != "Pod" {
 			containers = nil
 			if want.Spec.Template != nil && want.Spec.Template.Spec != nil {
 				containers = want.Spec.Template.Spec.Containers
 			}
-		}
-		if req.Kind.Kind == "CronJob" {
-			return
 		}
 		var gotImages []string
 		for _, c := range got.Containers {
@@ -370,7 +370,9 @@ func TestReleaseForgetsTheBody(t *testing.T) {
 	nilReq.Release()
 	second := read(body(review.V1, `{"uid":"2","kind":{"kind":"Pod"},"object":{"spec":{"containers":[{"name":"b","image":"b"}]}}}`))
 	defer second.Release()
-	if second.UID != "2" || !bytes.Contains(second.Object, []byte(`"image":"b"`)) || bytes.Contains(second.Object, []byte("reg.example.com")) {
+	// The second body is shorter than the first, in the same buffer: its
+	// object is exactly its own bytes, nothing of the first after them.
+	if second.UID != "2" || string(second.Object) != `{"spec":{"containers":[{"name":"b","image":"b"}]}}` {
 		t.Fatalf("second request: %q", second.Object)
 	}
 	if first.UID != "1" || first.Kind.Kind != "Pod" {

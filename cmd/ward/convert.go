@@ -9,7 +9,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math/big"
 	"os"
@@ -108,7 +107,7 @@ func convertPath(cmd *cobra.Command, path string, res *convert.Result) error {
 		return nil
 	}
 	if path == "-" {
-		data, err := readAllBounded(cmd.InOrStdin(), "standard input")
+		data, err := manifests.ReadAll(cmd.InOrStdin(), "standard input")
 		if err != nil {
 			return err
 		}
@@ -197,16 +196,5 @@ func readFileBounded(path string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	return readAllBounded(f, path)
-}
-
-func readAllBounded(r io.Reader, name string) ([]byte, error) {
-	data, err := io.ReadAll(io.LimitReader(r, manifests.MaxFileBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > manifests.MaxFileBytes {
-		return nil, fmt.Errorf("%s is over %d bytes", name, manifests.MaxFileBytes)
-	}
-	return data, nil
+	return manifests.ReadAll(f, path)
 }

@@ -49,7 +49,7 @@ func Read(paths []string, stdin io.Reader) ([]Object, error) {
 	var out []Object
 	for _, p := range paths {
 		if p == "-" {
-			data, err := readAll(stdin, "stdin")
+			data, err := ReadAll(stdin, "stdin")
 			if err != nil {
 				return nil, err
 			}
@@ -91,7 +91,7 @@ func Read(paths []string, stdin io.Reader) ([]Object, error) {
 			if err != nil {
 				return nil, fmt.Errorf("failed to read manifests: %w", err)
 			}
-			data, err := readAll(fh, f)
+			data, err := ReadAll(fh, f)
 			fh.Close()
 			if err != nil {
 				return nil, err
@@ -106,7 +106,8 @@ func Read(paths []string, stdin io.Reader) ([]Object, error) {
 	return out, nil
 }
 
-func readAll(r io.Reader, name string) ([]byte, error) {
+// ReadAll reads at most MaxFileBytes from r (named name in errors).
+func ReadAll(r io.Reader, name string) ([]byte, error) {
 	data, err := io.ReadAll(io.LimitReader(r, MaxFileBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("failed to read %s: %w", name, err)
