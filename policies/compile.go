@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -25,6 +26,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"ward.dev/ward/bundle"
+	"ward.dev/ward/internal/plainyaml"
 	"ward.dev/ward/policies/policyeval"
 	"ward.dev/ward/policies/sigstoretuf"
 )
@@ -185,8 +187,13 @@ func (a at) failAt(field string, line int, format string, args ...any) {
 }
 
 // strict decodes raw into doc, refusing unknown fields; an unknown field
-// is reported with its path and line.
+// is reported with its path and line. A document in plain YAML takes the
+// fast path; any other, and any that fails there, the YAML parser's, which
+// also words every error.
 func strict[T any](a at, raw []byte, doc *T) bool {
+	if decodePlain(raw, doc) {
+		return true
+	}
 	err := yaml.UnmarshalStrict(raw, doc)
 	if err == nil {
 		return true
@@ -200,6 +207,37 @@ func strict[T any](a at, raw []byte, doc *T) bool {
 	a.fail("", "%s", decodeErr(err))
 	return false
 }
+
+// decodePlain decodes raw into doc when raw is in the plain subset of
+// YAML that policies are written in (internal/plainyaml), as
+// sigs.k8s.io/yaml does (its JSON decoded by encoding/json, unknown fields
+// refused), without its YAML parser: a sixteenth of the time. It reports
+// false, leaving doc alone, for any other document and for any that JSON
+// refuses, which can be one YAML's conversions accept (a number where a
+// string belongs): the YAML parser then decides.
+func decodePlain[T any](raw []byte, doc *T) bool {
+	js, ok := plainyaml.ToJSON(nil, raw)
+	if !ok {
+		return false
+	}
+	var plain T
+	d := json.NewDecoder(bytes.NewReader(js))
+	d.DisallowUnknownFields()
+	if d.Decode(&plain) != nil {
+		return false
+	}
+	if checkPlain != nil {
+		var full T
+		err := yaml.UnmarshalStrict(raw, &full)
+		checkPlain(raw, &plain, &full, err)
+	}
+	*doc = plain
+	return true
+}
+
+// checkPlain, when tests set it, is given each document decodePlain
+// decoded, and what the YAML parser makes of it.
+var checkPlain func(raw []byte, plain, full any, fullErr error)
 
 // split cuts each file into its YAML documents, in order, with the line
 // each starts on; a file that is not YAML gets an error and ends there.

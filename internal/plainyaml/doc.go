@@ -1,0 +1,19 @@
+// Package plainyaml converts YAML documents written in the plain subset
+// that policies are authored in to JSON, several times faster than a full
+// YAML parser, and declines every document that uses anything else, so
+// that its caller parses that one with a full parser.
+//
+// The subset: block mappings and block sequences (a sequence may stand at
+// its key's indentation, a mapping may start on its item's line), flow
+// mappings and sequences on one line, one-line single- and double-quoted
+// scalars, plain scalars on one line, and comments. A document is declined
+// when it holds a byte outside printable ASCII, a tab, a carriage return,
+// a directive or document marker, an anchor, alias, tag, block scalar,
+// multi-line scalar, complex or duplicate key, or a plain scalar that YAML
+// 1.1 would read as anything other than a string, true, false, null or a
+// decimal integer of at most 15 digits.
+//
+// A document ToJSON accepts converts to JSON that means what
+// sigs.k8s.io/yaml's YAMLToJSONStrict makes of it, and that parser accepts
+// it: FuzzToJSON checks both, against that parser.
+package plainyaml

@@ -1,0 +1,230 @@
+package plainyaml_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+
+	"ward.dev/ward/internal/plainyaml"
+)
+
+// same fails t unless ToJSON accepts doc with the meaning the full parser
+// gives it; it says whether ToJSON accepted.
+func same(t testing.TB, doc []byte) bool {
+	t.Helper()
+	got, ok := plainyaml.ToJSON(nil, doc)
+	if !ok {
+		return false
+	}
+	want, err := yaml.YAMLToJSONStrict(doc)
+	if err != nil {
+		t.Fatalf("ToJSON accepted what the YAML parser refuses (%v):\n%s", err, doc)
+	}
+	if g, w := decode(t, got), decode(t, want); !reflect.DeepEqual(g, w) {
+		t.Fatalf("ToJSON gave %s, the YAML parser %s, for:\n%s", got, want, doc)
+	}
+	return true
+}
+
+func decode(t testing.TB, js []byte) any {
+	t.Helper()
+	d := json.NewDecoder(bytes.NewReader(js))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		t.Fatalf("not JSON: %v: %s", err, js)
+	}
+	return v
+}
+
+func TestToJSON(t *testing.T) {
+	tests := []struct {
+		name, doc, want string
+	}{
+		{"policy", `apiVersion: policy.ward.dev/v1
+kind: ImagePolicy
+metadata: {name: allow-0}
+spec:
+  images:
+  - glob: "registry.example.com/team/**"
+  authorities:
+  - static: {action: pass}
+`, `{"apiVersion":"policy.ward.dev/v1","kind":"ImagePolicy","metadata":{"name":"allow-0"},"spec":{"images":[{"glob":"registry.example.com/team/**"}],"authorities":[{"static":{"action":"pass"}}]}}`},
+		{"comments", "# head\na: b # tail\n  # indented\nc: # none\n", `{"a":"b","c":null}`},
+		{"nested sequence under an item", "-\n  - a\n  - 'b''c'\n- [1, \"x\\\"y\", {k: v}]\n", `[["a","b'c"],[1,"x\"y",{"k":"v"}]]`},
+		{"compact mapping", "- a: 1\n  b:\n  - true\n  c:\n    d: false\n- e: null\n", `[{"a":1,"b":[true],"c":{"d":false}},{"e":null}]`},
+		{"plain scalars", "url: https://rekor.sigstore.dev\nexpr: has(object.spec) && x == 'y'\nhash: a#b\nempty: {}\nnone: []\n", `{"url":"https://rekor.sigstore.dev","expr":"has(object.spec) \u0026\u0026 x == 'y'","hash":"a#b","empty":{},"none":[]}`},
+		{"literal block scalars", "key:\n  data: |\n    -----BEGIN PUBLIC KEY-----\n    MFkw\n\n      # indented\n    -----END PUBLIC KEY-----\n\n  # a comment\n  strip: |- # why\n    x\nseq:\n- |\n  y\n", `{"key":{"data":"-----BEGIN PUBLIC KEY-----\nMFkw\n\n  # indented\n-----END PUBLIC KEY-----\n","strip":"x"},"seq":["y\n"]}`},
+		{"quoted keys", "\"a b\": 'c'\n'0': \"1\"\n", `{"a b":"c","0":"1"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := plainyaml.ToJSON(nil, []byte(tt.doc))
+			if !ok {
+				t.Fatalf("declined:\n%s", tt.doc)
+			}
+			if !reflect.DeepEqual(decode(t, got), decode(t, []byte(tt.want))) {
+				t.Errorf("got %s, want %s", got, tt.want)
+			}
+			same(t, []byte(tt.doc))
+		})
+	}
+}
+
+// TestToJSONDeclines names what the subset leaves to the full parser:
+// each of these would need YAML's rules beyond it.
+func TestToJSONDeclines(t *testing.T) {
+	for name, doc := range map[string]string{
+		"yes is a bool in YAML 1.1":  "a: yes\n",
+		"octal":                      "a: 0755\n",
+		"float":                      "a: 1.5\n",
+		"negative":                   "a: -1\n",
+		"big integer":                "a: 1234567890123456\n",
+		"tilde null":                 "a: ~\n",
+		"timestamp":                  "a: 2001-12-14\n",
+		"anchor and alias":           "a: &x b\nc: *x\n",
+		"tag":                        "a: !!str 1\n",
+		"block scalar, kept":         "a: |+\n  text\n\n",
+		"block scalar, indented":     "a: |2\n   text\n",
+		"block scalar, no break":     "a: |\n  text",
+		"block scalar, empty":        "a: |\nb: c\n",
+		"folded scalar":              "a: >\n  text\n",
+		"multi-line plain scalar":    "a: one\n  two\n",
+		"multi-line quoted scalar":   "a: \"one\n  two\"\n",
+		"multi-line flow":            "a: {b: c,\n  d: e}\n",
+		"duplicate key":              "a: 1\na: 2\n",
+		"duplicate flow key":         "a: {b: 1, b: 2}\n",
+		"merge key":                  "<<: {a: b}\n",
+		"complex key":                "? a\n: b\n",
+		"tab":                        "a:\tb\n",
+		"carriage return":            "a: b\r\n",
+		"non-ASCII":                  "a: caf\xc3\xa9\n",
+		"document marker":            "---\na: b\n",
+		"a scalar document":          "just text\n",
+		"a flow document":            "{a: b}\n",
+		"unknown escape":             "a: \"\\x41\"\n",
+		"trailing flow comma":        "a: [b, c,]\n",
+		"colon in a plain scalar":    "a: b: c\n",
+		"item where a key belongs":   "a: b\n- c\n",
+		"nested sequence on a line":  "- - a\n",
+		"key without a space":        "a:b: c\n",
+		"bool key":                   "on: a\n",
+		"comment without a space":    "a: \"b\"#c\n",
+		"empty flow entry":           "a: {b: , c: d}\n",
+		"indented more than its key": "a: b\n   c: d\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got, ok := plainyaml.ToJSON(nil, []byte(doc)); ok {
+				t.Errorf("accepted as %s:\n%s", got, doc)
+			}
+		})
+	}
+}
+
+// TestToJSONRepositoryYAML converts every YAML document in the repository
+// both ways (files, and the yaml blocks of its Markdown: policies, examples,
+// deploy manifests): ToJSON must agree with the full parser on each it
+// accepts. (policies' tests check the same of every policy they compile.)
+func TestToJSONRepositoryYAML(t *testing.T) {
+	var docs, accepted int
+	err := filepath.WalkDir("../..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "node_modules") {
+			return filepath.SkipDir
+		}
+		yamlFile := strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")
+		if d.IsDir() || !(yamlFile || strings.HasSuffix(path, ".md")) {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		texts := []string{string(data)}
+		if !yamlFile {
+			texts = yamlBlocks(string(data))
+		}
+		for _, text := range texts {
+			for _, doc := range strings.Split(text, "\n---") {
+				doc = strings.TrimPrefix(strings.TrimPrefix(doc, "---"), "\n")
+				if _, err := yaml.YAMLToJSONStrict([]byte(doc)); err != nil || strings.TrimSpace(doc) == "" {
+					continue // templates, fragments, and files that hold no document
+				}
+				docs++
+				if same(t, []byte(doc)) {
+					accepted++
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("ToJSON accepted %d of %d YAML documents in the repository, as the YAML parser reads them", accepted, docs)
+	if accepted < 10 {
+		t.Errorf("ToJSON accepted %d of %d YAML documents; the comparison compared nothing", accepted, docs)
+	}
+}
+
+// yamlBlocks are the fenced yaml blocks of a Markdown text.
+func yamlBlocks(md string) []string {
+	var blocks []string
+	for {
+		i := strings.Index(md, "```yaml\n")
+		if i < 0 {
+			return blocks
+		}
+		md = md[i+len("```yaml\n"):]
+		j := strings.Index(md, "```")
+		if j < 0 {
+			return blocks
+		}
+		blocks = append(blocks, md[:j])
+		md = md[j:]
+	}
+}
+
+func FuzzToJSON(f *testing.F) {
+	for _, s := range []string{
+		"apiVersion: policy.ward.dev/v1\nkind: ImagePolicy\nmetadata: {name: a}\nspec:\n  images:\n  - glob: \"r.example/**\"\n  authorities:\n  - static: {action: pass}\n",
+		"- a: 1\n  b:\n  - true\n  c:\n    d: 'x''y'\n- [1, \"x\\\"y\", {k: v}]\n",
+		"a: b # c\nd:\n  - e\n  -\n    f: g\n",
+		"a: {b: [c, d], e: {}}\n",
+		"k: has(x) && y\n",
+		"a:\n  b: |\n    x\n\n     y\n  c: |-\n    z\n- |\n  w\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		same(t, doc)
+	})
+}
+
+func BenchmarkToJSON(b *testing.B) {
+	doc := []byte("apiVersion: policy.ward.dev/v1\nkind: ImagePolicy\nmetadata: {name: allow-0}\nspec:\n  images:\n  - glob: \"registry.example.com/team/**\"\n  authorities:\n  - static: {action: pass}\n")
+	b.Run("plainyaml", func(b *testing.B) {
+		b.ReportAllocs()
+		var buf []byte
+		for b.Loop() {
+			buf, _ = plainyaml.ToJSON(buf[:0], doc)
+		}
+	})
+	b.Run("sigs.k8s.io/yaml", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := yaml.YAMLToJSONStrict(doc); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
