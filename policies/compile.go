@@ -306,9 +306,9 @@ func decodeErr(err error) string {
 
 // isBlank reports whether a YAML document holds only comments and space.
 func isBlank(raw []byte) bool {
-	for _, line := range strings.Split(string(raw), "\n") {
-		t := strings.TrimSpace(line)
-		if t != "" && !strings.HasPrefix(t, "#") && t != "---" {
+	for line := range bytes.Lines(raw) {
+		t := bytes.TrimSpace(line)
+		if len(t) > 0 && t[0] != '#' && string(t) != "---" {
 			return false
 		}
 	}
