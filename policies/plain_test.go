@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"sync/atomic"
 	"testing"
+
+	"sigs.k8s.io/yaml"
 )
 
 // TestMain makes every document the tests and fuzz targets of this
@@ -36,18 +38,26 @@ func TestMain(m *testing.M) {
 // TestPlainYAMLFallsBack: documents the fast path declines, or whose JSON
 // the decoder refuses, are decoded by the YAML parser as before.
 func TestPlainYAMLFallsBack(t *testing.T) {
+	const head = "apiVersion: policy.ward.dev/v1\nkind: ImagePolicy\nmetadata: {name: a}\nspec:\n  images: [{glob: \"r.example/**\"}]\n"
 	for name, doc := range map[string]string{
-		"a number where a string belongs": "apiVersion: policy.ward.dev/v1\nkind: ImagePolicy\nmetadata: {name: a}\nspec:\n  images: [{glob: \"r.example/**\"}]\n  authorities: [{name: 123, static: {action: pass}}]\n",
-		"a block scalar":                  "apiVersion: policy.ward.dev/v1\nkind: ImagePolicy\nmetadata: {name: a}\nspec:\n  images: [{glob: \"r.example/**\"}]\n  authorities:\n  - name: |-\n      x\n    static: {action: pass}\n",
+		"a number where a string belongs": head + "  authorities: [{name: 123, static: {action: pass}}]\n",
+		"a folded scalar":                 head + "  authorities:\n  - name: >-\n      x\n    static: {action: pass}\n",
+		"keys equal but for case":         head + "  authorities:\n  - name: k\n    static: {action: fail, Action: pass}\n",
 	} {
 		t.Run(name, func(t *testing.T) {
-			var d ImagePolicyDoc
+			if decodePlain([]byte(doc), &ImagePolicyDoc{}) {
+				t.Fatal("decoded on the fast path")
+			}
+			var got, want ImagePolicyDoc
 			c := &compiler{}
-			if !strict(at{c: c}, []byte(doc), &d) {
+			if !strict(at{c: c}, []byte(doc), &got) {
 				t.Fatalf("refused: %v", c.errs)
 			}
-			if len(d.Spec.Authorities) != 1 || d.Spec.Authorities[0].Name == "" {
-				t.Errorf("decoded %+v", d.Spec)
+			if err := yaml.UnmarshalStrict([]byte(doc), &want); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) || len(got.Spec.Authorities) != 1 || got.Spec.Authorities[0].Name == "" {
+				t.Errorf("decoded %+v, the YAML parser %+v", got.Spec, want.Spec)
 			}
 		})
 	}

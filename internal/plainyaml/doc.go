@@ -6,11 +6,13 @@
 // The subset: block mappings and block sequences (a sequence may stand at
 // its key's indentation, a mapping may start on its item's line), flow
 // mappings and sequences on one line, one-line single- and double-quoted
-// scalars, plain scalars on one line, and comments. A document is declined
-// when it holds a byte outside printable ASCII, a tab, a carriage return,
-// a directive or document marker, an anchor, alias, tag, block scalar,
-// multi-line scalar, complex or duplicate key, or a plain scalar that YAML
-// 1.1 would read as anything other than a string, true, false, null or a
+// scalars, plain scalars on one line, literal block scalars ("|" and "|-",
+// as PEM keys are written), and comments. A document is declined when it
+// holds a byte outside printable ASCII, a tab, a carriage return, a
+// directive or document marker, an anchor, alias, tag, folded or kept
+// block scalar, multi-line plain or quoted scalar, complex key, keys of
+// one mapping that are equal but for case, or a plain scalar that YAML 1.1
+// would read as anything other than a string, true, false, null or a
 // decimal integer of at most 15 digits.
 //
 // A document ToJSON accepts converts to JSON that means what

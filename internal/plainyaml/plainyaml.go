@@ -1,6 +1,9 @@
 package plainyaml
 
-import "bytes"
+import (
+	"bytes"
+	"strings"
+)
 
 // maxDepth bounds the nesting of collections; a deeper document is
 // declined (and left to the full parser's own limits).
@@ -105,10 +108,8 @@ func (p *parser) mapping(indent, depth int) bool {
 		if !ok {
 			return false
 		}
-		for _, k := range keys {
-			if k == key {
-				return false // duplicate: the full parser says so
-			}
+		if !unique(keys, key) {
+			return false
 		}
 		if len(keys) > 0 {
 			p.out = append(p.out, ',')
@@ -146,7 +147,7 @@ func (p *parser) sequence(indent, depth int) bool {
 				// A mapping that starts on the item's line: its keys
 				// stand where this one does.
 				col := indent + len(l.text) - len(rest)
-				p.lines[p.i] = line{indent: col, text: rest}
+				p.lines[p.i] = line{indent: col, text: rest, next: l.next}
 				if !p.mapping(col, depth+1) {
 					return false
 				}
@@ -339,10 +340,8 @@ func (p *parser) flow(t []byte, depth int) (int, bool) {
 			if !ok {
 				return 0, false
 			}
-			for _, k := range keys {
-				if k == key {
-					return 0, false
-				}
+			if !unique(keys, key) {
+				return 0, false
 			}
 			keys = append(keys, key)
 			p.out = appendString(p.out, key)
@@ -374,6 +373,20 @@ func (p *parser) flow(t []byte, depth int) (int, bool) {
 			return 0, false
 		}
 	}
+}
+
+// unique reports whether key differs from each of keys, ignoring case.
+// A duplicate is the YAML parser's to refuse. Keys that differ only in
+// case are declined too: encoding/json fills one field from both, and the
+// last wins, but sigs.k8s.io/yaml gives them to it in sorted order, not in
+// the document's.
+func unique(keys []string, key string) bool {
+	for _, k := range keys {
+		if strings.EqualFold(k, key) {
+			return false
+		}
+	}
+	return true
 }
 
 func skipSpaces(t []byte, i int) int {
@@ -490,7 +503,8 @@ func resolvesOtherwise(s []byte) bool {
 
 // quoted reads the single- or double-quoted scalar at the start of t,
 // which must end on its line, and says how many bytes it took. Double
-// quotes take the escapes \\, \", \/, \n and \t; the others are declined.
+// quotes take the escapes \\, \", \n and \t; the others are declined
+// (YAML 1.1's parser refuses some that JSON has, such as \/).
 func quoted(t []byte) (s string, n int, ok bool) {
 	q := t[0]
 	var b []byte
@@ -512,7 +526,7 @@ func quoted(t []byte) (s string, n int, ok bool) {
 			}
 			i++
 			switch t[i] {
-			case '\\', '"', '/':
+			case '\\', '"':
 				b = append(b, t[i])
 			case 'n':
 				b = append(b, '\n')
