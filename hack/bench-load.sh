@@ -5,8 +5,10 @@
 # ../shared/bench (SHARED=...). Prints the figures of issue 11 for ward:
 # server CPU per review and reviews/s (closed loop, 16 clients), p99 in an
 # open loop at 1,000/s and 2,000/s, process start -> ready, a pushed bundle
-# -> enforced, and resident memory after the load. Nothing is asserted:
-# the figures go to docs/benchmarks.md with the machine they ran on.
+# -> enforced, and resident memory after the load; then the floor: the same
+# open loops against hack/nullwebhook (a server that answers at once), and
+# `ward version` (package init alone). Nothing is asserted: the figures go
+# to docs/benchmarks.md with the machine they ran on.
 # PROFILE=DIR also saves CPU profiles of the start (compile) and of the
 # closed loop, a heap profile after the load (go tool pprof FILE), and an
 # execution trace of the open loop at 1,000/s (go tool trace FILE).
@@ -27,7 +29,7 @@ fixture="$bench/admissionreview-pod.json"
 work=$(mktemp -d "${TMPDIR:-/tmp}/ward-bench.XXXXXX")
 pid=""
 cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null && { wait "$pid" 2>/dev/null || true; }
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -36,6 +38,7 @@ export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@ward.invalid GIT_COMMITTER_N
 
 log "building the load tools"
 go -C "$bench/loadgen" build -o "$work/bin/" . ./cmd/genpatterns ./cmd/waitfor
+go build -o "$work/bin/" ./hack/nullwebhook
 loadgen="$work/bin/loadgen" genpatterns="$work/bin/genpatterns" waitfor="$work/bin/waitfor"
 
 log "a policy repository with $N policies, published to prod"
@@ -153,6 +156,26 @@ if [ "$SWAPS" -gt 0 ]; then
   med=$(sed -n "$(( (SWAPS + 1) / 2 ))p" <<<"$sorted") worst=$(tail -1 <<<"$sorted")
   swaps_row="| $SWAPS swaps of the bundle under an open loop of 2,000/s: reviews, p99, slowest | $(field requests "$swaps") reviews, p99 $(awk -v v="$(field p99_us "$swaps")" 'BEGIN {printf "%.1f", v/1000}') ms, slowest $(awk -v v="$(field max_us "$swaps")" 'BEGIN {printf "%.0f", v/1000}') ms; push → enforced median $med ms, slowest $worst ms | $(failed "$swaps") |"
 fi
+log "the floor: the same loops against a server that answers at once"
+kill "$pid" 2>/dev/null && { wait "$pid" 2>/dev/null || true; }
+pid=""
+nport=$((20000 + RANDOM % 20000))
+"$work/bin/nullwebhook" -addr "127.0.0.1:$nport" -cert "$work/state/tls/serving.crt" -key "$work/state/tls/serving.key" 2>"$work/null.log" &
+pid=$!
+"$waitfor" -url "https://127.0.0.1:$nport/validate" -body "$fixture" -insecure -expect '"allowed":true' -since "$(date +%s%N)" -timeout 30s >/dev/null
+nrun() { "$loadgen" -url "https://127.0.0.1:$nport/validate" -body "$fixture" -cacert "$work/state/tls/serving.crt" -expect '"allowed":true' -json "$@"; }
+nrun -c 16 -d 2s >/dev/null
+null1=$(nrun -c 64 -rate 1000 -d "$DURATION")
+null2=$(nrun -c 128 -rate 2000 -d "$DURATION")
+# ward's package init alone: a command that does nothing else.
+i0=$(date +%s%N)
+"$ward" version >/dev/null
+init_ms=$(( ($(date +%s%N) - i0) / 1000000 ))
+init_rss=""
+if [ -x /usr/bin/time ]; then
+  init_rss=", $(( $(/usr/bin/time -f %M "$ward" version 2>&1 >/dev/null | tail -1) / 1024 )) MiB resident"
+fi
+ms() { awk -v v="$(field "$1" "$2")" 'BEGIN {printf "%.1f", v/1000}'; }
 cpu=$(nproc)
 model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 cat <<EOF
@@ -170,4 +193,9 @@ machine: $cpu CPUs, $model; $(date -u +%Y-%m-%d)
 | publish pushed → new bundle enforced | $swap_ms ms | |
 | resident memory after load | $((rss_kb / 1024)) MiB (heap and stacks $((rss_anon_kb / 1024)), binary $((rss_file_kb / 1024))) | |
 ${swaps_row}
+
+The floor on this machine (not ward): the same load tool against
+hack/nullwebhook, which answers at once, p99 $(ms p99_us "$null1") ms at 1,000/s
+and $(ms p99_us "$null2") ms at 2,000/s (p50 $(ms p50_us "$null1") and $(ms p50_us "$null2") ms; ward's p50: $(ms p50_us "$open1") and $(ms p50_us "$open2") ms);
+\`ward version\`, package init and nothing else: ${init_ms} ms${init_rss}.
 EOF
