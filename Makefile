@@ -12,7 +12,7 @@ FUZZTIME ?= 10s
 # FuzzParseCustom, workers at 0 execs/s until the deadline); by count the
 # run ends when the inputs are done. The counts take a few seconds each
 # here. FUZZTIME=1m make fuzz-long fuzzes each for a time instead.
-FUZZ_TARGETS := ./bundle:FuzzRead:40000x ./bundle/tufclient:FuzzUpdateMetadata:2000x ./bundle/tuflayout:FuzzParseCustom:150000x ./policies:FuzzCompile:20000x ./policies:FuzzSplitYAML:30000x ./policies/sigstoretuf:FuzzFromSerialized:3000x ./admission:FuzzValidate:20000x ./admission/review:FuzzDecode:30000x ./admission/workload:FuzzScan:30000x ./internal/jsonscan:FuzzSkip:200000x ./internal/plainyaml:FuzzToJSON:100000x
+FUZZ_TARGETS := ./bundle:FuzzRead:40000x ./bundle/tufclient:FuzzUpdateMetadata:2000x ./bundle/tuflayout:FuzzParseCustom:150000x ./policies:FuzzCompile:20000x ./policies:FuzzSplitYAML:30000x ./policies/sigstoretuf:FuzzFromSerialized:3000x ./admission:FuzzValidate:20000x ./admission/review:FuzzDecode:30000x ./admission/workload:FuzzScan:30000x ./internal/jsonscan:FuzzSkip:200000x ./internal/plainyaml:FuzzToJSON:100000x ./internal/plainyaml:FuzzToJSONShapes:50000x
 
 .PHONY: help setup build image test unit e2e vet fmt lint fuzz fuzz-long bench bench-load demo demo-apiserver demo-authoring tuf-conformance verify tidy generate controller-gen
 

@@ -233,3 +233,115 @@ func BenchmarkToJSON(b *testing.B) {
 		}
 	})
 }
+
+// FuzzToJSONShapes builds documents from YAML's shapes, the fuzzer's bytes
+// choosing among them (nesting, indentation, scalars of every resolution,
+// block scalars, comments), where mutating bytes rarely reaches: each must
+// convert as sigs.k8s.io/yaml reads it, or be declined.
+func FuzzToJSONShapes(f *testing.F) {
+	for _, s := range []string{"", "\x00\x01\x02\x03", "\x05\x04\x03\x02\x01\x00\x07\x09\x0b", "\x01\x01\x01\x02\x02\x02\x03\x03\x03\x04\x04\x04"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, choices []byte) {
+		g := &shapes{choices: choices}
+		var b strings.Builder
+		g.node(&b, 0, 0, true)
+		same(t, []byte(b.String()))
+	})
+}
+
+// shapes writes YAML, taking each choice from its bytes (zero when spent).
+type shapes struct {
+	choices []byte
+	i       int
+}
+
+func (g *shapes) pick(n int) int {
+	if g.i >= len(g.choices) {
+		return 0
+	}
+	g.i++
+	return int(g.choices[g.i-1]) % n
+}
+
+var (
+	shapeKeys    = []string{"a", "b", "Action", "action", `"q k"`, "'s'", "data", "y", "on", "x.y/z", "_k", "k-1"}
+	shapeScalars = []string{"v", "pass", "yes", "No", "null", "~", "true", "False", "0", "7", "0755", "1.5", "-1", "1e3", "12345678901234567",
+		"2001-12-14", `"x"`, `"a\"b\\c"`, `"x\/y"`, `"\t"`, "'it''s'", "'#'", "https://r.example/p", "a#b", "a #c", "has(x) && y", "[]", "{}",
+		"[a, 'b', 1]", "{k: v, n: 2}", "{k: v, K: w}", "[a,]", "*x", "&x v", "!!str 1", ">", "|", "|-", "|+", "a: b", "-", "- x", "? k"}
+	shapeComments = []string{"", " # c", "#c"}
+)
+
+func (g *shapes) indent(b *strings.Builder, n int) { b.WriteString(strings.Repeat(" ", n)) }
+
+// node writes a block node whose lines start at column col; first is
+// whether the cursor is already on its first line.
+func (g *shapes) node(b *strings.Builder, depth, col int, first bool) {
+	if depth > 4 {
+		b.WriteString(shapeScalars[g.pick(len(shapeScalars))] + "\n")
+		return
+	}
+	switch g.pick(3) {
+	case 0: // a mapping
+		for k := range 1 + g.pick(3) {
+			if k > 0 || !first {
+				g.indent(b, col)
+			}
+			g.comment(b, col)
+			b.WriteString(shapeKeys[g.pick(len(shapeKeys))] + ":")
+			g.value(b, depth, col)
+		}
+	case 1: // a sequence
+		for k := range 1 + g.pick(3) {
+			if k > 0 || !first {
+				g.indent(b, col)
+			}
+			b.WriteString("-")
+			if g.pick(2) == 0 { // a mapping on the item's line
+				b.WriteString(" ")
+				g.node(b, depth+1, col+2, true)
+				continue
+			}
+			g.value(b, depth, col)
+		}
+	default:
+		b.WriteString(shapeScalars[g.pick(len(shapeScalars))] + shapeComments[g.pick(len(shapeComments))] + "\n")
+	}
+}
+
+// comment perhaps writes a comment line at some indentation, then the
+// indentation of col again.
+func (g *shapes) comment(b *strings.Builder, col int) {
+	if g.pick(4) == 0 {
+		b.WriteString("#\n")
+		g.indent(b, g.pick(8))
+		b.WriteString("# note\n")
+		g.indent(b, col)
+	}
+}
+
+// value writes what follows a key's colon or an item's dash at col.
+func (g *shapes) value(b *strings.Builder, depth, col int) {
+	switch g.pick(4) {
+	case 0: // nested, below
+		b.WriteString(shapeComments[g.pick(2)] + "\n")
+		g.node(b, depth+1, col+g.pick(4), false)
+	case 1: // a literal block scalar
+		b.WriteString(" |" + []string{"", "-", "+", "2"}[g.pick(4)] + shapeComments[g.pick(2)] + "\n")
+		in := col + 1 + g.pick(3)
+		for range 1 + g.pick(3) {
+			switch g.pick(4) {
+			case 0:
+				b.WriteString("\n")
+			case 1:
+				g.indent(b, in+g.pick(3))
+				b.WriteString("# not a comment\n")
+			default:
+				g.indent(b, in)
+				b.WriteString("line " + shapeScalars[g.pick(len(shapeScalars))] + "\n")
+			}
+		}
+	default:
+		b.WriteString(" " + shapeScalars[g.pick(len(shapeScalars))] + shapeComments[g.pick(len(shapeComments))] + "\n")
+	}
+}
