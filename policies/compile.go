@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -18,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	jsonv1 "github.com/go-json-experiment/json/v1"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -210,20 +211,20 @@ func strict[T any](a at, raw []byte, doc *T) bool {
 
 // decodePlain decodes raw into doc when raw is in the plain subset of
 // YAML that policies are written in (internal/plainyaml), as
-// sigs.k8s.io/yaml does (its JSON decoded by encoding/json, unknown fields
-// refused), without its YAML parser: a sixteenth of the time. It reports
-// false, leaving doc alone, for any other document and for any that JSON
-// refuses, which can be one YAML's conversions accept (a number where a
-// string belongs): the YAML parser then decides.
+// sigs.k8s.io/yaml does (its JSON decoded with encoding/json's semantics,
+// unknown fields refused), without its YAML parser. The JSON is decoded by
+// go-json-experiment with its options for those semantics, a fifth faster
+// than encoding/json here. It reports false, leaving doc alone, for any
+// other document and for any that JSON refuses, which can be one YAML's
+// conversions accept (a number where a string belongs): the YAML parser
+// then decides.
 func decodePlain[T any](raw []byte, doc *T) bool {
 	js, ok := plainyaml.ToJSON(nil, raw)
 	if !ok {
 		return false
 	}
 	var plain T
-	d := json.NewDecoder(bytes.NewReader(js))
-	d.DisallowUnknownFields()
-	if d.Decode(&plain) != nil {
+	if jsonv2.Unmarshal(js, &plain, jsonv1.DefaultOptionsV1(), jsonv2.RejectUnknownMembers(true)) != nil {
 		return false
 	}
 	if checkPlain != nil {
