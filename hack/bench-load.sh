@@ -172,7 +172,7 @@ i0=$(date +%s%N)
 "$ward" version >/dev/null
 init_ms=$(( ($(date +%s%N) - i0) / 1000000 ))
 init_rss=""
-if [ -x /usr/bin/time ]; then
+if /usr/bin/time -f %M true >/dev/null 2>&1; then # GNU time
   init_rss=", $(( $(/usr/bin/time -f %M "$ward" version 2>&1 >/dev/null | tail -1) / 1024 )) MiB resident"
 fi
 ms() { awk -v v="$(field "$1" "$2")" 'BEGIN {printf "%.1f", v/1000}'; }
@@ -196,6 +196,7 @@ ${swaps_row}
 
 The floor on this machine (not ward): the same load tool against
 hack/nullwebhook, which answers at once, p99 $(ms p99_us "$null1") ms at 1,000/s
-and $(ms p99_us "$null2") ms at 2,000/s (p50 $(ms p50_us "$null1") and $(ms p50_us "$null2") ms; ward's p50: $(ms p50_us "$open1") and $(ms p50_us "$open2") ms);
+and $(ms p99_us "$null2") ms at 2,000/s (p50 $(ms p50_us "$null1") and $(ms p50_us "$null2") ms; ward's p50: $(ms p50_us "$open1") and $(ms p50_us "$open2") ms;
+failed requests $(failed "$null1") and $(failed "$null2"));
 \`ward version\`, package init and nothing else: ${init_ms} ms${init_rss}.
 EOF

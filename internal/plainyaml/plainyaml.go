@@ -95,7 +95,8 @@ func isItem(t []byte) bool {
 // mapping reads a block mapping whose keys stand at column indent.
 func (p *parser) mapping(indent, depth int) bool {
 	p.out = append(p.out, '{')
-	var keys []string
+	var keys keySet
+	first := true
 	for p.i < len(p.lines) {
 		l := p.lines[p.i]
 		if l.indent < indent {
@@ -108,13 +109,13 @@ func (p *parser) mapping(indent, depth int) bool {
 		if !ok {
 			return false
 		}
-		if !unique(keys, key) {
+		if !keys.add(key) {
 			return false
 		}
-		if len(keys) > 0 {
+		if !first {
 			p.out = append(p.out, ',')
 		}
-		keys = append(keys, key)
+		first = false
 		p.out = appendString(p.out, key)
 		p.out = append(p.out, ':')
 		if !p.value(rest, indent, depth, true) {
@@ -330,7 +331,7 @@ func (p *parser) flow(t []byte, depth int) (int, bool) {
 		p.out = append(p.out, closing)
 		return i + 1, true
 	}
-	var keys []string
+	var keys keySet
 	for {
 		if i >= len(t) {
 			return 0, false
@@ -340,10 +341,9 @@ func (p *parser) flow(t []byte, depth int) (int, bool) {
 			if !ok {
 				return 0, false
 			}
-			if !unique(keys, key) {
+			if !keys.add(key) {
 				return 0, false
 			}
-			keys = append(keys, key)
 			p.out = appendString(p.out, key)
 			p.out = append(p.out, ':')
 			i = skipSpaces(t, i+n)
@@ -375,17 +375,42 @@ func (p *parser) flow(t []byte, depth int) (int, bool) {
 	}
 }
 
-// unique reports whether key differs from each of keys, ignoring case.
-// A duplicate is the YAML parser's to refuse. Keys that differ only in
-// case are declined too: encoding/json fills one field from both, and the
-// last wins, but sigs.k8s.io/yaml gives them to it in sorted order, not in
-// the document's.
-func unique(keys []string, key string) bool {
-	for _, k := range keys {
-		if strings.EqualFold(k, key) {
-			return false
+// keySet holds the keys of one mapping, to refuse duplicates ignoring
+// case. A duplicate is the YAML parser's to refuse. Keys that differ only
+// in case are declined too: encoding/json fills one field from both, and
+// the last wins, but sigs.k8s.io/yaml gives them to it in sorted order,
+// not in the document's.
+type keySet struct {
+	few  []string            // the first keys, compared one by one
+	many map[string]struct{} // all of them, lower-cased, past maxFewKeys
+}
+
+// maxFewKeys is how many keys a keySet compares one by one before it
+// indexes them, so that a large mapping costs no more than linear time.
+const maxFewKeys = 16
+
+// add records key, and reports false when the set holds it already,
+// ignoring case.
+func (s *keySet) add(key string) bool {
+	if s.many == nil {
+		for _, k := range s.few {
+			if strings.EqualFold(k, key) {
+				return false
+			}
+		}
+		if s.few = append(s.few, key); len(s.few) <= maxFewKeys {
+			return true
+		}
+		s.many = make(map[string]struct{}, 2*len(s.few))
+		for _, k := range s.few[:len(s.few)-1] {
+			s.many[strings.ToLower(k)] = struct{}{}
 		}
 	}
+	lower := strings.ToLower(key)
+	if _, dup := s.many[lower]; dup {
+		return false
+	}
+	s.many[lower] = struct{}{}
 	return true
 }
 

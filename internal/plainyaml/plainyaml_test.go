@@ -3,6 +3,7 @@ package plainyaml_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -65,6 +66,12 @@ spec:
 		{"a literal block scalar on an item's line, after an indented comment", "   # injected\n- a: |\n    # real\n  b: |\n    x\n", `[{"a":"# real\n","b":"x\n"}]`},
 		{"quoted keys", "\"a b\": 'c'\n'0': \"1\"\n", `{"a b":"c","0":"1"}`},
 	}
+	var many, want []string
+	for i := range 20 {
+		many = append(many, fmt.Sprintf("k%d: %d\n", i, i))
+		want = append(want, fmt.Sprintf(`"k%d":%d`, i, i))
+	}
+	tests = append(tests, struct{ name, doc, want string }{"many keys", strings.Join(many, ""), "{" + strings.Join(want, ",") + "}"})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, ok := plainyaml.ToJSON(nil, []byte(tt.doc))
@@ -83,46 +90,48 @@ spec:
 // each of these would need YAML's rules beyond it.
 func TestToJSONDeclines(t *testing.T) {
 	for name, doc := range map[string]string{
-		"yes is a bool in YAML 1.1":    "a: yes\n",
-		"octal":                        "a: 0755\n",
-		"float":                        "a: 1.5\n",
-		"negative":                     "a: -1\n",
-		"big integer":                  "a: 1234567890123456\n",
-		"tilde null":                   "a: ~\n",
-		"timestamp":                    "a: 2001-12-14\n",
-		"anchor and alias":             "a: &x b\nc: *x\n",
-		"tag":                          "a: !!str 1\n",
-		"block scalar, kept":           "a: |+\n  text\n\n",
-		"block scalar, indented":       "a: |2\n   text\n",
-		"block scalar, no break":       "a: |\n  text",
-		"block scalar, empty":          "a: |\nb: c\n",
-		"folded scalar":                "a: >\n  text\n",
-		"multi-line plain scalar":      "a: one\n  two\n",
-		"multi-line quoted scalar":     "a: \"one\n  two\"\n",
-		"multi-line flow":              "a: {b: c,\n  d: e}\n",
-		"duplicate key":                "a: 1\na: 2\n",
-		"duplicate flow key":           "a: {b: 1, b: 2}\n",
-		"merge key":                    "<<: {a: b}\n",
-		"complex key":                  "? a\n: b\n",
-		"tab":                          "a:\tb\n",
-		"carriage return":              "a: b\r\n",
-		"non-ASCII":                    "a: caf\xc3\xa9\n",
-		"document marker":              "---\na: b\n",
-		"a scalar document":            "just text\n",
-		"a flow document":              "{a: b}\n",
-		"unknown escape":               "a: \"\\x41\"\n",
-		"trailing flow comma":          "a: [b, c,]\n",
-		"colon in a plain scalar":      "a: b: c\n",
-		"item where a key belongs":     "a: b\n- c\n",
-		"nested sequence on a line":    "- - a\n",
-		"key without a space":          "a:b: c\n",
-		"bool key":                     "on: a\n",
-		"comment without a space":      "a: \"b\"#c\n",
-		"empty flow entry":             "a: {b: , c: d}\n",
-		"indented more than its key":   "a: b\n   c: d\n",
-		"keys equal but for case":      "action: deny\nAction: pass\n",
-		"flow keys equal but for case": "a: {action: deny, ACTION: pass}\n",
-		"slash escape":                 "a: \"x\\/y\"\n",
+		"yes is a bool in YAML 1.1":         "a: yes\n",
+		"octal":                             "a: 0755\n",
+		"float":                             "a: 1.5\n",
+		"negative":                          "a: -1\n",
+		"big integer":                       "a: 1234567890123456\n",
+		"tilde null":                        "a: ~\n",
+		"timestamp":                         "a: 2001-12-14\n",
+		"anchor and alias":                  "a: &x b\nc: *x\n",
+		"tag":                               "a: !!str 1\n",
+		"block scalar, kept":                "a: |+\n  text\n\n",
+		"block scalar, indented":            "a: |2\n   text\n",
+		"block scalar, no break":            "a: |\n  text",
+		"block scalar, empty":               "a: |\nb: c\n",
+		"folded scalar":                     "a: >\n  text\n",
+		"multi-line plain scalar":           "a: one\n  two\n",
+		"multi-line quoted scalar":          "a: \"one\n  two\"\n",
+		"multi-line flow":                   "a: {b: c,\n  d: e}\n",
+		"duplicate key":                     "a: 1\na: 2\n",
+		"duplicate flow key":                "a: {b: 1, b: 2}\n",
+		"merge key":                         "<<: {a: b}\n",
+		"complex key":                       "? a\n: b\n",
+		"tab":                               "a:\tb\n",
+		"carriage return":                   "a: b\r\n",
+		"non-ASCII":                         "a: caf\xc3\xa9\n",
+		"document marker":                   "---\na: b\n",
+		"a scalar document":                 "just text\n",
+		"a flow document":                   "{a: b}\n",
+		"unknown escape":                    "a: \"\\x41\"\n",
+		"trailing flow comma":               "a: [b, c,]\n",
+		"colon in a plain scalar":           "a: b: c\n",
+		"item where a key belongs":          "a: b\n- c\n",
+		"nested sequence on a line":         "- - a\n",
+		"key without a space":               "a:b: c\n",
+		"bool key":                          "on: a\n",
+		"comment without a space":           "a: \"b\"#c\n",
+		"empty flow entry":                  "a: {b: , c: d}\n",
+		"indented more than its key":        "a: b\n   c: d\n",
+		"keys equal but for case":           "action: deny\nAction: pass\n",
+		"flow keys equal but for case":      "a: {action: deny, ACTION: pass}\n",
+		"many keys, two equal but for case": "k0: 0\nk1: 1\nk2: 2\nk3: 3\nk4: 4\nk5: 5\nk6: 6\nk7: 7\nk8: 8\nk9: 9\nk10: 10\nk11: 11\nk12: 12\nk13: 13\nk14: 14\nk15: 15\nk16: 16\nk17: 17\nK3: 3\n",
+		"many keys, a duplicate":            "k0: 0\nk1: 1\nk2: 2\nk3: 3\nk4: 4\nk5: 5\nk6: 6\nk7: 7\nk8: 8\nk9: 9\nk10: 10\nk11: 11\nk12: 12\nk13: 13\nk14: 14\nk15: 15\nk16: 16\nk17: 17\nk17: 3\n",
+		"slash escape":                      "a: \"x\\/y\"\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			if got, ok := plainyaml.ToJSON(nil, []byte(doc)); ok {
@@ -198,6 +207,8 @@ func yamlBlocks(md string) []string {
 	}
 }
 
+// FuzzToJSON mutates documents byte by byte: each one ToJSON accepts must
+// convert as sigs.k8s.io/yaml reads it.
 func FuzzToJSON(f *testing.F) {
 	for _, s := range []string{
 		"apiVersion: policy.ward.dev/v1\nkind: ImagePolicy\nmetadata: {name: a}\nspec:\n  images:\n  - glob: \"r.example/**\"\n  authorities:\n  - static: {action: pass}\n",
