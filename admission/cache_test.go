@@ -38,7 +38,7 @@ func (c *countingVerifier) Verify(ctx context.Context, _ name.Digest, _ *policie
 	if c.err != nil {
 		return nil, c.err
 	}
-	return &imageverify.Result{Signers: []string{"key x"}}, nil
+	return &imageverify.Result{Signers: []imageverify.Signer{{Name: "key x"}}}, nil
 }
 
 func podRequest(image string) admission.Request {

@@ -579,8 +579,8 @@ func (d *Decider) image(ctx context.Context, st *State, r *imageRequest, img str
 			continue
 		}
 		for _, s := range signers {
-			if !slices.Contains(res.Signers, s) {
-				res.Signers = append(res.Signers, s)
+			if !slices.Contains(res.Signers, s.Name) {
+				res.Signers = append(res.Signers, s.Name)
 			}
 		}
 		for _, n := range notes {
@@ -617,10 +617,10 @@ func (d *Decider) resolve(ctx context.Context, ref name.Reference, kc authn.Keyc
 // each satisfy a different authority. It returns the signers and the
 // notes of the authorities that passed (checks their level only reports),
 // or the failing authority and why.
-func (d *Decider) policy(ctx context.Context, p *policies.ImagePolicy, digest name.Digest, kc authn.Keychain, r *imageRequest) (signers, notes []string, authority, reason string) {
+func (d *Decider) policy(ctx context.Context, p *policies.ImagePolicy, digest name.Digest, kc authn.Keychain, r *imageRequest) (signers []imageverify.Signer, notes []string, authority, reason string) {
 	var reasons, names []string
 	// signersOf[i] are the signers that satisfied authority i.
-	signersOf := make([][]string, 0, len(p.Authorities))
+	signersOf := make([][]imageverify.Signer, 0, len(p.Authorities))
 	// matches are what passed, by authority, for spec.policy (which sees
 	// every authority: none is skipped).
 	var matches map[string]authorityMatch
@@ -631,7 +631,7 @@ func (d *Decider) policy(ctx context.Context, p *policies.ImagePolicy, digest na
 		if a.Notation != nil && a.Notation.Skip() {
 			// Notation's level skip: no signature is read, like a static
 			// pass (no registry, no cache).
-			signersOf = append(signersOf, []string{"notation level skip (" + a.Name + ")"})
+			signersOf = append(signersOf, []imageverify.Signer{{Name: "notation level skip (" + a.Name + ")"}})
 			if matches != nil {
 				matches[a.Name] = authorityMatch{Static: true}
 			}
@@ -639,7 +639,7 @@ func (d *Decider) policy(ctx context.Context, p *policies.ImagePolicy, digest na
 		}
 		if a.Static != "" {
 			if a.Static == "pass" {
-				signersOf = append(signersOf, []string{"static pass (" + a.Name + ")"})
+				signersOf = append(signersOf, []imageverify.Signer{{Name: "static pass (" + a.Name + ")"}})
 				if matches != nil {
 					matches[a.Name] = authorityMatch{Static: true}
 				}
@@ -807,17 +807,31 @@ func (d *Decider) check(ctx context.Context, c *policies.PolicyCheck, matches ma
 	return ""
 }
 
+// signerID is what makes two signers one: the key, when one identifies
+// them (one key signing in two formats is one signer), else the name.
+type signerID struct{ key, name string }
+
+func identity(s imageverify.Signer) signerID {
+	if s.Key != "" {
+		return signerID{key: s.Key}
+	}
+	return signerID{name: s.Name}
+}
+
 // distinctSigners pairs authorities with signers, each signer counted for
 // at most one authority and each authority at most once (a maximum
 // bipartite matching), and returns the matched signers. One signature that
 // satisfies two authorities counts once, and so does one key that signs
-// with both cosign and Notation (signerIdentity).
-func distinctSigners(signersOf [][]string) []string {
-	owner := map[string]int{} // signer's identity → authority it is matched to
-	var try func(a int, seen map[string]bool) bool
-	try = func(a int, seen map[string]bool) bool {
+// with both cosign and Notation (signerID).
+func distinctSigners(signersOf [][]imageverify.Signer) []imageverify.Signer {
+	if len(signersOf) == 1 { // one authority (a threshold of one): its first signer
+		return signersOf[0][:min(1, len(signersOf[0]))]
+	}
+	owner := map[signerID]int{} // signer's identity → authority it is matched to
+	var try func(a int, seen map[signerID]bool) bool
+	try = func(a int, seen map[signerID]bool) bool {
 		for _, s := range signersOf[a] {
-			id := signerIdentity(s)
+			id := identity(s)
 			if seen[id] {
 				continue
 			}
@@ -830,30 +844,18 @@ func distinctSigners(signersOf [][]string) []string {
 		return false
 	}
 	for a := range signersOf {
-		try(a, map[string]bool{})
+		try(a, map[signerID]bool{})
 	}
-	out := make([]string, 0, len(owner))
+	out := make([]imageverify.Signer, 0, len(owner))
 	for a := range signersOf {
 		for _, s := range signersOf[a] {
-			if o, ok := owner[signerIdentity(s)]; ok && o == a && !slices.Contains(out, s) {
+			if o, ok := owner[identity(s)]; ok && o == a && !slices.Contains(out, s) {
 				out = append(out, s)
 				break
 			}
 		}
 	}
 	return out
-}
-
-// signerIdentity is what makes two signers one: the key, for signers
-// named by one ("key sha256:<16 hex>", as key authorities and Notation
-// signers are; the last such token, which a certificate subject cannot
-// follow), else the whole description.
-func signerIdentity(s string) string {
-	const prefix = "key sha256:"
-	if i := strings.LastIndex(s, prefix); i >= 0 && len(s) >= i+len(prefix)+16 {
-		return s[i : i+len(prefix)+16]
-	}
-	return s
 }
 
 func (d *Decider) validations(ctx context.Context, st *State, subj policies.Subject, req Request, dec *Decision) error {

@@ -77,7 +77,7 @@ func TestVerifyKeyless(t *testing.T) {
 				if len(res.Formats) != 1 || res.Formats[0] != img.format {
 					t.Errorf("formats = %v", res.Formats)
 				}
-				if len(res.Signers) != 1 || !strings.Contains(res.Signers[0], ciSubject) || !strings.Contains(res.Signers[0], ciIssuer) {
+				if len(res.Signers) != 1 || !strings.Contains(res.Signers[0].Name, ciSubject) || !strings.Contains(res.Signers[0].Name, ciIssuer) || res.Signers[0].Key != "" {
 					t.Errorf("signers = %v", res.Signers)
 				}
 			})

@@ -1,6 +1,7 @@
 package imageverify
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -300,18 +301,22 @@ func (v *Verifier) notationEnvelope(img name.Digest, desc v1.Descriptor, limit i
 // notationSigner names the signer of a verified Notation signature by its
 // leaf certificate: its subject and its public key, named as a key
 // authority names keys, so that one key counts as one signer whether it
-// signs with cosign or Notation.
-func notationSigner(n *policies.Notation, o *notation.VerificationOutcome, blob []byte) (string, Match) {
+// signs with cosign or Notation. The key identifies the signer only where
+// the level enforces authenticity.
+func notationSigner(n *policies.Notation, o *notation.VerificationOutcome, blob []byte) (Signer, Match) {
 	var leaf *x509.Certificate
 	if o.EnvelopeContent != nil && len(o.EnvelopeContent.SignerInfo.CertificateChain) > 0 {
 		leaf = o.EnvelopeContent.SignerInfo.CertificateChain[0]
 	}
 	if leaf == nil {
-		return "notation (no certificate)", matchOf(blob, nil)
+		return Signer{Name: "notation (no certificate)"}, matchOf(blob, nil)
 	}
-	signer := fmt.Sprintf("notation subject %q, key %s", leaf.Subject.String(), keyName(leaf.PublicKey, "unknown"))
-	if !n.AuthenticityEnforced {
-		signer += " (authenticity not enforced: level " + n.Level + ")"
+	key := keyName(leaf.PublicKey)
+	signer := Signer{Name: fmt.Sprintf("notation subject %q, key %s", leaf.Subject.String(), cmp.Or(key, "unknown"))}
+	if n.AuthenticityEnforced {
+		signer.Key = key
+	} else {
+		signer.Name += " (authenticity not enforced: level " + n.Level + ")"
 	}
 	m := matchOf(append(slices.Clone(blob), leaf.Raw...), nil)
 	m.Subject, m.Issuer = leaf.Subject.String(), leaf.Issuer.String()

@@ -55,7 +55,7 @@ func TestNotationEnvelopesAndDiscovery(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if fmt.Sprint(res.Formats) != "[notation]" || len(res.Signers) != 1 || !strings.Contains(res.Signers[0], "CN=release") || !strings.Contains(res.Signers[0], "key sha256:") {
+				if fmt.Sprint(res.Formats) != "[notation]" || len(res.Signers) != 1 || !strings.Contains(res.Signers[0].Name, "CN=release") || !strings.Contains(res.Signers[0].Name, "key "+res.Signers[0].Key) || !strings.HasPrefix(res.Signers[0].Key, "sha256:") {
 					t.Fatalf("formats %v, signers %v", res.Formats, res.Signers)
 				}
 				if len(res.Matches) != 1 || !strings.Contains(res.Matches[0].Subject, "CN=release") {
@@ -227,7 +227,7 @@ func TestNotationLevels(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(res.Signers[0], "authenticity not enforced: level audit") {
+		if !strings.Contains(res.Signers[0].Name, "authenticity not enforced: level audit") || res.Signers[0].Key != "" {
 			t.Fatalf("signers %v", res.Signers)
 		}
 	})

@@ -140,11 +140,21 @@ func (v *Verifier) Resolve(ctx context.Context, ref name.Reference, kc authn.Key
 	return ref.Context().Digest(desc.Digest.String()), nil
 }
 
+// Signer is who made a signature that verified.
+type Signer struct {
+	// Name describes the signer to people: "key sha256:…", "subject …
+	// from issuer …", "notation subject \"…\", key sha256:…".
+	Name string
+	// Key names the signer's public key ("sha256:<16 hex>") when a key
+	// identifies the signer, whatever the signature's format: cosign's key
+	// signatures and Notation's.
+	Key string
+}
+
 // Result says who signed an image, as an authority required.
 type Result struct {
-	// Signers describe what verified: "key sha256:…" or
-	// "subject … from issuer …".
-	Signers []string
+	// Signers are who made the signatures that verified.
+	Signers []Signer
 	// Formats lists the formats in which a verified signature was found.
 	Formats []string
 	// Matches are the verified signatures, or the attestations that
@@ -250,8 +260,8 @@ func (v *Verifier) Verify(ctx context.Context, img name.Digest, a *policies.Comp
 
 // checkSet is the cosign options for one identity (keyless) or one key.
 type checkSet struct {
-	co       *cosign.CheckOpts
-	describe string // for results when the signature carries no certificate
+	co     *cosign.CheckOpts
+	signer Signer // for results when the signature carries no certificate
 	// sigs is where Sigstore bundles are looked for: the image's digest in
 	// the repository that keeps its signatures.
 	sigs name.Digest
@@ -332,7 +342,7 @@ func (v *Verifier) checkOpts(ctx context.Context, a *policies.CompiledAuthority,
 			return nil, fmt.Errorf("%w: authority %q: %s", ErrConfig, a.Name, err)
 		}
 		co.TrustedMaterial = tr
-		return []checkSet{{co: &co, describe: "key " + keyFingerprint(sv, a.Name)}}, nil
+		return []checkSet{{co: &co, signer: keySigner(sv, a.Name)}}, nil
 	case a.Keyless != nil:
 		kl := a.Keyless
 		roots, inter := x509.NewCertPool(), x509.NewCertPool()
@@ -384,7 +394,7 @@ func (v *Verifier) checkOpts(ctx context.Context, a *policies.CompiledAuthority,
 				ci.SubjectRegExp = id.SubjectRegExp.String()
 			}
 			co.Identities = []cosign.Identity{ci}
-			out = append(out, checkSet{co: &co, describe: "keyless"})
+			out = append(out, checkSet{co: &co, signer: Signer{Name: "keyless"}})
 		}
 		return out, nil
 	}
@@ -405,22 +415,26 @@ func logID(k crypto.PublicKey) ([]byte, error) {
 	return sum[:], nil
 }
 
-// keyFingerprint names a key by the SHA-256 of its public key, however it
-// was given (PEM or KMS), so that one key counts as one signer.
-func keyFingerprint(sv signature.Verifier, fallback string) string {
-	pub, err := sv.PublicKey()
-	if err != nil {
-		return fallback
+// keySigner is the signer of a key authority: its key, named by the
+// SHA-256 of the public key however it was given (PEM or KMS), so that one
+// key counts as one signer; the authority's name when the key cannot be
+// read.
+func keySigner(sv signature.Verifier, authority string) Signer {
+	if pub, err := sv.PublicKey(); err == nil {
+		if id := keyName(pub); id != "" {
+			return Signer{Name: "key " + id, Key: id}
+		}
 	}
-	return keyName(pub, fallback)
+	return Signer{Name: "key " + authority}
 }
 
-// keyName is "sha256:<16 hex>" of a public key's DER encoding: how
-// signers are named by key, cosign's and Notation's alike.
-func keyName(pub crypto.PublicKey, fallback string) string {
+// keyName is "sha256:<16 hex>" of a public key's DER encoding, or "" for
+// a key that cannot be encoded: how signers are named by key, cosign's and
+// Notation's alike.
+func keyName(pub crypto.PublicKey) string {
 	id, err := logID(pub)
 	if err != nil {
-		return fallback
+		return ""
 	}
 	return "sha256:" + hex.EncodeToString(id)[:16]
 }
@@ -469,7 +483,7 @@ func (v *Verifier) verifySignatures(ctx context.Context, img name.Digest, sets [
 	switch {
 	case err == nil:
 		found = true
-		res.add(FormatSigTag, describeSigs(sigs, sets[0].describe)...)
+		res.add(FormatSigTag, describeSigs(sigs, sets[0].signer)...)
 		for _, sg := range sigs {
 			res.Matches = append(res.Matches, sigMatch(sg))
 		}
@@ -564,7 +578,7 @@ func prefixed(p string, list []string) []string {
 	return out
 }
 
-func (r *Result) add(format string, signers ...string) {
+func (r *Result) add(format string, signers ...Signer) {
 	if len(signers) == 0 {
 		return
 	}
@@ -589,15 +603,17 @@ func dedupe(list []string) []string {
 	return out
 }
 
-func describeSigs(sigs []oci.Signature, fallback string) []string {
-	var out []string
+// describeSigs are the signers of verified legacy signatures: a
+// certificate's subject and issuer, or fallback (the key) without one.
+func describeSigs(sigs []oci.Signature, fallback Signer) []Signer {
+	var out []Signer
 	for _, s := range sigs {
 		cert, err := s.Cert()
 		if err != nil || cert == nil {
 			out = append(out, fallback)
 			continue
 		}
-		out = append(out, describeCert(cert))
+		out = append(out, Signer{Name: describeCert(cert)})
 	}
 	return out
 }
@@ -633,7 +649,7 @@ type statement struct {
 
 type verifiedStatement struct {
 	statement
-	signer string
+	signer Signer
 	match  Match
 }
 
@@ -718,11 +734,11 @@ func verifyBundles(ctx context.Context, img name.Digest, cs checkSet, bundles []
 			reasons = append(reasons, brief(err))
 			continue
 		}
-		signer := cs.describe
+		signer := cs.signer
 		var cert *x509.Certificate
 		if vr.Signature != nil && vr.Signature.Certificate != nil {
 			c := vr.Signature.Certificate
-			signer = fmt.Sprintf("subject %s from issuer %s", c.SubjectAlternativeName, c.Extensions.Issuer)
+			signer = Signer{Name: fmt.Sprintf("subject %s from issuer %s", c.SubjectAlternativeName, c.Extensions.Issuer)}
 			if vc, err := fb.b.VerificationContent(); err == nil {
 				cert = vc.Certificate()
 			}
@@ -806,7 +822,7 @@ func (v *Verifier) verifyAttestations(ctx context.Context, img name.Digest, a *p
 				reasons = append(reasons, err.Error())
 				continue
 			}
-			all = append(all, verifiedStatement{statement: st, signer: describeSigs([]oci.Signature{att}, sets[0].describe)[0], match: sigMatch(att)})
+			all = append(all, verifiedStatement{statement: st, signer: describeSigs([]oci.Signature{att}, sets[0].signer)[0], match: sigMatch(att)})
 		}
 	case isNoSignatures(err):
 	case isNoMatch(err):

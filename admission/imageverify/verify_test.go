@@ -58,7 +58,7 @@ func TestVerifySignatureFormats(t *testing.T) {
 					if fmt.Sprint(res.Formats) != fmt.Sprint(tc.formats) {
 						t.Errorf("formats = %v, want %v", res.Formats, tc.formats)
 					}
-					if len(res.Signers) != 1 || !strings.HasPrefix(res.Signers[0], "key sha256:") {
+					if len(res.Signers) != 1 || !strings.HasPrefix(res.Signers[0].Name, "key sha256:") || res.Signers[0].Name != "key "+res.Signers[0].Key {
 						t.Errorf("signers = %v", res.Signers)
 					}
 				})
