@@ -825,7 +825,8 @@ func identity(s imageverify.Signer) signerID {
 // with both cosign and Notation (signerID).
 func distinctSigners(signersOf [][]imageverify.Signer) []imageverify.Signer {
 	if len(signersOf) == 1 { // one authority (a threshold of one): its first signer
-		return signersOf[0][:min(1, len(signersOf[0]))]
+		n := min(1, len(signersOf[0]))
+		return signersOf[0][:n:n] // clipped: the signers are a cached result's
 	}
 	owner := map[signerID]int{} // signer's identity → authority it is matched to
 	var try func(a int, seen map[signerID]bool) bool

@@ -248,14 +248,11 @@ func (v *Verifier) Verify(ctx context.Context, img name.Digest, a *policies.Comp
 	}
 	for i := range opts {
 		opts[i].sigs = sigs
-		if a.TSA != nil {
-			opts[i].tsaLeaves = a.TSA.Leaves
-		}
 	}
 	if len(a.Attestations) > 0 {
 		return v.verifyAttestations(ctx, img, a, opts)
 	}
-	return v.verifySignatures(ctx, img, opts)
+	return v.verifySignatures(ctx, img, a, opts)
 }
 
 // checkSet is the cosign options for one identity (keyless) or one key.
@@ -265,9 +262,6 @@ type checkSet struct {
 	// sigs is where Sigstore bundles are looked for: the image's digest in
 	// the repository that keeps its signatures.
 	sigs name.Digest
-	// tsaLeaves are the trusted TSA certificates: cosign's legacy check
-	// pins one (co.TSACertificate), so each is tried in turn.
-	tsaLeaves []*x509.Certificate
 }
 
 func (v *Verifier) checkOpts(ctx context.Context, a *policies.CompiledAuthority, kc authn.Keychain) ([]checkSet, error) {
@@ -470,13 +464,13 @@ func (v *Verifier) keyVerifier(ctx context.Context, a *policies.CompiledAuthorit
 // verifySignatures accepts a signature in either format; both are looked
 // at. The .sig tag is read once for all identities, the referrers once for
 // all of them too.
-func (v *Verifier) verifySignatures(ctx context.Context, img name.Digest, sets []checkSet) (*Result, error) {
+func (v *Verifier) verifySignatures(ctx context.Context, img name.Digest, a *policies.CompiledAuthority, sets []checkSet) (*Result, error) {
 	res := &Result{}
 	var reasons []string
 	unavailable, found := false, false
 	co := legacyOpts(sets)
 	co.ClaimVerifier = cosign.SimpleClaimVerifier
-	sigs, err := withEachTSALeaf(co, sets[0].tsaLeaves, func(co *cosign.CheckOpts) ([]oci.Signature, error) {
+	sigs, err := withEachTSALeaf(co, a.TSA, func(co *cosign.CheckOpts) ([]oci.Signature, error) {
 		sigs, _, err := cosign.VerifyImageSignatures(ctx, img, co)
 		return sigs, err
 	})
@@ -549,17 +543,17 @@ func legacyOpts(sets []checkSet) *cosign.CheckOpts {
 	return &co
 }
 
-// withEachTSALeaf runs a legacy verification with each trusted TSA
-// certificate pinned in turn (cosign's legacy check pins one, and refuses
-// a timestamp by any other), returning the first success; a failure that
-// is not about the signatures (none found, the registry unavailable) is
-// the same for every certificate and returned at once.
-func withEachTSALeaf(co *cosign.CheckOpts, leaves []*x509.Certificate, verify func(*cosign.CheckOpts) ([]oci.Signature, error)) ([]oci.Signature, error) {
-	if len(leaves) <= 1 {
+// withEachTSALeaf runs a legacy verification with each of the authority's
+// trusted TSA certificates pinned in turn (cosign's legacy check pins one,
+// and refuses a timestamp by any other), returning the first success; a
+// failure that is not about the signatures (none found, the registry
+// unavailable) is the same for every certificate and returned at once.
+func withEachTSALeaf(co *cosign.CheckOpts, tsa *policies.TSA, verify func(*cosign.CheckOpts) ([]oci.Signature, error)) ([]oci.Signature, error) {
+	if tsa == nil || len(tsa.Leaves) <= 1 {
 		return verify(co)
 	}
 	var err error
-	for _, leaf := range leaves {
+	for _, leaf := range tsa.Leaves {
 		c := *co
 		c.TSACertificate = leaf
 		var sigs []oci.Signature
@@ -810,7 +804,7 @@ func (v *Verifier) verifyAttestations(ctx context.Context, img name.Digest, a *p
 	unavailableErr := false
 	co := legacyOpts(sets)
 	co.ClaimVerifier = cosign.IntotoSubjectClaimVerifier
-	atts, err := withEachTSALeaf(co, sets[0].tsaLeaves, func(co *cosign.CheckOpts) ([]oci.Signature, error) {
+	atts, err := withEachTSALeaf(co, a.TSA, func(co *cosign.CheckOpts) ([]oci.Signature, error) {
 		atts, _, err := cosign.VerifyImageAttestations(ctx, img, co)
 		return atts, err
 	})
